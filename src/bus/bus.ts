@@ -1,0 +1,90 @@
+/**
+ * The event bus: JetStream in production (nats.ts), in-process in embedded mode (memory.ts).
+ * Both pass the same contract suite (test/bus.contract.test.ts); nothing outside bus/ touches NATS.
+ */
+
+export interface StreamSpec {
+  name: string;
+  /** Subject filters the stream captures. */
+  subjects: string[];
+  /** `limits` keeps messages for maxAgeMs (replayable); `workqueue` removes a message once acked. */
+  retention: 'limits' | 'workqueue';
+  maxAgeMs: number;
+}
+
+export interface ConsumerSpec {
+  stream: string;
+  /** Durable name: every process consuming with the same name shares the work. */
+  durable: string;
+  filterSubject?: string;
+  /** An unacked message is delivered again after this long. */
+  ackWaitMs: number;
+  /** After this many deliveries the message is dropped (the handler records the outcome before that). */
+  maxDeliver: number;
+  /** Most messages handed out and not yet settled, across all processes. */
+  maxAckPending: number;
+}
+
+export interface PublishAck {
+  seq: number;
+  /** True when the message id was seen within the duplicate window: nothing new was stored. */
+  duplicate: boolean;
+}
+
+export interface BusMessage {
+  subject: string;
+  data: Uint8Array;
+  /** Stream sequence. */
+  seq: number;
+  /** 1 on first delivery. */
+  deliveryCount: number;
+  ack(): void;
+  /** Deliver again after delayMs (0 = as soon as possible). */
+  nak(delayMs?: number): void;
+  /** Never deliver again. */
+  term(): void;
+  /** Still working: restart the ack-wait timer. */
+  working(): void;
+}
+
+export interface LiveMessage {
+  subject: string;
+  data: Uint8Array;
+}
+
+/** Settles a message after the handler: a handler that returns without settling acks it; one that throws naks it. */
+export type MessageHandler = (message: BusMessage) => Promise<void>;
+
+export interface Consumption {
+  /** Stops taking messages and waits for the handlers in flight. */
+  stop(): Promise<void>;
+}
+
+export interface Subscription {
+  unsubscribe(): void;
+}
+
+export interface EventBus {
+  readonly kind: 'nats' | 'memory';
+  /** Creates the streams, or updates them to match; safe to call on every start. */
+  declareStreams(streams: StreamSpec[]): Promise<void>;
+  publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck>;
+  /** Loops until stopped, surviving disconnects, with at most `concurrency` handlers running. */
+  consume(consumer: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption;
+  /** Live fan-out: every subscriber of a matching subject sees each message published from now on. */
+  subscribe(subject: string, handler: (message: LiveMessage) => void): Subscription;
+  /** Readiness: the bus answers now. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '>') return s.length > i;
+    if (i >= s.length || (f[i] !== '*' && f[i] !== s[i])) return false;
+  }
+  return f.length === s.length;
+}

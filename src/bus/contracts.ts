@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import type { StreamSpec } from './bus.ts';
+
+/**
+ * Every message on the bus: its subject layout and its versioned body. Subjects carry the tenant id
+ * as a token, so tenant isolation is a subject filter, never a check after the fact.
+ */
+
+export const eventMessageV1 = z.object({
+  v: z.literal(1),
+  id: z.uuid(),
+  tenantId: z.string().min(1),
+  type: z.string().min(1),
+  meta: z.object({ module: z.string().nullable(), model: z.string(), action: z.string() }),
+  current: z.unknown(),
+  previous: z.unknown(),
+  occurredAt: z.iso.datetime({ offset: true }),
+  /** Also the JetStream msgID: a publish with a key already seen is dropped by the stream. */
+  idempotencyKey: z.string().min(1),
+});
+export type EventMessage = z.infer<typeof eventMessageV1>;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encode<T>(schema: z.ZodType<T>, message: T): Uint8Array {
+  return encoder.encode(JSON.stringify(schema.parse(message)));
+}
+
+/** Throws a ZodError for a body that breaks the contract; consumers terminate such messages. */
+export function decode<T>(schema: z.ZodType<T>, data: Uint8Array): T {
+  return schema.parse(JSON.parse(decoder.decode(data)));
+}
+
+export function subjects(prefix: string) {
+  return {
+    /** `<prefix>.events.<tenant>.<type>`; the type's dots make module, model and action tokens. */
+    event: (tenantId: string, type: string) => `${prefix}.events.${tenantId}.${type}`,
+    eventsOfTenant: (tenantId: string) => `${prefix}.events.${tenantId}.>`,
+    allEvents: `${prefix}.events.>`,
+  };
+}
+
+export function streams(prefix: string): { events: StreamSpec } {
+  const upper = prefix.toUpperCase();
+  return {
+    events: {
+      name: `${upper}_EVENTS`,
+      subjects: [subjects(prefix).allEvents],
+      retention: 'limits',
+      maxAgeMs: 7 * 24 * 3600_000,
+    },
+  };
+}

@@ -1,0 +1,235 @@
+import {
+  subjectMatches,
+  type BusMessage,
+  type Consumption,
+  type ConsumerSpec,
+  type EventBus,
+  type LiveMessage,
+  type MessageHandler,
+  type PublishAck,
+  type StreamSpec,
+  type Subscription,
+} from './bus.ts';
+
+interface Stored {
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+  at: number;
+}
+
+interface Stream {
+  spec: StreamSpec;
+  messages: Map<number, Stored>;
+  lastSeq: number;
+  /** msgId → seq and time, for the duplicate window. */
+  seen: Map<string, { seq: number; at: number }>;
+  durables: Map<string, Durable>;
+}
+
+/** Delivery state of one durable consumer, shared by every consume() call with its name, as in JetStream. */
+class Durable {
+  readonly ready: number[] = [];
+  readonly deliveries = new Map<number, number>();
+  readonly inFlight = new Map<number, NodeJS.Timeout>();
+  readonly waiting = new Set<NodeJS.Timeout>();
+  readonly workers = new Set<() => void>();
+  spec: ConsumerSpec;
+
+  constructor(spec: ConsumerSpec) {
+    this.spec = spec;
+  }
+
+  wake(): void {
+    for (const worker of this.workers) worker();
+  }
+}
+
+/**
+ * The in-process bus of embedded mode: same semantics as the JetStream adapter (dedupe window,
+ * durable consumers with ack / delayed nak / ack-wait redelivery / max deliveries, live fan-out),
+ * in memory, for one process.
+ */
+export class MemoryBus implements EventBus {
+  readonly kind = 'memory' as const;
+  private readonly streams = new Map<string, Stream>();
+  private readonly subscribers = new Set<{ subject: string; handler: (m: LiveMessage) => void }>();
+  private readonly duplicateWindowMs: number;
+  private closed = false;
+
+  constructor(options: { duplicateWindowMs: number }) {
+    this.duplicateWindowMs = options.duplicateWindowMs;
+  }
+
+  async declareStreams(specs: StreamSpec[]): Promise<void> {
+    for (const spec of specs) {
+      const existing = this.streams.get(spec.name);
+      if (existing) existing.spec = spec;
+      else this.streams.set(spec.name, { spec, messages: new Map(), lastSeq: 0, seen: new Map(), durables: new Map() });
+    }
+  }
+
+  async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
+    this.assertOpen();
+    const stream = [...this.streams.values()].find((s) => s.spec.subjects.some((f) => subjectMatches(f, subject)));
+    if (!stream) throw new Error(`no stream captures subject ${subject}`);
+    const now = Date.now();
+    this.expire(stream, now);
+    const seen = stream.seen.get(options.msgId);
+    if (seen) return { seq: seen.seq, duplicate: true };
+
+    const seq = ++stream.lastSeq;
+    stream.messages.set(seq, { seq, subject, data, at: now });
+    stream.seen.set(options.msgId, { seq, at: now });
+    for (const durable of stream.durables.values()) {
+      if (!durable.spec.filterSubject || subjectMatches(durable.spec.filterSubject, subject)) {
+        durable.ready.push(seq);
+        durable.wake();
+      }
+    }
+    for (const sub of this.subscribers) {
+      if (subjectMatches(sub.subject, subject)) queueMicrotask(() => sub.handler({ subject, data }));
+    }
+    return { seq, duplicate: false };
+  }
+
+  consume(spec: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption {
+    this.assertOpen();
+    const stream = this.streams.get(spec.stream);
+    if (!stream) throw new Error(`stream ${spec.stream} is not declared`);
+    let durable = stream.durables.get(spec.durable);
+    if (!durable) {
+      durable = new Durable(spec);
+      for (const m of stream.messages.values()) {
+        if (!spec.filterSubject || subjectMatches(spec.filterSubject, m.subject)) durable.ready.push(m.seq);
+      }
+      stream.durables.set(spec.durable, durable);
+    }
+    durable.spec = spec;
+
+    const running = new Set<Promise<void>>();
+    let stopped = false;
+    const d = durable;
+    const pump = (): void => {
+      while (!stopped && running.size < options.concurrency && d.ready.length > 0) {
+        const seq = d.ready.shift()!;
+        const stored = stream.messages.get(seq);
+        if (!stored) continue;
+        const task = this.deliver(stream, d, stored, handler).finally(() => {
+          running.delete(task);
+          pump();
+        });
+        running.add(task);
+      }
+    };
+    d.workers.add(pump);
+    queueMicrotask(pump);
+
+    return {
+      stop: async () => {
+        stopped = true;
+        d.workers.delete(pump);
+        await Promise.allSettled([...running]);
+      },
+    };
+  }
+
+  subscribe(subject: string, handler: (message: LiveMessage) => void): Subscription {
+    this.assertOpen();
+    const sub = { subject, handler };
+    this.subscribers.add(sub);
+    return { unsubscribe: () => this.subscribers.delete(sub) };
+  }
+
+  async ping(): Promise<void> {
+    this.assertOpen();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const stream of this.streams.values()) {
+      for (const d of stream.durables.values()) {
+        d.workers.clear();
+        for (const timer of [...d.inFlight.values(), ...d.waiting]) clearTimeout(timer);
+      }
+    }
+    this.subscribers.clear();
+  }
+
+  private async deliver(stream: Stream, d: Durable, stored: Stored, handler: MessageHandler): Promise<void> {
+    const deliveryCount = (d.deliveries.get(stored.seq) ?? 0) + 1;
+    d.deliveries.set(stored.seq, deliveryCount);
+    let settled = false;
+    const armAckWait = () => {
+      clearTimeout(d.inFlight.get(stored.seq));
+      d.inFlight.set(
+        stored.seq,
+        setTimeout(() => settle(() => this.redeliver(stream, d, stored.seq, deliveryCount, 0)), d.spec.ackWaitMs),
+      );
+    };
+    const settle = (outcome: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(d.inFlight.get(stored.seq));
+      d.inFlight.delete(stored.seq);
+      outcome();
+    };
+    const done = () => {
+      d.deliveries.delete(stored.seq);
+      if (stream.spec.retention === 'workqueue') stream.messages.delete(stored.seq);
+    };
+    const message: BusMessage = {
+      subject: stored.subject,
+      data: stored.data,
+      seq: stored.seq,
+      deliveryCount,
+      ack: () => settle(done),
+      nak: (delayMs = 0) => settle(() => this.redeliver(stream, d, stored.seq, deliveryCount, delayMs)),
+      term: () => settle(done),
+      working: () => {
+        if (!settled) armAckWait();
+      },
+    };
+    armAckWait();
+    try {
+      await handler(message);
+      message.ack();
+    } catch {
+      message.nak();
+    }
+  }
+
+  private redeliver(stream: Stream, d: Durable, seq: number, deliveryCount: number, delayMs: number): void {
+    if (deliveryCount >= d.spec.maxDeliver) {
+      d.deliveries.delete(seq);
+      return;
+    }
+    const requeue = () => {
+      if (this.closed || !stream.messages.has(seq)) return;
+      d.ready.push(seq);
+      d.wake();
+    };
+    if (delayMs <= 0) return requeue();
+    const timer = setTimeout(() => {
+      d.waiting.delete(timer);
+      requeue();
+    }, delayMs);
+    d.waiting.add(timer);
+  }
+
+  private expire(stream: Stream, now: number): void {
+    for (const [id, entry] of stream.seen) {
+      if (now - entry.at < this.duplicateWindowMs) break;
+      stream.seen.delete(id);
+    }
+    if (stream.spec.retention !== 'limits') return;
+    for (const [seq, m] of stream.messages) {
+      if (now - m.at < stream.spec.maxAgeMs) break;
+      stream.messages.delete(seq);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the bus is closed');
+  }
+}

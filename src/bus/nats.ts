@@ -1,0 +1,227 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerConfig,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../logger.ts';
+import type {
+  BusMessage,
+  Consumption,
+  ConsumerSpec,
+  EventBus,
+  LiveMessage,
+  MessageHandler,
+  PublishAck,
+  StreamSpec,
+  Subscription,
+} from './bus.ts';
+
+/** Thrown at once instead of waiting out a publish timeout while the connection is down. */
+export class BusUnavailableError extends Error {
+  constructor() {
+    super('NATS is not connected');
+  }
+}
+
+const STREAM_CONFIG_CHANGED = 10058;
+const CONSUMER_EXISTS = 10148;
+
+export interface NatsBusOptions {
+  url: string;
+  replicas: number;
+  duplicateWindowMs: number;
+  publishTimeoutMs?: number;
+  name: string;
+}
+
+/** The production bus: NATS JetStream through nats.js v3; works with nats-server 2.9. */
+export class NatsBus implements EventBus {
+  readonly kind = 'nats' as const;
+  private connected = true;
+  private readonly js: JetStreamClient;
+  private readonly nc: NatsConnection;
+  private readonly jsm: JetStreamManager;
+  private readonly options: NatsBusOptions;
+  private readonly logger: Logger;
+
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, options: NatsBusOptions, logger: Logger) {
+    this.nc = nc;
+    this.jsm = jsm;
+    this.js = jetstream(nc);
+    this.options = options;
+    this.logger = logger;
+    void this.watchStatus();
+  }
+
+  static async connect(options: NatsBusOptions, logger: Logger): Promise<NatsBus> {
+    const nc = await connect({
+      servers: options.url.split(',').map((s) => s.trim()),
+      name: options.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1000,
+    }).catch((error: unknown) => {
+      throw new Error(`cannot reach NATS at ${options.url}: ${String(error)}`, { cause: error });
+    });
+    return new NatsBus(nc, await jetstreamManager(nc), options, logger);
+  }
+
+  async declareStreams(specs: StreamSpec[]): Promise<void> {
+    for (const spec of specs) {
+      const config: Partial<StreamConfig> & { name: string } = {
+        name: spec.name,
+        subjects: spec.subjects,
+        storage: StorageType.File,
+        retention: spec.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        max_age: nanos(spec.maxAgeMs),
+        duplicate_window: nanos(this.options.duplicateWindowMs),
+        num_replicas: this.options.replicas,
+      };
+      try {
+        await this.jsm.streams.add(config);
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError && error.code === STREAM_CONFIG_CHANGED)) throw error;
+        // Retention and storage cannot change in place; everything else is updated.
+        const { retention: _r, storage: _s, ...mutable } = config;
+        await this.jsm.streams.update(spec.name, mutable);
+      }
+    }
+  }
+
+  async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
+    if (!this.connected || this.nc.isClosed()) throw new BusUnavailableError();
+    const ack = await this.js.publish(subject, data, {
+      msgID: options.msgId,
+      timeout: this.options.publishTimeoutMs ?? 5000,
+    });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  consume(spec: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption {
+    const running = new Set<Promise<void>>();
+    let stopped = false;
+    let stopCurrent: (() => void) | undefined;
+
+    const loop = async () => {
+      while (!stopped) {
+        try {
+          await this.declareConsumer(spec);
+          const consumer = await this.js.consumers.get(spec.stream, spec.durable);
+          const messages = await consumer.consume({ max_messages: options.concurrency });
+          stopCurrent = () => messages.stop();
+          for await (const msg of messages) {
+            const task = settle(msg, handler).finally(() => running.delete(task));
+            running.add(task);
+            if (running.size >= options.concurrency) await Promise.race(running);
+          }
+        } catch (error) {
+          if (stopped) break;
+          this.logger.error({ err: error, consumer: spec.durable }, 'consumer failed; resubscribing in 1 s');
+          await delay(1000);
+        }
+      }
+    };
+    const looping = loop();
+
+    return {
+      stop: async () => {
+        stopped = true;
+        stopCurrent?.();
+        await looping;
+        await Promise.allSettled([...running]);
+      },
+    };
+  }
+
+  subscribe(subject: string, handler: (message: LiveMessage) => void): Subscription {
+    const sub = this.nc.subscribe(subject, {
+      callback: (error, msg) => {
+        if (error) this.logger.error({ err: error, subject }, 'live subscription failed');
+        else handler({ subject: msg.subject, data: msg.data });
+      },
+    });
+    return { unsubscribe: () => sub.unsubscribe() };
+  }
+
+  async ping(): Promise<void> {
+    if (!this.connected || this.nc.isClosed()) throw new BusUnavailableError();
+    await this.nc.rtt();
+  }
+
+  async close(): Promise<void> {
+    if (!this.nc.isClosed()) await this.nc.drain();
+  }
+
+  private async declareConsumer(spec: ConsumerSpec): Promise<void> {
+    const config: Partial<ConsumerConfig> & { durable_name: string } = {
+      durable_name: spec.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(spec.ackWaitMs),
+      max_deliver: spec.maxDeliver,
+      max_ack_pending: spec.maxAckPending,
+      ...(spec.filterSubject ? { filter_subject: spec.filterSubject } : {}),
+    };
+    try {
+      await this.jsm.consumers.add(spec.stream, config);
+    } catch (error) {
+      // nats-server 2.10+ refuses to "create" over a changed config; 2.9 updates in place.
+      if (!(error instanceof JetStreamApiError && error.code === CONSUMER_EXISTS)) throw error;
+      const { durable_name, deliver_policy: _d, ...mutable } = config;
+      await this.jsm.consumers.update(spec.stream, durable_name, mutable);
+    }
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'disconnect') {
+        this.connected = false;
+        this.logger.error({ server: this.options.url }, 'NATS disconnected; reconnecting');
+      } else if (status.type === 'reconnect') {
+        this.connected = true;
+        this.logger.info({ server: this.options.url }, 'NATS reconnected');
+      }
+    }
+  }
+}
+
+/** A handler that returns without settling acks; one that throws naks for a prompt retry. */
+async function settle(msg: JsMsg, handler: MessageHandler): Promise<void> {
+  let settled = false;
+  const once = (fn: () => void) => () => {
+    if (settled) return;
+    settled = true;
+    fn();
+  };
+  const message: BusMessage = {
+    subject: msg.subject,
+    data: msg.data,
+    seq: msg.seq,
+    deliveryCount: msg.info.deliveryCount,
+    ack: once(() => msg.ack()),
+    nak: (delayMs) => once(() => msg.nak(delayMs))(),
+    // No reason: nats-server 2.9 ignores a term with a reason and redelivers.
+    term: once(() => msg.term()),
+    working: () => {
+      if (!settled) msg.working();
+    },
+  };
+  try {
+    await handler(message);
+    message.ack();
+  } catch {
+    message.nak();
+  }
+}

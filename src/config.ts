@@ -1,0 +1,118 @@
+import { z } from 'zod';
+
+/** The only module that reads process.env. Every problem is reported at once; see loadConfig. */
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+
+const serverSchema = z.object({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535).default(4000),
+  production: z.boolean(),
+  maxRequestBytes: z.coerce.number().int().positive().default(1_048_576),
+  shutdownGraceMs: z.coerce.number().int().positive().default(10_000),
+});
+
+const databaseSchema = z.object({
+  /** Unset: embedded PGlite under dataDir. */
+  url: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  poolMax: z.coerce.number().int().positive().default(20),
+});
+
+const natsSchema = z.object({
+  /** Unset: the in-process bus (single node). Comma-separated for a cluster. */
+  url: optionalString,
+  /** First token of every subject and stream name, so several deployments (or test runs) share a server. */
+  prefix: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,31}$/, 'lowercase letters, digits and _, starting with a letter')
+    .default('herald'),
+  /** JetStream replicas of each stream; 3 on a 3-node cluster. */
+  replicas: z.coerce.number().int().min(1).max(5).default(1),
+  /** How long JetStream remembers a message id to drop a duplicate publish. */
+  duplicateWindowMs: z.coerce.number().int().positive().default(600_000),
+});
+
+const authSchema = z.object({
+  /** The operator's bearer token. Embedded mode generates one under dataDir when unset. */
+  adminToken: optionalString.pipe(z.string().min(24, 'must be at least 24 characters').optional()),
+});
+
+const configSchema = z
+  .object({
+    dataDir: z.string().min(1).default('.data'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    server: serverSchema,
+    database: databaseSchema,
+    nats: natsSchema,
+    auth: authSchema,
+  })
+  .superRefine((config, ctx) => {
+    if (config.server.production && !config.auth.adminToken) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'adminToken'], message: 'required in production' });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Maps each setting to the environment variable it comes from; the README's table follows it. */
+function fromEnv(env: NodeJS.ProcessEnv) {
+  return {
+    dataDir: env.HERALD_DATA_DIR,
+    logLevel: env.LOG_LEVEL,
+    server: {
+      host: env.HOST,
+      port: env.PORT,
+      production: env.NODE_ENV === 'production',
+      maxRequestBytes: env.HERALD_MAX_REQUEST_BYTES,
+      shutdownGraceMs: env.HERALD_SHUTDOWN_GRACE_MS,
+    },
+    database: { url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX },
+    nats: {
+      url: env.NATS_URL,
+      prefix: env.HERALD_NATS_PREFIX,
+      replicas: env.HERALD_NATS_REPLICAS,
+      duplicateWindowMs: env.HERALD_NATS_DUPLICATE_WINDOW_MS,
+    },
+    auth: { adminToken: env.HERALD_ADMIN_TOKEN },
+  };
+}
+
+const envNames: Record<string, string> = {
+  dataDir: 'HERALD_DATA_DIR',
+  logLevel: 'LOG_LEVEL',
+  'server.host': 'HOST',
+  'server.port': 'PORT',
+  'server.maxRequestBytes': 'HERALD_MAX_REQUEST_BYTES',
+  'server.shutdownGraceMs': 'HERALD_SHUTDOWN_GRACE_MS',
+  'database.url': 'DATABASE_URL',
+  'database.poolMax': 'DATABASE_POOL_MAX',
+  'nats.url': 'NATS_URL',
+  'nats.prefix': 'HERALD_NATS_PREFIX',
+  'nats.replicas': 'HERALD_NATS_REPLICAS',
+  'nats.duplicateWindowMs': 'HERALD_NATS_DUPLICATE_WINDOW_MS',
+  'auth.adminToken': 'HERALD_ADMIN_TOKEN',
+};
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+/** Parses the environment; throws ConfigError listing every problem (entry points print it and exit 1). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(fromEnv(env));
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(
+    parsed.error.issues.map((issue) => {
+      const key = issue.path.join('.');
+      return `${envNames[key] ?? key}: ${issue.message}`;
+    }),
+  );
+}

@@ -1,0 +1,17 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+
+/** A catalog entry `[module.]model.action`: what hosts may publish and integrators may subscribe to. */
+export const EventTypeEntity = defineEntity({
+  name: 'EventType',
+  tableName: 'event_types',
+  properties: {
+    name: p.string().length(255).primary(),
+    group: p.string().length(100),
+    description: p.text().nullable(),
+    deprecated: p.boolean().default(false),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+  },
+  indexes: [{ properties: ['group', 'name'] }],
+});
+export type EventType = InferEntity<typeof EventTypeEntity>;

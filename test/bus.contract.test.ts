@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { BusMessage, ConsumerSpec, EventBus, LiveMessage, StreamSpec } from '../src/bus/bus.ts';
+import { MemoryBus } from '../src/bus/memory.ts';
+import { NatsBus } from '../src/bus/nats.ts';
+import { createLogger } from '../src/logger.ts';
+import { waitFor } from './support/wait.ts';
+
+const text = (s: string) => new TextEncoder().encode(s);
+const read = (m: { data: Uint8Array }) => new TextDecoder().decode(m.data);
+
+const implementations: Record<string, () => Promise<EventBus>> = {
+  nats: () =>
+    NatsBus.connect(
+      { url: inject('natsUrl'), replicas: 1, duplicateWindowMs: 60_000, name: 'herald-test' },
+      createLogger('silent'),
+    ),
+  memory: async () => new MemoryBus({ duplicateWindowMs: 60_000 }),
+};
+
+describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
+  let bus: EventBus;
+  const prefix = `${inject('natsPrefix')}_${kind}`;
+
+  beforeAll(async () => {
+    bus = await implementations[kind]!();
+  });
+  afterAll(async () => {
+    await bus.close();
+  });
+
+  /** A stream of its own for each test, so tests never see each other's messages. */
+  async function freshStream(retention: StreamSpec['retention'] = 'limits') {
+    const token = `s${randomUUID().slice(0, 8)}`;
+    const stream: StreamSpec = {
+      name: `${prefix.toUpperCase()}_${token.toUpperCase()}`,
+      subjects: [`${prefix}.${token}.>`],
+      retention,
+      maxAgeMs: 3_600_000,
+    };
+    await bus.declareStreams([stream]);
+    const consumer = (overrides: Partial<ConsumerSpec> = {}): ConsumerSpec => ({
+      stream: stream.name,
+      durable: 'worker',
+      ackWaitMs: 30_000,
+      maxDeliver: 5,
+      maxAckPending: 100,
+      ...overrides,
+    });
+    return { subject: (tail: string) => `${prefix}.${token}.${tail}`, consumer, stream };
+  }
+
+  it('declares streams idempotently', async () => {
+    const { stream } = await freshStream();
+    await expect(bus.declareStreams([stream, { ...stream, maxAgeMs: 7_200_000 }])).resolves.toBeUndefined();
+  });
+
+  it('drops a publish whose message id was already seen', async () => {
+    const { subject, consumer } = await freshStream();
+    const first = await bus.publish(subject('a.created'), text('one'), { msgId: 'key-1' });
+    const again = await bus.publish(subject('a.created'), text('one, again'), { msgId: 'key-1' });
+    await bus.publish(subject('a.created'), text('two'), { msgId: 'key-2' });
+    expect(first.duplicate).toBe(false);
+    expect(again).toEqual({ seq: first.seq, duplicate: true });
+
+    const seen: string[] = [];
+    const consumption = bus.consume(consumer(), async (m) => void seen.push(read(m)), { concurrency: 4 });
+    await waitFor(() => seen.length >= 2, { what: 'two messages' });
+    await consumption.stop();
+    expect(seen.sort()).toEqual(['one', 'two']);
+  });
+
+  it('shares a durable consumer between consume calls: each message handled once', async () => {
+    const { subject, consumer } = await freshStream('workqueue');
+    const handled: string[] = [];
+    const handler = async (m: BusMessage) => void handled.push(read(m));
+    const a = bus.consume(consumer(), handler, { concurrency: 3 });
+    const b = bus.consume(consumer(), handler, { concurrency: 3 });
+    for (let i = 0; i < 40; i++) await bus.publish(subject('x'), text(`m${i}`), { msgId: `m${i}` });
+    await waitFor(() => handled.length >= 40, { what: '40 messages' });
+    await Promise.all([a.stop(), b.stop()]);
+    expect(new Set(handled).size).toBe(40);
+    expect(handled).toHaveLength(40);
+  });
+
+  it('redelivers a nak after its delay, counting deliveries', async () => {
+    const { subject, consumer } = await freshStream();
+    const deliveries: { count: number; at: number }[] = [];
+    const consumption = bus.consume(
+      consumer(),
+      async (m) => {
+        deliveries.push({ count: m.deliveryCount, at: Date.now() });
+        if (m.deliveryCount === 1) m.nak(800);
+      },
+      { concurrency: 1 },
+    );
+    await bus.publish(subject('retry'), text('r'), { msgId: 'r' });
+    await waitFor(() => deliveries.length >= 2, { what: 'redelivery' });
+    await consumption.stop();
+    expect(deliveries.map((d) => d.count)).toEqual([1, 2]);
+    expect(deliveries[1]!.at - deliveries[0]!.at).toBeGreaterThanOrEqual(700);
+  });
+
+  it('redelivers a message whose handler threw', async () => {
+    const { subject, consumer } = await freshStream();
+    const counts: number[] = [];
+    const consumption = bus.consume(
+      consumer(),
+      async (m) => {
+        counts.push(m.deliveryCount);
+        if (m.deliveryCount === 1) throw new Error('receiver down');
+      },
+      { concurrency: 1 },
+    );
+    await bus.publish(subject('boom'), text('b'), { msgId: 'b' });
+    await waitFor(() => counts.length >= 2, { what: 'redelivery after a throw' });
+    await consumption.stop();
+    expect(counts).toEqual([1, 2]);
+  });
+
+  it('redelivers unacked work after the ack wait', async () => {
+    const { subject, consumer } = await freshStream();
+    const counts: number[] = [];
+    let release: () => void = () => {};
+    const stuck = new Promise<void>((resolve) => (release = resolve));
+    const consumption = bus.consume(
+      consumer({ ackWaitMs: 1000 }),
+      async (m) => {
+        counts.push(m.deliveryCount);
+        if (m.deliveryCount === 1) await stuck;
+      },
+      { concurrency: 2 },
+    );
+    await bus.publish(subject('slow'), text('s'), { msgId: 's' });
+    await waitFor(() => counts.length >= 2, { what: 'redelivery after ack wait' });
+    release();
+    await consumption.stop();
+    expect(counts).toEqual([1, 2]);
+  });
+
+  it('fans live messages out to every subscriber of a matching subject only', async () => {
+    const { subject } = await freshStream();
+    const tenantA: LiveMessage[] = [];
+    const tenantA2: LiveMessage[] = [];
+    const everything: LiveMessage[] = [];
+    const subs = [
+      bus.subscribe(subject('tenant-a.>'), (m) => tenantA.push(m)),
+      bus.subscribe(subject('tenant-a.>'), (m) => tenantA2.push(m)),
+      bus.subscribe(subject('>'), (m) => everything.push(m)),
+    ];
+    await bus.publish(subject('tenant-b.invoice.paid'), text('for b'), { msgId: 'b1' });
+    await bus.publish(subject('tenant-a.invoice.paid'), text('for a'), { msgId: 'a1' });
+    // Messages reach one connection's subscribers in publish order: once the catch-all saw A's
+    // message, tenant A's subscribers have been offered B's too.
+    await waitFor(() => everything.length === 2 && tenantA.length === 1 && tenantA2.length === 1, {
+      what: 'fan-out',
+    });
+    for (const s of subs) s.unsubscribe();
+    expect(tenantA.map(read)).toEqual(['for a']);
+    expect(tenantA2.map(read)).toEqual(['for a']);
+    expect(everything.map((m) => m.subject)).toEqual([
+      subject('tenant-b.invoice.paid'),
+      subject('tenant-a.invoice.paid'),
+    ]);
+  });
+});

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { MikroORM } from '@mikro-orm/postgresql';
+import type { TestProject } from 'vitest/node';
+import { loadConfig } from '../../src/config.ts';
+import { migrate, openOrm } from '../../src/db/orm.ts';
+import { createLogger } from '../../src/logger.ts';
+
+/** Where the test run finds PostgreSQL and NATS; the run makes its own database and prefix in them. */
+export const services = {
+  postgres: 'postgresql://postgres@127.0.0.1:5432',
+  nats: '127.0.0.1:4222',
+};
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    databaseUrl: string;
+    natsUrl: string;
+    natsPrefix: string;
+  }
+}
+
+async function adminOrm() {
+  return MikroORM.init({
+    clientUrl: `${services.postgres}/postgres`,
+    entities: [],
+    discovery: { warnWhenNoEntities: false },
+    ensureDatabase: false,
+  });
+}
+
+export default async function setup(project: TestProject) {
+  const run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const database = `herald_test_${run}`;
+  const natsPrefix = `t${run}`;
+  const databaseUrl = `${services.postgres}/${database}`;
+
+  const admin = await adminOrm();
+  await admin.em.fork().execute('create database ??', [database]);
+  const config = loadConfig({ DATABASE_URL: databaseUrl, NATS_URL: services.nats, LOG_LEVEL: 'silent' });
+  const orm = await openOrm(config, createLogger('silent'));
+  await migrate(orm, createLogger('silent'));
+  await orm.close();
+
+  project.provide('databaseUrl', databaseUrl);
+  project.provide('natsUrl', services.nats);
+  project.provide('natsPrefix', natsPrefix);
+
+  return async () => {
+    await admin.em.fork().execute('drop database if exists ?? with (force)', [database]);
+    await admin.close();
+    const nc = await connect({ servers: services.nats });
+    const jsm = await jetstreamManager(nc);
+    for await (const name of jsm.streams.names()) {
+      if (name.startsWith(natsPrefix.toUpperCase())) await jsm.streams.delete(name);
+    }
+    await nc.close();
+  };
+}
