@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EventBus } from './bus/bus.ts';
+import { streams } from './bus/contracts.ts';
+import { MemoryBus } from './bus/memory.ts';
+import { NatsBus } from './bus/nats.ts';
+import type { Config } from './config.ts';
+import { migrate, openOrm, type Orm } from './db/orm.ts';
+import { EventTypeService } from './domain/event-types/event-type.service.ts';
+import { EventOutbox } from './domain/events/event-outbox.ts';
+import { EventService } from './domain/events/event.service.ts';
+import { AuthService } from './domain/tenancy/auth.service.ts';
+import { createServer, type Server } from './graphql/server.ts';
+import { createLogger, type Logger } from './logger.ts';
+
+export interface Roles {
+  /** Serve GraphQL over HTTP and WebSocket. */
+  api: boolean;
+  /** Run the background work (outbox relay; later the delivery pipeline). */
+  worker: boolean;
+}
+
+export interface Services {
+  auth: AuthService;
+  eventTypes: EventTypeService;
+  events: EventService;
+}
+
+export interface Health {
+  /** Throws when a dependency does not answer. */
+  check(): Promise<{ database: 'ok'; bus: 'ok' }>;
+}
+
+export interface App {
+  services: Services;
+  /** The API's base URL once started with the api role. */
+  url: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** The operator token: from config, or in embedded mode generated once and kept under dataDir. */
+function operatorToken(config: Config, logger: Logger): string {
+  if (config.auth.adminToken) return config.auth.adminToken;
+  const file = join(config.dataDir, 'admin-token');
+  if (!existsSync(file)) {
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileSync(file, `hrld_admin_${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  }
+  logger.warn({ file }, 'HERALD_ADMIN_TOKEN is not set: using the generated operator token in this file');
+  return readFileSync(file, 'utf8').trim();
+}
+
+async function openBus(config: Config, logger: Logger, role: string): Promise<EventBus> {
+  const { url, replicas, duplicateWindowMs } = config.nats;
+  if (url) return NatsBus.connect({ url, replicas, duplicateWindowMs, name: `herald-${role}` }, logger);
+  logger.warn('in-process event bus: single node only; set NATS_URL in production');
+  return new MemoryBus({ duplicateWindowMs });
+}
+
+/** Wires database, bus, services, the API server and the workers; `stop` undoes it in reverse. */
+export async function startApp(config: Config, roles: Roles, logger = createLogger(config.logLevel)): Promise<App> {
+  const role = roles.api && roles.worker ? 'all' : roles.api ? 'api' : 'worker';
+  const orm: Orm = await openOrm(config, logger);
+  await migrate(orm, logger);
+  const bus = await openBus(config, logger, role);
+  await bus.declareStreams(Object.values(streams(config.nats.prefix)));
+
+  const eventTypes = new EventTypeService(orm);
+  const outbox = new EventOutbox(orm, bus, { prefix: config.nats.prefix }, logger);
+  const services: Services = {
+    auth: new AuthService(operatorToken(config, logger)),
+    eventTypes,
+    events: new EventService({ orm, bus, eventTypes, outbox, logger }, { prefix: config.nats.prefix }),
+  };
+  const health: Health = {
+    async check() {
+      await orm.em.fork().execute('select 1');
+      await bus.ping();
+      return { database: 'ok', bus: 'ok' };
+    },
+  };
+
+  if (roles.worker) outbox.startRelay();
+  let server: Server | undefined;
+  if (roles.api) server = await createServer({ config, services, health, logger });
+  logger.info({ role, url: server?.url, database: config.database.url ? 'postgres' : 'pglite', bus: bus.kind }, 'herald started');
+
+  return {
+    services,
+    url: server?.url,
+    async stop() {
+      await server?.close();
+      await outbox.stop();
+      await bus.close();
+      await orm.close();
+      logger.info({ role }, 'herald stopped');
+    },
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * The named errors every domain service may throw. GraphQL maps each to a member of a mutation's
+ * result union (graphql/types/errors.ts); anything else is unexpected and masked.
+ */
+
+export interface FieldProblem {
+  /** Input path, e.g. ['input', 'type']. */
+  path: string[];
+  message: string;
+}
+
+/** Caught by resolvers: becomes ValidationError with per-field messages. */
+export class InvalidInputError extends Error {
+  readonly problems: FieldProblem[];
+  constructor(problems: FieldProblem[]) {
+    super(problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; '));
+    this.problems = problems;
+  }
+}
+
+/** Caught by resolvers: becomes NotFoundError. Also what another tenant's object looks like. */
+export class NotFoundError extends Error {
+  readonly resource: string;
+  constructor(resource: string, id: string) {
+    super(`${resource} ${id} not found`);
+    this.resource = resource;
+  }
+}
+
+/** Caught by resolvers: becomes ConflictError. */
+export class ConflictError extends Error {}
+
+/** Caught by resolvers: becomes ForbiddenError (a missing scope, or a protected object). */
+export class ForbiddenError extends Error {}

@@ -1,0 +1,96 @@
+import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
+import DataloaderPlugin from '@pothos/plugin-dataloader';
+import ErrorsPlugin from '@pothos/plugin-errors';
+import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import ValidationPlugin from '@pothos/plugin-validation';
+import { GraphQLError, Kind, valueFromASTUntyped } from 'graphql';
+import type { Services } from '../app.ts';
+import { InvalidInputError } from '../domain/errors.ts';
+import type { Actor, Scope } from '../domain/tenancy/actor.ts';
+import type { Logger } from '../logger.ts';
+
+export interface Context {
+  /** Always set: unauthenticated requests are refused before execution (server.ts). */
+  actor: Actor;
+  services: Services;
+  requestId: string;
+  logger: Logger;
+}
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  DefaultFieldNullability: false;
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    JSON: { Input: unknown; Output: unknown };
+    ID: { Input: string; Output: string };
+  };
+  AuthScopes: { admin: boolean; scope: Scope };
+}>({
+  // Scope auth wraps everything; complexity must come before errors so that a depth or breadth
+  // failure stays a top-level error instead of a union member; errors before dataloader.
+  plugins: [ScopeAuthPlugin, ComplexityPlugin, RelayPlugin, ErrorsPlugin, ValidationPlugin, DataloaderPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    authScopes: (ctx) => ({
+      admin: ctx.actor.admin,
+      scope: (scope) => ctx.actor.scopes.has(scope),
+    }),
+    unauthorizedError: (_parent, _ctx, _info, result) =>
+      new GraphQLError(result.message, { extensions: { code: 'FORBIDDEN' } }),
+  },
+  complexity: {
+    defaultComplexity: 1,
+    defaultListMultiplier: 10,
+    limit: { complexity: 5_000, depth: 10, breadth: 200 },
+  },
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    nodesQueryOptions: false,
+  },
+  // Only the listed domain error classes become union members; anything else is masked.
+  errors: { defaultTypes: [], unsafelyHandleInputErrors: true },
+  validation: {
+    // Argument validation failures become the same ValidationError that services raise.
+    validationError: (failure) =>
+      new InvalidInputError(
+        failure.issues.map((issue) => ({
+          path: (issue.path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)),
+          message: issue.message,
+        })),
+      ),
+  },
+});
+
+builder.scalarType('DateTime', {
+  description: 'An ISO-8601 date-time with offset, e.g. 2026-11-23T10:00:00.000Z',
+  serialize: (value) => value.toISOString(),
+  parseValue: (value) => {
+    const date = typeof value === 'string' ? new Date(value) : undefined;
+    if (!date || Number.isNaN(date.getTime()) || !/\d{4}-\d{2}-\d{2}T/.test(value as string)) {
+      throw new GraphQLError('DateTime must be an ISO-8601 string');
+    }
+    return date;
+  },
+  parseLiteral: (ast) => {
+    if (ast.kind !== Kind.STRING) throw new GraphQLError('DateTime must be an ISO-8601 string');
+    const date = new Date(ast.value);
+    if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO-8601 string');
+    return date;
+  },
+});
+
+builder.scalarType('JSON', {
+  description: 'Any JSON value',
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables),
+});
+
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});

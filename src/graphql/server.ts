@@ -1,0 +1,213 @@
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga, maskError, useErrorHandler, type YogaInitialContext } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import type { Health, Services } from '../app.ts';
+import type { Config } from '../config.ts';
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../domain/errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Context } from './builder.ts';
+import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
+import { schema } from './schema.ts';
+
+export interface Server {
+  url: string;
+  /** Stops accepting, closes sockets (1001), drains requests in flight. */
+  close(): Promise<void>;
+}
+
+type ServerContext = { req: IncomingMessage; res: ServerResponse };
+type InitialContext = YogaInitialContext & { connectionParams?: Readonly<Record<string, unknown>> };
+
+const unauthenticated = () =>
+  new GraphQLError('missing or invalid bearer token', {
+    extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } },
+  });
+
+/** Domain errors outside a result union still reach the client typed; anything else is masked. */
+const codes = new Map<abstract new (...args: never[]) => Error, string>([
+  [InvalidInputError, 'BAD_USER_INPUT'],
+  [NotFoundError, 'NOT_FOUND'],
+  [ForbiddenError, 'FORBIDDEN'],
+  [ConflictError, 'CONFLICT'],
+]);
+
+function maskUnexpected(error: unknown, message: string, isDev?: boolean): Error {
+  const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+  for (const [type, code] of codes) {
+    if (original instanceof type) {
+      const fields = original instanceof InvalidInputError ? { fields: original.problems } : {};
+      return new GraphQLError(original.message, {
+        ...(error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {}),
+        extensions: { code, ...fields },
+      });
+    }
+  }
+  return maskError(error, message, isDev);
+}
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+export async function createServer(deps: {
+  config: Config;
+  services: Services;
+  health: Health;
+  logger: Logger;
+}): Promise<Server> {
+  const { config, services, health, logger } = deps;
+  const { production } = config.server;
+  let accepting = true;
+
+  const context = (initial: InitialContext): Context => {
+    const authorization = initial.request.headers.get('authorization') ?? initial.connectionParams?.authorization;
+    const actor = services.auth.authenticate(typeof authorization === 'string' ? authorization : null);
+    if (!actor) throw unauthenticated();
+    const requestId = initial.request.headers.get('x-request-id') ?? randomUUID();
+    return { actor, services, requestId, logger: logger.child({ requestId, tenantId: actor.tenantId }) };
+  };
+
+  const yoga = createYoga<ServerContext, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    context,
+    maskedErrors: { maskError: maskUnexpected },
+    graphiql: production
+      ? false
+      : {
+          title: 'Herald',
+          subscriptionsProtocol: 'WS',
+          headers: JSON.stringify({ Authorization: 'Bearer <token: .data/admin-token in embedded mode>' }),
+        },
+    landingPage: false,
+    logging: yogaLogger(logger.child({ component: 'graphql' })),
+    maxRequestBodySize: config.server.maxRequestBytes,
+    plugins: [
+      ...(production ? [disableIntrospection()] : []),
+      limitAliases(30),
+      limitTokens(5_000),
+      useErrorHandler(({ errors, context: errorContext, phase }) => {
+        // In the execution phase envelop hands over the execution args, not the context.
+        const ctx = (phase === 'execution' ? (errorContext as unknown as ExecutionArgs).contextValue : errorContext) as
+          | Partial<Context>
+          | undefined;
+        for (const error of errors) {
+          const original = error instanceof GraphQLError ? error.originalError : error;
+          if (original && !(original instanceof GraphQLError) && ![...codes.keys()].some((t) => original instanceof t)) {
+            (ctx?.logger ?? logger).error({ err: original, phase }, 'unexpected error');
+          }
+        }
+      }),
+    ],
+  });
+
+  const http = createHttpServer((req, res) => {
+    const started = performance.now();
+    const requestId = requestIdOf(req);
+    req.headers['x-request-id'] = requestId;
+    res.setHeader('x-request-id', requestId);
+    res.on('finish', () => {
+      const fields = { requestId, method: req.method, url: req.url, status: res.statusCode, ms: performance.now() - started };
+      if (res.statusCode >= 500) logger.error(fields, 'request');
+      else logger.debug(fields, 'request');
+    });
+    if (!accepting) res.setHeader('connection', 'close');
+    if (req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
+    if (req.url === '/readyz') {
+      void readiness(res);
+      return;
+    }
+    void yoga(req, res);
+  });
+
+  async function readiness(res: ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (!accepting) return send(503, { status: 'stopping' });
+    try {
+      send(200, { status: 'ready', ...(await health.check()) });
+    } catch (error) {
+      send(503, { status: 'unavailable', error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  const wss = new WebSocketServer({ server: http, path: '/graphql', maxPayload: config.server.maxRequestBytes });
+  type EnvelopedArgs = ExecutionArgs & {
+    rootValue: { execute: (a: ExecutionArgs) => unknown; subscribe: (a: ExecutionArgs) => unknown };
+  };
+  const ws = useServer(
+    {
+      connectionInitWaitTimeout: 5_000,
+      onConnect: (ctx) => {
+        const authorization = ctx.connectionParams?.authorization;
+        if (!services.auth.authenticate(typeof authorization === 'string' ? authorization : null)) {
+          ctx.extra.socket.close(4401, 'Unauthorized');
+          return false;
+        }
+        return true;
+      },
+      execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
+      subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
+      onSubscribe: async (ctx, _id, payload) => {
+        const enveloped = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          request: new Request('http://herald/graphql', {
+            headers: { 'x-request-id': requestIdOf(ctx.extra.request) },
+          }),
+        });
+        let document;
+        try {
+          document = enveloped.parse(payload.query);
+        } catch (error) {
+          return [error as GraphQLError];
+        }
+        const args: EnvelopedArgs = {
+          schema: enveloped.schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        };
+        const errors = enveloped.validate(args.schema, args.document);
+        return errors.length > 0 ? errors : args;
+      },
+    },
+    wss,
+    12_000,
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.server.port, config.server.host, () => resolve());
+  });
+  const { address, port } = http.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+
+  return {
+    url: `http://${host}:${port}`,
+    async close() {
+      accepting = false;
+      await ws.dispose();
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      // Long-lived responses (SSE) would hold the server open: cut them after the grace period.
+      const force = setTimeout(() => http.closeAllConnections(), config.server.shutdownGraceMs);
+      await closed;
+      clearTimeout(force);
+      await yoga.dispose();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { ForbiddenError, InvalidInputError } from '../../domain/errors.ts';
+import type { EventType } from '../../domain/event-types/event-type.entity.ts';
+import type { EventTypeGroup } from '../../domain/event-types/event-type.service.ts';
+import { builder } from '../builder.ts';
+
+export const EventTypeRef = builder.objectRef<EventType>('EventType').implement({
+  description: 'A catalog entry `[module.]model.action` that can be published and subscribed to.',
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    group: t.exposeString('group', { description: 'Heading for a dropdown, e.g. "Invoices".' }),
+    description: t.string({ nullable: true, resolve: (type) => type.description ?? null }),
+    deprecated: t.exposeBoolean('deprecated'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+  }),
+});
+
+const EventTypeGroupRef = builder.objectRef<EventTypeGroup>('EventTypeGroup').implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    eventTypes: t.field({ type: [EventTypeRef], resolve: (group) => group.eventTypes }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  eventTypes: t.field({
+    type: [EventTypeRef],
+    description: 'The flat catalog, for validation; readable by every token.',
+    args: { group: t.arg.string() },
+    resolve: (_root, { group }, ctx) => ctx.services.eventTypes.list(ctx.actor, { group }),
+  }),
+  eventTypeGroups: t.field({
+    type: [EventTypeGroupRef],
+    description: 'The catalog grouped, for a dropdown.',
+    resolve: (_root, _args, ctx) => ctx.services.eventTypes.groups(ctx.actor),
+  }),
+}));
+
+const UpsertEventTypeInput = builder.inputType('UpsertEventTypeInput', {
+  fields: (t) => ({
+    name: t.string({ required: true, description: '[module.]model.action, lowercase' }),
+    group: t.string({ required: true }),
+    description: t.string(),
+    deprecated: t.boolean(),
+  }),
+});
+
+const UpsertEventTypePayload = builder.objectRef<{ eventType: EventType }>('UpsertEventTypePayload').implement({
+  fields: (t) => ({ eventType: t.field({ type: EventTypeRef, resolve: (p) => p.eventType }) }),
+});
+
+builder.mutationFields((t) => ({
+  upsertEventType: t.field({
+    type: UpsertEventTypePayload,
+    description: 'Adds a catalog entry or updates it (operator only).',
+    args: { input: t.arg({ type: UpsertEventTypeInput, required: true }) },
+    errors: { types: [InvalidInputError, ForbiddenError], directResult: true, union: { name: 'UpsertEventTypeResult' } },
+    resolve: async (_root, { input }, ctx) => ({ eventType: await ctx.services.eventTypes.upsert(ctx.actor, input) }),
+  }),
+}));

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { eventTypeName } from '../../domain/event-types/event-type.service.ts';
+import { ConflictError, InvalidInputError } from '../../domain/errors.ts';
+import type { PublishedEvent, } from '../../domain/events/published-event.ts';
+import type { PublishResult } from '../../domain/events/event.service.ts';
+import { builder } from '../builder.ts';
+
+const EventMetaRef = builder.objectRef<PublishedEvent['meta']>('EventMeta').implement({
+  description: 'The parts of the event type: `[module.]model.action`.',
+  fields: (t) => ({
+    module: t.string({ nullable: true, resolve: (meta) => meta.module }),
+    model: t.exposeString('model'),
+    action: t.exposeString('action'),
+  }),
+});
+
+export const EventRef = builder.objectRef<PublishedEvent>('Event');
+builder.node(EventRef, {
+  description: 'A domain event published by the host.',
+  id: { resolve: (event) => event.id },
+  isTypeOf: (value) => typeof value === 'object' && value !== null && 'idempotencyKey' in value,
+  loadMany: (ids, ctx) => ctx.services.events.getMany(ctx.actor, ids),
+  fields: (t) => ({
+    type: t.exposeString('type'),
+    meta: t.field({ type: EventMetaRef, resolve: (event) => event.meta }),
+    current: t.expose('current', { type: 'JSON', nullable: true, description: 'The object after the change.' }),
+    previous: t.expose('previous', { type: 'JSON', nullable: true, description: 'The object before the change.' }),
+    occurredAt: t.expose('occurredAt', { type: 'DateTime' }),
+    idempotencyKey: t.exposeString('idempotencyKey'),
+  }),
+});
+
+const PublishEventInput = builder.inputType('PublishEventInput', {
+  fields: (t) => ({
+    type: t.string({ required: true, description: 'A type from the catalog, e.g. "invoices.invoice.paid".' }),
+    current: t.field({ type: 'JSON' }),
+    previous: t.field({ type: 'JSON' }),
+    occurredAt: t.field({ type: 'DateTime', description: 'Defaults to the time of publishing.' }),
+    idempotencyKey: t.string({
+      description: 'Publishing the same key again returns the first event and publishes nothing. Defaults to the event id.',
+    }),
+  }),
+});
+
+const PublishEventPayload = builder.objectRef<PublishResult>('PublishEventPayload').implement({
+  fields: (t) => ({
+    event: t.field({ type: EventRef, resolve: (result) => result.event }),
+    duplicate: t.exposeBoolean('duplicate', { description: 'True when the idempotency key was seen before.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  publishEvent: t.field({
+    type: PublishEventPayload,
+    authScopes: { scope: 'events:publish' },
+    args: { input: t.arg({ type: PublishEventInput, required: true }) },
+    errors: { types: [InvalidInputError, ConflictError], directResult: true, union: { name: 'PublishEventResult' } },
+    resolve: (_root, { input }, ctx) => ctx.services.events.publish(ctx.actor, input),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  eventPublished: t.field({
+    type: EventRef,
+    description: "Events of the caller's tenant as they are published; all types unless `types` is given.",
+    authScopes: { scope: 'events:read' },
+    args: { types: t.arg.stringList({ validate: z.array(eventTypeName).max(100).nullish() }) },
+    subscribe: (_root, { types }, ctx) => ctx.services.events.watch(ctx.actor, types),
+    resolve: (event) => event,
+  }),
+}));

@@ -1,0 +1,3 @@
+import { start } from './start.ts';
+
+start({ api: false, worker: true });

@@ -1,0 +1,258 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphql } from './gql/index.ts';
+import type { PublishEventInput } from './gql/graphql.ts';
+import { collect, modes, startTestApp, uniqueType, type TestApp } from './support/app.ts';
+import { waitFor } from './support/wait.ts';
+
+const UpsertEventType = graphql(`
+  mutation UpsertEventType($input: UpsertEventTypeInput!) {
+    upsertEventType(input: $input) {
+      __typename
+      ... on UpsertEventTypePayload {
+        eventType {
+          name
+          group
+          deprecated
+        }
+      }
+      ... on ValidationError {
+        fields {
+          path
+          message
+        }
+      }
+    }
+  }
+`);
+
+const PublishEvent = graphql(`
+  mutation PublishEvent($input: PublishEventInput!) {
+    publishEvent(input: $input) {
+      __typename
+      ... on PublishEventPayload {
+        duplicate
+        event {
+          id
+          type
+          meta {
+            module
+            model
+            action
+          }
+          current
+          previous
+          occurredAt
+          idempotencyKey
+        }
+      }
+      ... on ValidationError {
+        message
+        fields {
+          path
+          message
+        }
+      }
+      ... on ConflictError {
+        message
+      }
+    }
+  }
+`);
+
+const EventPublished = graphql(`
+  subscription EventPublished($types: [String!]) {
+    eventPublished(types: $types) {
+      id
+      type
+      current
+      idempotencyKey
+      meta {
+        model
+      }
+    }
+  }
+`);
+
+const Catalog = graphql(`
+  query Catalog($group: String) {
+    eventTypes(group: $group) {
+      name
+      group
+    }
+    eventTypeGroups {
+      name
+      eventTypes {
+        name
+      }
+    }
+  }
+`);
+
+const EventNode = graphql(`
+  query EventNode($id: ID!) {
+    node(id: $id) {
+      __typename
+      ... on Event {
+        type
+        current
+      }
+    }
+  }
+`);
+
+describe.each(modes)('publishing events (%s mode)', (mode) => {
+  let h: TestApp;
+
+  beforeAll(async () => {
+    h = await startTestApp(mode);
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  async function catalogType(group = 'Invoices') {
+    const name = uniqueType();
+    const result = await h.gql(UpsertEventType, { input: { name, group } });
+    expect(result.data?.upsertEventType.__typename).toBe('UpsertEventTypePayload');
+    return name;
+  }
+
+  const publish = (input: PublishEventInput) =>
+    h.gql(PublishEvent, { input }).then((r) => r.data!.publishEvent);
+
+  /**
+   * Subscribes to `types` and publishes probes of the first type until one arrives; then a marker,
+   * which arrives after every probe (one publisher, one subscriber: order holds). From then on
+   * the subscriber misses nothing and has seen nothing else.
+   */
+  async function liveSubscription(types: string[]) {
+    const sub = collect(h.ws(), EventPublished, { types });
+    let probes = 0;
+    await waitFor(
+      async () => {
+        if (sub.results.length > 0) return true;
+        await publish({ type: types[0]!, idempotencyKey: `${types[0]}/probe-${probes++}` });
+        return false;
+      },
+      { what: 'the subscription to go live' },
+    );
+    await publish({ type: types[0]!, idempotencyKey: `${types[0]}/live` });
+    const key = (r: (typeof sub.results)[number]) => r.data?.eventPublished.idempotencyKey;
+    await waitFor(() => sub.results.some((r) => key(r) === `${types[0]}/live`), { what: 'the marker' });
+    sub.results.length = 0;
+    return sub;
+  }
+
+  it('delivers a published event to a graphql-ws subscriber', async () => {
+    const type = await catalogType();
+    const sub = await liveSubscription([type]);
+
+    const published = await publish({ type, current: { id: 7, total: 12.5 }, previous: { id: 7, total: 10 } });
+    expect(published.__typename).toBe('PublishEventPayload');
+    if (published.__typename !== 'PublishEventPayload') return;
+    expect(published.duplicate).toBe(false);
+    expect(published.event.meta).toEqual({ module: type.split('.')[0], model: 'invoice', action: 'paid' });
+
+    await waitFor(() => sub.results.length >= 1, { what: 'the event' });
+    await sub.stop();
+    expect(sub.results[0]!.data!.eventPublished).toMatchObject({
+      id: published.event.id,
+      type,
+      current: { id: 7, total: 12.5 },
+      meta: { model: 'invoice' },
+    });
+
+    const node = await h.gql(EventNode, { id: published.event.id });
+    expect(node.data?.node).toEqual({ __typename: 'Event', type, current: { id: 7, total: 12.5 } });
+  });
+
+  it('publishes an idempotency key once, and refuses it for a different event', async () => {
+    const type = await catalogType();
+    const sub = await liveSubscription([type]);
+
+    const first = await publish({ type, current: { a: 1, b: [1, 2] }, idempotencyKey: `${type}/order-42` });
+    const again = await publish({ type, current: { b: [1, 2], a: 1 }, idempotencyKey: `${type}/order-42` });
+    const other = await publish({ type, current: { a: 2 }, idempotencyKey: `${type}/order-42` });
+    expect(first.__typename === 'PublishEventPayload' && first.duplicate).toBe(false);
+    expect(again.__typename === 'PublishEventPayload' && again.duplicate).toBe(true);
+    if (first.__typename === 'PublishEventPayload' && again.__typename === 'PublishEventPayload') {
+      expect(again.event.id).toBe(first.event.id);
+    }
+    expect(other).toMatchObject({ __typename: 'ConflictError' });
+
+    await publish({ type, idempotencyKey: `${type}/sentinel` });
+    await waitFor(() => sub.results.some((r) => r.data?.eventPublished.idempotencyKey === `${type}/sentinel`), {
+      what: 'the sentinel',
+    });
+    await sub.stop();
+    expect(sub.results.map((r) => r.data?.eventPublished.idempotencyKey)).toEqual([
+      `${type}/order-42`,
+      `${type}/sentinel`,
+    ]);
+  });
+
+  it('refuses an unknown type or malformed input with a typed error and publishes nothing', async () => {
+    const type = await catalogType();
+    const sub = await liveSubscription([type]);
+
+    const unknown = await publish({ type: uniqueType('nothing', 'here'), idempotencyKey: `${type}/u1` });
+    expect(unknown).toMatchObject({ __typename: 'ValidationError', fields: [{ path: ['input', 'type'] }] });
+    const badName = await publish({ type: 'Not A Type', idempotencyKey: `${type}/u2` });
+    expect(badName).toMatchObject({ __typename: 'ValidationError', fields: [{ path: ['input', 'type'] }] });
+    const longKey = await publish({ type, idempotencyKey: 'k'.repeat(256) });
+    expect(longKey).toMatchObject({ __typename: 'ValidationError', fields: [{ path: ['input', 'idempotencyKey'] }] });
+    const huge = await publish({ type, current: { blob: 'x'.repeat(300_000) } });
+    expect(huge).toMatchObject({ __typename: 'ValidationError', fields: [{ path: ['input', 'current'] }] });
+    const missingType = await h.gql(PublishEvent, { input: {} as never });
+    expect(missingType.errors?.[0]?.message).toMatch(/type/);
+
+    await publish({ type, idempotencyKey: `${type}/sentinel` });
+    await waitFor(() => sub.results.length >= 1, { what: 'the sentinel' });
+    await sub.stop();
+    expect(sub.results.map((r) => r.data?.eventPublished.idempotencyKey)).toEqual([`${type}/sentinel`]);
+  });
+
+  it('lists the catalog flat and grouped', async () => {
+    const group = `Group ${uniqueType()}`;
+    const a = uniqueType('lead', 'created');
+    const b = uniqueType('lead', 'won');
+    for (const name of [b, a]) await h.gql(UpsertEventType, { input: { name, group } });
+    const catalog = await h.gql(Catalog, { group });
+    expect(catalog.data?.eventTypes.map((t) => t.name).sort()).toEqual([a, b].sort());
+    const grouped = catalog.data?.eventTypeGroups.find((g) => g.name === group);
+    expect(grouped?.eventTypes.map((t) => t.name).sort()).toEqual([a, b].sort());
+
+    const bad = await h.gql(UpsertEventType, { input: { name: 'lead..created', group: '' } });
+    expect(bad.data?.upsertEventType).toMatchObject({
+      __typename: 'ValidationError',
+      fields: expect.arrayContaining([
+        expect.objectContaining({ path: ['input', 'name'] }),
+        expect.objectContaining({ path: ['input', 'group'] }),
+      ]),
+    });
+  });
+
+  it('refuses requests and sockets without a valid token', async () => {
+    const anonymous = await h.gql(Catalog, {}, { token: null });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect((await h.gql(Catalog, {}, { token: 'wrong' })).status).toBe(401);
+
+    const sub = collect(h.ws({ token: 'wrong' }), EventPublished, { types: null });
+    await waitFor(() => sub.failure(), { what: 'the socket to close' });
+    expect((sub.failure() as { code: number }).code).toBe(4401);
+  });
+
+  it('refuses subscription filters that are not event type names', async () => {
+    const sub = collect(h.ws(), EventPublished, { types: ['invoices.>'] });
+    await waitFor(() => sub.results.length > 0 || sub.failure(), { what: 'the refusal' });
+    expect(sub.results[0]?.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('answers /healthz and /readyz', async () => {
+    expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${h.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok', bus: 'ok' });
+  });
+});
