@@ -11,5 +11,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Files run in parallel against one database and one NATS prefix per run; each test makes its own data.
     maxWorkers: 2,
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

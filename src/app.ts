@@ -59,7 +59,11 @@ async function openBus(config: Config, logger: Logger, role: string): Promise<Ev
 }
 
 /** Wires database, bus, services, the API server and the workers; `stop` undoes it in reverse. */
-export async function startApp(config: Config, roles: Roles, logger = createLogger(config.logLevel)): Promise<App> {
+export async function startApp(
+  config: Config,
+  roles: Roles,
+  logger = createLogger(config.logLevel),
+): Promise<App> {
   const role = roles.api && roles.worker ? 'all' : roles.api ? 'api' : 'worker';
   const orm: Orm = await openOrm(config, logger);
   await migrate(orm, logger);
@@ -84,7 +88,10 @@ export async function startApp(config: Config, roles: Roles, logger = createLogg
   if (roles.worker) outbox.startRelay();
   let server: Server | undefined;
   if (roles.api) server = await createServer({ config, services, health, logger });
-  logger.info({ role, url: server?.url, database: config.database.url ? 'postgres' : 'pglite', bus: bus.kind }, 'herald started');
+  logger.info(
+    { role, url: server?.url, database: config.database.url ? 'postgres' : 'pglite', bus: bus.kind },
+    'herald started',
+  );
 
   return {
     services,

@@ -147,7 +147,11 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     const type = await catalogType();
     const sub = await liveSubscription([type]);
 
-    const published = await publish({ type, current: { id: 7, total: 12.5 }, previous: { id: 7, total: 10 } });
+    const published = await publish({
+      type,
+      current: { id: 7, total: 12.5 },
+      previous: { id: 7, total: 10 },
+    });
     expect(published.__typename).toBe('PublishEventPayload');
     if (published.__typename !== 'PublishEventPayload') return;
     expect(published.duplicate).toBe(false);
@@ -181,9 +185,12 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     expect(other).toMatchObject({ __typename: 'ConflictError' });
 
     await publish({ type, idempotencyKey: `${type}/sentinel` });
-    await waitFor(() => sub.results.some((r) => r.data?.eventPublished.idempotencyKey === `${type}/sentinel`), {
-      what: 'the sentinel',
-    });
+    await waitFor(
+      () => sub.results.some((r) => r.data?.eventPublished.idempotencyKey === `${type}/sentinel`),
+      {
+        what: 'the sentinel',
+      },
+    );
     await sub.stop();
     expect(sub.results.map((r) => r.data?.eventPublished.idempotencyKey)).toEqual([
       `${type}/order-42`,
@@ -200,7 +207,10 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     const badName = await publish({ type: 'Not A Type', idempotencyKey: `${type}/u2` });
     expect(badName).toMatchObject({ __typename: 'ValidationError', fields: [{ path: ['input', 'type'] }] });
     const longKey = await publish({ type, idempotencyKey: 'k'.repeat(256) });
-    expect(longKey).toMatchObject({ __typename: 'ValidationError', fields: [{ path: ['input', 'idempotencyKey'] }] });
+    expect(longKey).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'idempotencyKey'] }],
+    });
     const huge = await publish({ type, current: { blob: 'x'.repeat(300_000) } });
     expect(huge).toMatchObject({ __typename: 'ValidationError', fields: [{ path: ['input', 'current'] }] });
     const missingType = await h.gql(PublishEvent, { input: {} as never });
@@ -223,13 +233,11 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     expect(grouped?.eventTypes.map((t) => t.name).sort()).toEqual([a, b].sort());
 
     const bad = await h.gql(UpsertEventType, { input: { name: 'lead..created', group: '' } });
-    expect(bad.data?.upsertEventType).toMatchObject({
-      __typename: 'ValidationError',
-      fields: expect.arrayContaining([
-        expect.objectContaining({ path: ['input', 'name'] }),
-        expect.objectContaining({ path: ['input', 'group'] }),
-      ]),
-    });
+    const refused = bad.data?.upsertEventType;
+    expect(refused?.__typename).toBe('ValidationError');
+    if (refused?.__typename === 'ValidationError') {
+      expect(refused.fields.map((f) => f.path.join('.')).sort()).toEqual(['input.group', 'input.name']);
+    }
   });
 
   it('refuses requests and sockets without a valid token', async () => {

@@ -65,13 +65,22 @@ export class MemoryBus implements EventBus {
     for (const spec of specs) {
       const existing = this.streams.get(spec.name);
       if (existing) existing.spec = spec;
-      else this.streams.set(spec.name, { spec, messages: new Map(), lastSeq: 0, seen: new Map(), durables: new Map() });
+      else
+        this.streams.set(spec.name, {
+          spec,
+          messages: new Map(),
+          lastSeq: 0,
+          seen: new Map(),
+          durables: new Map(),
+        });
     }
   }
 
   async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
     this.assertOpen();
-    const stream = [...this.streams.values()].find((s) => s.spec.subjects.some((f) => subjectMatches(f, subject)));
+    const stream = [...this.streams.values()].find((s) =>
+      s.spec.subjects.some((f) => subjectMatches(f, subject)),
+    );
     if (!stream) throw new Error(`no stream captures subject ${subject}`);
     const now = Date.now();
     this.expire(stream, now);
@@ -164,7 +173,10 @@ export class MemoryBus implements EventBus {
       clearTimeout(d.inFlight.get(stored.seq));
       d.inFlight.set(
         stored.seq,
-        setTimeout(() => settle(() => this.redeliver(stream, d, stored.seq, deliveryCount, 0)), d.spec.ackWaitMs),
+        setTimeout(
+          () => settle(() => this.redeliver(stream, d, stored.seq, deliveryCount, 0)),
+          d.spec.ackWaitMs,
+        ),
       );
     };
     const settle = (outcome: () => void) => {

@@ -35,12 +35,12 @@ export async function openOrm(config: Config, logger: Logger): Promise<Orm> {
   const { url, poolMax } = config.database;
   let orm: Orm;
   if (url) {
-    orm = (await PostgresORM.init({ ...shared, clientUrl: url, pool: { max: poolMax } })) as unknown as Orm;
+    orm = await PostgresORM.init({ ...shared, clientUrl: url, pool: { max: poolMax } });
   } else {
     const dir = resolve(join(config.dataDir, 'pg'));
     mkdirSync(config.dataDir, { recursive: true });
     logger.warn({ dir }, 'embedded PostgreSQL (PGlite): single process only; set DATABASE_URL in production');
-    orm = (await PgliteORM.init({ ...shared, dbName: dir })) as unknown as Orm;
+    orm = await PgliteORM.init({ ...shared, dbName: dir });
   }
   await orm.connect();
   return orm;

@@ -6,6 +6,9 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   throw new InvalidInputError(
-    result.error.issues.map((issue) => ({ path: ['input', ...issue.path.map(String)], message: issue.message })),
+    result.error.issues.map((issue) => ({
+      path: ['input', ...issue.path.map(String)],
+      message: issue.message,
+    })),
   );
 }

@@ -1,4 +1,11 @@
-import { GraphQLError, NoSchemaIntrospectionCustomRule, parse, type ValidationRule } from 'graphql';
+import {
+  GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  type ParseOptions,
+  type Source,
+  type ValidationRule,
+} from 'graphql';
 import type { Plugin, YogaLogger } from 'graphql-yoga';
 import type { Logger } from '../logger.ts';
 
@@ -31,7 +38,9 @@ export const limitAliases = (max: number): Plugin => ({
 
 export const limitTokens = (maxTokens: number): Plugin => ({
   onParse({ setParseFn }) {
-    setParseFn((source, options) => parse(source, { ...options, maxTokens }));
+    setParseFn((source, options) =>
+      parse(source as string | Source, { ...(options as ParseOptions | undefined), maxTokens }),
+    );
   },
 });
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { GraphQLError, type DocumentNode, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, maskError, useErrorHandler, type YogaInitialContext } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
@@ -65,7 +65,8 @@ export async function createServer(deps: {
   let accepting = true;
 
   const context = (initial: InitialContext): Context => {
-    const authorization = initial.request.headers.get('authorization') ?? initial.connectionParams?.authorization;
+    const authorization =
+      initial.request.headers.get('authorization') ?? initial.connectionParams?.authorization;
     const actor = services.auth.authenticate(typeof authorization === 'string' ? authorization : null);
     if (!actor) throw unauthenticated();
     const requestId = initial.request.headers.get('x-request-id') ?? randomUUID();
@@ -93,12 +94,16 @@ export async function createServer(deps: {
       limitTokens(5_000),
       useErrorHandler(({ errors, context: errorContext, phase }) => {
         // In the execution phase envelop hands over the execution args, not the context.
-        const ctx = (phase === 'execution' ? (errorContext as unknown as ExecutionArgs).contextValue : errorContext) as
-          | Partial<Context>
-          | undefined;
+        const ctx = (
+          phase === 'execution' ? (errorContext as unknown as ExecutionArgs).contextValue : errorContext
+        ) as Partial<Context> | undefined;
         for (const error of errors) {
           const original = error instanceof GraphQLError ? error.originalError : error;
-          if (original && !(original instanceof GraphQLError) && ![...codes.keys()].some((t) => original instanceof t)) {
+          if (
+            original &&
+            !(original instanceof GraphQLError) &&
+            ![...codes.keys()].some((t) => original instanceof t)
+          ) {
             (ctx?.logger ?? logger).error({ err: original, phase }, 'unexpected error');
           }
         }
@@ -112,7 +117,13 @@ export async function createServer(deps: {
     req.headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
     res.on('finish', () => {
-      const fields = { requestId, method: req.method, url: req.url, status: res.statusCode, ms: performance.now() - started };
+      const fields = {
+        requestId,
+        method: req.method,
+        url: req.url,
+        status: res.statusCode,
+        ms: performance.now() - started,
+      };
       if (res.statusCode >= 500) logger.error(fields, 'request');
       else logger.debug(fields, 'request');
     });
@@ -140,10 +151,23 @@ export async function createServer(deps: {
     }
   }
 
-  const wss = new WebSocketServer({ server: http, path: '/graphql', maxPayload: config.server.maxRequestBytes });
+  const wss = new WebSocketServer({
+    server: http,
+    path: '/graphql',
+    maxPayload: config.server.maxRequestBytes,
+  });
   type EnvelopedArgs = ExecutionArgs & {
     rootValue: { execute: (a: ExecutionArgs) => unknown; subscribe: (a: ExecutionArgs) => unknown };
   };
+  /** What yoga.getEnveloped hands back (typed `any` by envelop). */
+  interface Enveloped {
+    schema: GraphQLSchema;
+    parse: (source: string) => DocumentNode;
+    validate: (schema: GraphQLSchema, document: DocumentNode) => readonly GraphQLError[];
+    contextFactory: () => unknown;
+    execute: (a: ExecutionArgs) => unknown;
+    subscribe: (a: ExecutionArgs) => unknown;
+  }
   const ws = useServer(
     {
       connectionInitWaitTimeout: 5_000,
@@ -158,7 +182,7 @@ export async function createServer(deps: {
       execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
       subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
-        const enveloped = yoga.getEnveloped({
+        const enveloped: Enveloped = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
@@ -167,7 +191,7 @@ export async function createServer(deps: {
             headers: { 'x-request-id': requestIdOf(ctx.extra.request) },
           }),
         });
-        let document;
+        let document: DocumentNode;
         try {
           document = enveloped.parse(payload.query);
         } catch (error) {

@@ -16,7 +16,14 @@ async function migratedScratchDatabase(): Promise<Orm> {
   const orm = (await PgliteORM.init({
     entities,
     extensions: [Migrator],
-    migrations: { path: migrationsDir, pathTs: migrationsDir, glob: '!(*.d).{js,ts}', emit: 'ts', snapshot: false, silent: true },
+    migrations: {
+      path: migrationsDir,
+      pathTs: migrationsDir,
+      glob: '!(*.d).{js,ts}',
+      emit: 'ts',
+      snapshot: false,
+      silent: true,
+    },
   })) as unknown as Orm;
   await orm.migrator.up();
   return orm;
@@ -41,7 +48,9 @@ async function main(args: string[]): Promise<number> {
       const orm = await migratedScratchDatabase();
       const result = await orm.migrator.create(undefined, false, false, name);
       await orm.close();
-      console.log(result.fileName ? `created migrations/${result.fileName}` : 'no changes: nothing to create');
+      console.log(
+        result.fileName ? `created migrations/${result.fileName}` : 'no changes: nothing to create',
+      );
       return 0;
     }
     case 'migration:check': {
@@ -49,7 +58,9 @@ async function main(args: string[]): Promise<number> {
       const sql = await orm.schema.getUpdateSchemaSQL({ wrap: false });
       await orm.close();
       if (sql.trim() === '') return 0;
-      console.error(`the entities differ from the migrations; run npm run migration:create -- <name>:\n${sql}`);
+      console.error(
+        `the entities differ from the migrations; run npm run migration:create -- <name>:\n${sql}`,
+      );
       return 1;
     }
     default:

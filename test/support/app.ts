@@ -51,7 +51,13 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const { env, cleanup } = modeEnv(mode);
   const token = `hrld_test_${randomBytes(18).toString('base64url')}`;
-  const config = loadConfig({ PORT: '0', HERALD_ADMIN_TOKEN: token, LOG_LEVEL: 'silent', ...env, ...options.env });
+  const config = loadConfig({
+    PORT: '0',
+    HERALD_ADMIN_TOKEN: token,
+    LOG_LEVEL: 'silent',
+    ...env,
+    ...options.env,
+  });
   const app = await startApp(config, options.roles ?? { api: true, worker: true }, createLogger('silent'));
   const url = app.url!;
   const clients: Client[] = [];
@@ -83,7 +89,7 @@ export async function startTestApp(
       return client;
     },
     async stop() {
-      await Promise.all(clients.map((c) => c.dispose()));
+      await Promise.all(clients.map(async (c) => c.dispose()));
       await app.stop();
       cleanup();
     },
@@ -97,7 +103,10 @@ export async function startTestApp(
  */
 export function collect<R, V>(client: Client, document: TypedDocumentNode<R, V>, variables: V) {
   const results: ExecutionResult<R>[] = [];
-  const iterator = client.iterate<R>({ query: print(document), variables: variables as Record<string, unknown> });
+  const iterator = client.iterate<R>({
+    query: print(document),
+    variables: variables as Record<string, unknown>,
+  });
   let failure: unknown;
   const done = (async () => {
     try {

@@ -10,7 +10,10 @@ export const EventTypeEntity = defineEntity({
     description: p.text().nullable(),
     deprecated: p.boolean().default(false),
     createdAt: p.datetime().onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
   indexes: [{ properties: ['group', 'name'] }],
 });

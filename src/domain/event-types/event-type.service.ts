@@ -82,7 +82,11 @@ export class EventTypeService {
     const existing = await em.findOne(EventTypeEntity, { name: input.name });
     const type =
       existing ??
-      em.create(EventTypeEntity, { name: input.name, group: input.group, description: input.description ?? null });
+      em.create(EventTypeEntity, {
+        name: input.name,
+        group: input.group,
+        description: input.description ?? null,
+      });
     type.group = input.group;
     if (input.description !== undefined) type.description = input.description;
     if (input.deprecated != null) type.deprecated = input.deprecated;
@@ -93,7 +97,9 @@ export class EventTypeService {
 
   private async catalog(refresh = false): Promise<Map<string, EventType>> {
     if (refresh || !this.cache || Date.now() - this.loadedAt > this.maxAgeMs) {
-      const rows = await this.orm.em.fork().find(EventTypeEntity, {}, { orderBy: { group: 'asc', name: 'asc' } });
+      const rows = await this.orm.em
+        .fork()
+        .find(EventTypeEntity, {}, { orderBy: { group: 'asc', name: 'asc' } });
       this.cache = new Map(rows.map((t) => [t.name, t]));
       this.loadedAt = Date.now();
     }

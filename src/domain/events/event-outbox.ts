@@ -36,7 +36,10 @@ export class EventOutbox {
     try {
       await this.send(event);
     } catch (error) {
-      this.logger.warn({ err: error, eventId: event.id }, 'event stored, publish deferred to the outbox relay');
+      this.logger.warn(
+        { err: error, eventId: event.id },
+        'event stored, publish deferred to the outbox relay',
+      );
       return false;
     }
     this.marks.push(event.id);
@@ -59,7 +62,8 @@ export class EventOutbox {
         await this.send(fromEntity(row));
         sent.push(row.id);
       }
-      if (sent.length > 0) await tx.nativeUpdate(EventEntity, { id: { $in: sent } }, { publishedAt: new Date() });
+      if (sent.length > 0)
+        await tx.nativeUpdate(EventEntity, { id: { $in: sent } }, { publishedAt: new Date() });
       return sent.length;
     });
   }
@@ -91,9 +95,13 @@ export class EventOutbox {
   }
 
   private async send(event: PublishedEvent): Promise<void> {
-    await this.bus.publish(this.subjects.event(event.tenantId, event.type), encode(eventMessageV1, toMessage(event)), {
-      msgId: `${event.tenantId}:${event.idempotencyKey}`,
-    });
+    await this.bus.publish(
+      this.subjects.event(event.tenantId, event.type),
+      encode(eventMessageV1, toMessage(event)),
+      {
+        msgId: `${event.tenantId}:${event.idempotencyKey}`,
+      },
+    );
   }
 
   private async flushMarks(): Promise<void> {

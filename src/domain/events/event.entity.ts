@@ -9,7 +9,10 @@ export const EventEntity = defineEntity({
   name: 'Event',
   tableName: 'events',
   properties: {
-    id: p.uuid().primary().onCreate(() => newId()),
+    id: p
+      .uuid()
+      .primary()
+      .onCreate(() => newId()),
     tenantId: p.uuid(),
     type: p.string().length(255),
     module: p.string().length(100).nullable(),
@@ -27,7 +30,8 @@ export const EventEntity = defineEntity({
     { properties: ['tenantId', 'createdAt', 'id'], name: 'events_tenant_created_at_id_index' },
     {
       name: 'events_unpublished_index',
-      expression: 'create index "events_unpublished_index" on "events" ("created_at") where "published_at" is null',
+      expression:
+        'create index "events_unpublished_index" on "events" ("created_at") where "published_at" is null',
     },
   ],
 });

@@ -7,7 +7,11 @@ import { decode, eventMessageV1, subjects } from '../../bus/contracts.ts';
 import { newId } from '../../db/ids.ts';
 import type { Orm } from '../../db/orm.ts';
 import type { Logger } from '../../logger.ts';
-import { eventTypeName, parseEventTypeName, type EventTypeService } from '../event-types/event-type.service.ts';
+import {
+  eventTypeName,
+  parseEventTypeName,
+  type EventTypeService,
+} from '../event-types/event-type.service.ts';
 import { InvalidInputError } from '../errors.ts';
 import { parse } from '../input.ts';
 import type { Actor } from '../tenancy/actor.ts';
@@ -70,7 +74,10 @@ export class EventService {
     const payloadBytes = Buffer.byteLength(JSON.stringify([input.current ?? null, input.previous ?? null]));
     if (payloadBytes > MAX_EVENT_PAYLOAD_BYTES) {
       throw new InvalidInputError([
-        { path: ['input', 'current'], message: `current and previous exceed ${MAX_EVENT_PAYLOAD_BYTES} bytes` },
+        {
+          path: ['input', 'current'],
+          message: `current and previous exceed ${MAX_EVENT_PAYLOAD_BYTES} bytes`,
+        },
       ]);
     }
     await this.eventTypes.require(input.type, ['input', 'type']);
@@ -133,7 +140,10 @@ export class EventService {
             void push(fromMessage(decode(eventMessageV1, message.data))).then(() => buffered--);
           } catch (error) {
             buffered--;
-            this.logger.error({ err: error, subject: message.subject }, 'dropped an event message that breaks its contract');
+            this.logger.error(
+              { err: error, subject: message.subject },
+              'dropped an event message that breaks its contract',
+            );
           }
         }),
       );
@@ -147,7 +157,9 @@ export class EventService {
     idempotencyKey: string,
     input: z.output<typeof publishEventInput>,
   ): Promise<PublishedEvent> {
-    const existing = await this.orm.em.fork().findOneOrFail(EventEntity, { tenantId: actor.tenantId, idempotencyKey });
+    const existing = await this.orm.em
+      .fork()
+      .findOneOrFail(EventEntity, { tenantId: actor.tenantId, idempotencyKey });
     const same =
       existing.type === input.type &&
       canonicalize(existing.current ?? null) === canonicalize(input.current ?? null) &&

@@ -1,4 +1,10 @@
-import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, type FieldProblem } from '../../domain/errors.ts';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidInputError,
+  NotFoundError,
+  type FieldProblem,
+} from '../../domain/errors.ts';
 import { builder } from '../builder.ts';
 
 /** The typed errors a mutation's result union may hold (DESIGN: GraphQL conventions). */

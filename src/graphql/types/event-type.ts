@@ -45,16 +45,24 @@ const UpsertEventTypeInput = builder.inputType('UpsertEventTypeInput', {
   }),
 });
 
-const UpsertEventTypePayload = builder.objectRef<{ eventType: EventType }>('UpsertEventTypePayload').implement({
-  fields: (t) => ({ eventType: t.field({ type: EventTypeRef, resolve: (p) => p.eventType }) }),
-});
+const UpsertEventTypePayload = builder
+  .objectRef<{ eventType: EventType }>('UpsertEventTypePayload')
+  .implement({
+    fields: (t) => ({ eventType: t.field({ type: EventTypeRef, resolve: (p) => p.eventType }) }),
+  });
 
 builder.mutationFields((t) => ({
   upsertEventType: t.field({
     type: UpsertEventTypePayload,
     description: 'Adds a catalog entry or updates it (operator only).',
     args: { input: t.arg({ type: UpsertEventTypeInput, required: true }) },
-    errors: { types: [InvalidInputError, ForbiddenError], directResult: true, union: { name: 'UpsertEventTypeResult' } },
-    resolve: async (_root, { input }, ctx) => ({ eventType: await ctx.services.eventTypes.upsert(ctx.actor, input) }),
+    errors: {
+      types: [InvalidInputError, ForbiddenError],
+      directResult: true,
+      union: { name: 'UpsertEventTypeResult' },
+    },
+    resolve: async (_root, { input }, ctx) => ({
+      eventType: await ctx.services.eventTypes.upsert(ctx.actor, input),
+    }),
   }),
 }));

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { eventTypeName } from '../../domain/event-types/event-type.service.ts';
 import { ConflictError, InvalidInputError } from '../../domain/errors.ts';
-import type { PublishedEvent, } from '../../domain/events/published-event.ts';
+import type { PublishedEvent } from '../../domain/events/published-event.ts';
 import type { PublishResult } from '../../domain/events/event.service.ts';
 import { builder } from '../builder.ts';
 
@@ -23,8 +23,16 @@ builder.node(EventRef, {
   fields: (t) => ({
     type: t.exposeString('type'),
     meta: t.field({ type: EventMetaRef, resolve: (event) => event.meta }),
-    current: t.expose('current', { type: 'JSON', nullable: true, description: 'The object after the change.' }),
-    previous: t.expose('previous', { type: 'JSON', nullable: true, description: 'The object before the change.' }),
+    current: t.expose('current', {
+      type: 'JSON',
+      nullable: true,
+      description: 'The object after the change.',
+    }),
+    previous: t.expose('previous', {
+      type: 'JSON',
+      nullable: true,
+      description: 'The object before the change.',
+    }),
     occurredAt: t.expose('occurredAt', { type: 'DateTime' }),
     idempotencyKey: t.exposeString('idempotencyKey'),
   }),
@@ -37,7 +45,8 @@ const PublishEventInput = builder.inputType('PublishEventInput', {
     previous: t.field({ type: 'JSON' }),
     occurredAt: t.field({ type: 'DateTime', description: 'Defaults to the time of publishing.' }),
     idempotencyKey: t.string({
-      description: 'Publishing the same key again returns the first event and publishes nothing. Defaults to the event id.',
+      description:
+        'Publishing the same key again returns the first event and publishes nothing. Defaults to the event id.',
     }),
   }),
 });
@@ -45,7 +54,9 @@ const PublishEventInput = builder.inputType('PublishEventInput', {
 const PublishEventPayload = builder.objectRef<PublishResult>('PublishEventPayload').implement({
   fields: (t) => ({
     event: t.field({ type: EventRef, resolve: (result) => result.event }),
-    duplicate: t.exposeBoolean('duplicate', { description: 'True when the idempotency key was seen before.' }),
+    duplicate: t.exposeBoolean('duplicate', {
+      description: 'True when the idempotency key was seen before.',
+    }),
   }),
 });
 
@@ -54,7 +65,11 @@ builder.mutationFields((t) => ({
     type: PublishEventPayload,
     authScopes: { scope: 'events:publish' },
     args: { input: t.arg({ type: PublishEventInput, required: true }) },
-    errors: { types: [InvalidInputError, ConflictError], directResult: true, union: { name: 'PublishEventResult' } },
+    errors: {
+      types: [InvalidInputError, ConflictError],
+      directResult: true,
+      union: { name: 'PublishEventResult' },
+    },
     resolve: (_root, { input }, ctx) => ctx.services.events.publish(ctx.actor, input),
   }),
 }));

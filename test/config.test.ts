@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+describe('config', () => {
+  it('defaults to embedded mode with nothing set', () => {
+    const config = loadConfig({});
+    expect(config.database.url).toBeUndefined();
+    expect(config.nats.url).toBeUndefined();
+    expect(config.server).toMatchObject({ host: '127.0.0.1', port: 4000, production: false });
+  });
+
+  it('reports every problem at once, by variable name', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: '70000',
+        NATS_URL: '',
+        HERALD_NATS_REPLICAS: '9',
+        DATABASE_URL: 'http://x',
+        LOG_LEVEL: 'loud',
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of ['PORT', 'HERALD_NATS_REPLICAS', 'DATABASE_URL', 'LOG_LEVEL'])
+      expect(problems).toContain(name);
+  });
+
+  it('requires an operator token in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
+      /HERALD_ADMIN_TOKEN: required in production/,
+    );
+    expect(() => loadConfig({ NODE_ENV: 'production', HERALD_ADMIN_TOKEN: 'short' })).toThrow(/at least 24/);
+  });
+});

@@ -1,0 +1,140 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { graphql } from './gql/index.ts';
+import { collect } from './support/app.ts';
+import { waitFor } from './support/wait.ts';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { print } from 'graphql';
+
+const entry = (name: string) => fileURLToPath(new URL(`../src/main/${name}.ts`, import.meta.url));
+
+interface Running {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  stderr: string;
+  exit: Promise<number | null>;
+}
+
+function run(name: string, env: Record<string, string>): Running {
+  const child = spawn(process.execPath, [entry(name)], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const running: Running = {
+    child,
+    lines: [],
+    stderr: '',
+    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+  };
+  let buffer = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop()!;
+    for (const line of lines) running.lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  child.stderr.on('data', (chunk: Buffer) => (running.stderr += chunk.toString()));
+  return running;
+}
+
+const started = (p: Running) =>
+  waitFor(() => p.lines.find((l) => l.msg === 'herald started') as { url?: string } | undefined, {
+    timeoutMs: 30_000,
+    what: 'herald started',
+  });
+
+const Watch = graphql(`
+  subscription WatchFromProcess($types: [String!]) {
+    eventPublished(types: $types) {
+      idempotencyKey
+    }
+  }
+`);
+
+const AddTypeFromProcess = graphql(`
+  mutation AddTypeFromProcess($input: UpsertEventTypeInput!) {
+    upsertEventType(input: $input) {
+      __typename
+    }
+  }
+`);
+
+const PublishFromProcess = graphql(`
+  mutation PublishFromProcess($input: PublishEventInput!) {
+    publishEvent(input: $input) {
+      __typename
+    }
+  }
+`);
+
+describe('entry points', () => {
+  const children: Running[] = [];
+  afterAll(() => {
+    for (const p of children) p.child.kill('SIGKILL');
+  });
+
+  it('prints every configuration problem and exits 1', async () => {
+    const p = run('all', { PORT: 'eighty', DATABASE_URL: 'mysql://db/x', HERALD_NATS_PREFIX: 'Bad-Prefix' });
+    children.push(p);
+    expect(await p.exit).toBe(1);
+    expect(p.stderr).toContain('invalid configuration');
+    for (const name of ['PORT', 'DATABASE_URL', 'HERALD_NATS_PREFIX']) expect(p.stderr).toContain(name);
+  });
+
+  it('runs api and worker as separate processes and stops them gracefully on SIGTERM', async () => {
+    const token = `hrld_test_${randomBytes(18).toString('base64url')}`;
+    const env = {
+      DATABASE_URL: inject('databaseUrl'),
+      NATS_URL: inject('natsUrl'),
+      HERALD_NATS_PREFIX: inject('natsPrefix'),
+      HERALD_ADMIN_TOKEN: token,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+    };
+    const api = run('api', env);
+    const worker = run('worker', env);
+    children.push(api, worker);
+    const { url } = await started(api);
+    await started(worker);
+    expect(worker.lines.find((l) => l.msg === 'herald started')).toMatchObject({ role: 'worker' });
+
+    const gql = async (document: Parameters<typeof print>[0], variables: unknown) =>
+      (await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: print(document), variables }),
+      }).then((r) => r.json())) as { data: Record<string, { __typename: string }> };
+    const type = `p${randomBytes(4).toString('hex')}.order.created`;
+    expect(
+      (await gql(AddTypeFromProcess, { input: { name: type, group: 'Orders' } })).data.upsertEventType!
+        .__typename,
+    ).toBe('UpsertEventTypePayload');
+
+    const client = createClient({
+      url: `${url!.replace('http', 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${token}` },
+      retryAttempts: 0,
+    });
+    const sub = collect(client, Watch, { types: [type] });
+    let n = 0;
+    await waitFor(
+      async () =>
+        sub.results.length > 0 ||
+        void (await gql(PublishFromProcess, { input: { type, idempotencyKey: `${type}/${n++}` } })),
+      { what: 'an event through the api process' },
+    );
+
+    api.child.kill('SIGTERM');
+    worker.child.kill('SIGTERM');
+    expect(await api.exit).toBe(0);
+    expect(await worker.exit).toBe(0);
+    await waitFor(() => sub.failure(), { what: 'the socket to close' });
+    expect((sub.failure() as { code: number }).code).toBe(1001);
+    expect(api.lines.some((l) => l.msg === 'herald stopped')).toBe(true);
+    await client.dispose();
+  });
+});
