@@ -1,38 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { graphql } from './gql/index.ts';
-import { collect, startTestApp, uniqueType, type TestApp } from './support/app.ts';
+import { liveEvents, startTestApp, uniqueType, type TestApp } from './support/app.ts';
 import { privateNatsServer } from './support/nats-server.ts';
+import { PublishEvent, UpsertEventType } from './support/operations.ts';
 import { waitFor } from './support/wait.ts';
-
-const AddType = graphql(`
-  mutation AddType($input: UpsertEventTypeInput!) {
-    upsertEventType(input: $input) {
-      __typename
-    }
-  }
-`);
-
-const Publish = graphql(`
-  mutation Publish($input: PublishEventInput!) {
-    publishEvent(input: $input) {
-      __typename
-      ... on PublishEventPayload {
-        event {
-          id
-        }
-      }
-    }
-  }
-`);
-
-const Watch = graphql(`
-  subscription Watch($types: [String!]) {
-    eventPublished(types: $types) {
-      id
-      idempotencyKey
-    }
-  }
-`);
 
 describe('when NATS goes away', () => {
   let nats: Awaited<ReturnType<typeof privateNatsServer>>;
@@ -54,16 +24,11 @@ describe('when NATS goes away', () => {
 
   it('reports not ready, keeps accepting events, and recovers without a restart', async () => {
     const type = uniqueType();
-    expect(
-      (await h.gql(AddType, { input: { name: type, group: 'Outage' } })).data?.upsertEventType.__typename,
-    ).toBe('UpsertEventTypePayload');
+    const added = await h.gql(UpsertEventType, { input: { name: type, group: 'Outage' } });
+    expect(added.data?.upsertEventType.__typename).toBe('UpsertEventTypePayload');
     const publish = async (key: string) =>
-      (await h.gql(Publish, { input: { type, idempotencyKey: key } })).data!;
-    const sub = collect(h.ws(), Watch, { types: [type] });
-    let probe = 0;
-    await waitFor(async () => sub.results.length > 0 || void (await publish(`${type}/probe-${probe++}`)), {
-      what: 'the subscription to go live',
-    });
+      (await h.gql(PublishEvent, { input: { type, idempotencyKey: `${type}/${key}` } })).data!.publishEvent;
+    const sub = await liveEvents(h.ws(), h.gql, [type]);
 
     await nats.stop();
     const down = await waitFor(
@@ -76,21 +41,19 @@ describe('when NATS goes away', () => {
     expect(down.body.error).toMatch(/NATS/);
 
     // Accepted while the bus is down: stored, and published by the outbox relay once it is back.
-    const during = await publish(`${type}/during`);
-    expect(during.publishEvent.__typename).toBe('PublishEventPayload');
+    expect((await publish('during')).__typename).toBe('PublishEventPayload');
 
     await nats.start();
     await waitFor(async () => (await readiness()).status === 200, {
       timeoutMs: 20_000,
       what: '/readyz to recover',
     });
-    await publish(`${type}/after`);
-    const keys = () => sub.results.map((r) => r.data?.eventPublished.idempotencyKey);
-    await waitFor(() => keys().includes(`${type}/during`) && keys().includes(`${type}/after`), {
+    await publish('after');
+    await waitFor(() => sub.keys().includes(`${type}/during`) && sub.keys().includes(`${type}/after`), {
       timeoutMs: 20_000,
       what: 'the events published during and after the outage',
     });
     await sub.stop();
-    expect(keys().filter((k) => k === `${type}/during`)).toHaveLength(1);
+    expect(sub.keys().filter((k) => k === `${type}/during`)).toHaveLength(1);
   });
 });

@@ -2,12 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { graphql } from './gql/index.ts';
-import { collect } from './support/app.ts';
+import { httpExecutor, liveEvents, wsClient } from './support/app.ts';
+import { PublishEvent, UpsertEventType } from './support/operations.ts';
 import { waitFor } from './support/wait.ts';
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
-import { print } from 'graphql';
 
 const entry = (name: string) => fileURLToPath(new URL(`../src/main/${name}.ts`, import.meta.url));
 
@@ -46,30 +43,6 @@ const started = (p: Running) =>
     what: 'herald started',
   });
 
-const Watch = graphql(`
-  subscription WatchFromProcess($types: [String!]) {
-    eventPublished(types: $types) {
-      idempotencyKey
-    }
-  }
-`);
-
-const AddTypeFromProcess = graphql(`
-  mutation AddTypeFromProcess($input: UpsertEventTypeInput!) {
-    upsertEventType(input: $input) {
-      __typename
-    }
-  }
-`);
-
-const PublishFromProcess = graphql(`
-  mutation PublishFromProcess($input: PublishEventInput!) {
-    publishEvent(input: $input) {
-      __typename
-    }
-  }
-`);
-
 describe('entry points', () => {
   const children: Running[] = [];
   afterAll(() => {
@@ -101,32 +74,14 @@ describe('entry points', () => {
     await started(worker);
     expect(worker.lines.find((l) => l.msg === 'herald started')).toMatchObject({ role: 'worker' });
 
-    const gql = async (document: Parameters<typeof print>[0], variables: unknown) =>
-      (await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ query: print(document), variables }),
-      }).then((r) => r.json())) as { data: Record<string, { __typename: string }> };
+    const gql = httpExecutor(url!, token);
     const type = `p${randomBytes(4).toString('hex')}.order.created`;
-    expect(
-      (await gql(AddTypeFromProcess, { input: { name: type, group: 'Orders' } })).data.upsertEventType!
-        .__typename,
-    ).toBe('UpsertEventTypePayload');
-
-    const client = createClient({
-      url: `${url!.replace('http', 'ws')}/graphql`,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${token}` },
-      retryAttempts: 0,
-    });
-    const sub = collect(client, Watch, { types: [type] });
-    let n = 0;
-    await waitFor(
-      async () =>
-        sub.results.length > 0 ||
-        void (await gql(PublishFromProcess, { input: { type, idempotencyKey: `${type}/${n++}` } })),
-      { what: 'an event through the api process' },
-    );
+    const added = await gql(UpsertEventType, { input: { name: type, group: 'Orders' } });
+    expect(added.data?.upsertEventType.__typename).toBe('UpsertEventTypePayload');
+    const client = wsClient(url!, token);
+    const sub = await liveEvents(client, gql, [type]);
+    await gql(PublishEvent, { input: { type, idempotencyKey: `${type}/through-the-api-process` } });
+    await waitFor(() => sub.keys().includes(`${type}/through-the-api-process`), { what: 'the event' });
 
     api.child.kill('SIGTERM');
     worker.child.kill('SIGTERM');

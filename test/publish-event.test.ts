@@ -1,77 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import type { PublishEventInput } from './gql/graphql.ts';
-import { collect, modes, startTestApp, uniqueType, type TestApp } from './support/app.ts';
+import { collect, liveEvents, modes, startTestApp, uniqueType, type TestApp } from './support/app.ts';
+import { EventPublished, PublishEvent, UpsertEventType } from './support/operations.ts';
 import { waitFor } from './support/wait.ts';
-
-const UpsertEventType = graphql(`
-  mutation UpsertEventType($input: UpsertEventTypeInput!) {
-    upsertEventType(input: $input) {
-      __typename
-      ... on UpsertEventTypePayload {
-        eventType {
-          name
-          group
-          deprecated
-        }
-      }
-      ... on ValidationError {
-        fields {
-          path
-          message
-        }
-      }
-    }
-  }
-`);
-
-const PublishEvent = graphql(`
-  mutation PublishEvent($input: PublishEventInput!) {
-    publishEvent(input: $input) {
-      __typename
-      ... on PublishEventPayload {
-        duplicate
-        event {
-          id
-          type
-          meta {
-            module
-            model
-            action
-          }
-          current
-          previous
-          occurredAt
-          idempotencyKey
-        }
-      }
-      ... on ValidationError {
-        message
-        fields {
-          path
-          message
-        }
-      }
-      ... on ConflictError {
-        message
-      }
-    }
-  }
-`);
-
-const EventPublished = graphql(`
-  subscription EventPublished($types: [String!]) {
-    eventPublished(types: $types) {
-      id
-      type
-      current
-      idempotencyKey
-      meta {
-        model
-      }
-    }
-  }
-`);
 
 const Catalog = graphql(`
   query Catalog($group: String) {
@@ -120,28 +52,7 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
   const publish = (input: PublishEventInput) =>
     h.gql(PublishEvent, { input }).then((r) => r.data!.publishEvent);
 
-  /**
-   * Subscribes to `types` and publishes probes of the first type until one arrives; then a marker,
-   * which arrives after every probe (one publisher, one subscriber: order holds). From then on
-   * the subscriber misses nothing and has seen nothing else.
-   */
-  async function liveSubscription(types: string[]) {
-    const sub = collect(h.ws(), EventPublished, { types });
-    let probes = 0;
-    await waitFor(
-      async () => {
-        if (sub.results.length > 0) return true;
-        await publish({ type: types[0]!, idempotencyKey: `${types[0]}/probe-${probes++}` });
-        return false;
-      },
-      { what: 'the subscription to go live' },
-    );
-    await publish({ type: types[0]!, idempotencyKey: `${types[0]}/live` });
-    const key = (r: (typeof sub.results)[number]) => r.data?.eventPublished.idempotencyKey;
-    await waitFor(() => sub.results.some((r) => key(r) === `${types[0]}/live`), { what: 'the marker' });
-    sub.results.length = 0;
-    return sub;
-  }
+  const liveSubscription = (types: string[]) => liveEvents(h.ws(), h.gql, types);
 
   it('delivers a published event to a graphql-ws subscriber', async () => {
     const type = await catalogType();

@@ -10,6 +10,8 @@ import WebSocket from 'ws';
 import { startApp, type App, type Roles } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
+import { EventPublished, PublishEvent } from './operations.ts';
+import { waitFor } from './wait.ts';
 
 export type Mode = 'production' | 'embedded';
 export const modes: Mode[] = ['production', 'embedded'];
@@ -30,16 +32,42 @@ export function modeEnv(mode: Mode): { env: Record<string, string>; cleanup: () 
   return { env: { HERALD_DATA_DIR: dir }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+export type Gql = <R, V>(
+  document: TypedDocumentNode<R, V>,
+  variables: V,
+  options?: { token?: string | null },
+) => Promise<ExecutionResult<R> & { status: number }>;
+
+/** Runs typed operations over HTTP against `url` with `token` unless told otherwise; the raw status comes along. */
+export function httpExecutor(url: string, token: string): Gql {
+  return async (document, variables, { token: bearer = token } = {}) => {
+    const response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json, application/json',
+        ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+      },
+      body: JSON.stringify({ query: print(document), variables }),
+    });
+    return { status: response.status, ...((await response.json()) as ExecutionResult<never>) };
+  };
+}
+
+/** A graphql-ws client for a Herald at `url`. */
+export const wsClient = (url: string, token: string): Client =>
+  createClient({
+    url: `${url.replace('http', 'ws')}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+    retryAttempts: 0,
+  });
+
 export interface TestApp {
   app: App;
   url: string;
   token: string;
-  /** Runs a typed operation over HTTP; the raw status comes along. */
-  gql<R, V>(
-    document: TypedDocumentNode<R, V>,
-    variables: V,
-    options?: { token?: string | null },
-  ): Promise<ExecutionResult<R> & { status: number }>;
+  gql: Gql;
   /** A graphql-ws client on the same URL; disposed by stop(). */
   ws(options?: { token?: string }): Client;
   stop(): Promise<void>;
@@ -66,25 +94,9 @@ export async function startTestApp(
     app,
     url,
     token,
-    async gql(document, variables, { token: bearer = token } = {}) {
-      const response = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/graphql-response+json, application/json',
-          ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
-        },
-        body: JSON.stringify({ query: print(document), variables }),
-      });
-      return { status: response.status, ...((await response.json()) as ExecutionResult<never>) };
-    },
+    gql: httpExecutor(url, token),
     ws({ token: bearer = token } = {}) {
-      const client = createClient({
-        url: `${url.replace('http', 'ws')}/graphql`,
-        webSocketImpl: WebSocket,
-        connectionParams: { authorization: `Bearer ${bearer}` },
-        retryAttempts: 0,
-      });
+      const client = wsClient(url, bearer);
       clients.push(client);
       return client;
     },
@@ -128,3 +140,27 @@ export function collect<R, V>(client: Client, document: TypedDocumentNode<R, V>,
 /** A name no other test uses, so parallel tests never see each other's events. */
 export const uniqueType = (model = 'invoice', action = 'paid') =>
   `t${randomBytes(4).toString('hex')}.${model}.${action}`;
+
+/**
+ * Subscribes to eventPublished for `types` and publishes probes of the first type until one
+ * arrives; then a marker, which arrives after every probe (one publisher, one subscriber: order
+ * holds). From then on the subscriber misses nothing, and its results start empty.
+ */
+export async function liveEvents(client: Client, gql: Gql, types: string[]) {
+  const type = types[0]!;
+  const sub = collect(client, EventPublished, { types });
+  const keys = () => sub.results.map((r) => r.data?.eventPublished.idempotencyKey);
+  let probes = 0;
+  await waitFor(
+    async () => {
+      if (sub.results.length > 0) return true;
+      await gql(PublishEvent, { input: { type, idempotencyKey: `${type}/probe-${probes++}` } });
+      return false;
+    },
+    { what: 'the subscription to go live' },
+  );
+  await gql(PublishEvent, { input: { type, idempotencyKey: `${type}/live` } });
+  await waitFor(() => keys().includes(`${type}/live`), { what: 'the marker' });
+  sub.results.length = 0;
+  return { ...sub, keys };
+}
