@@ -10,19 +10,26 @@ import { migrate, openOrm, type Orm } from './db/orm.ts';
 import { EventTypeService } from './domain/event-types/event-type.service.ts';
 import { EventOutbox } from './domain/events/event-outbox.ts';
 import { EventService } from './domain/events/event.service.ts';
+import { AuditPublisher } from './domain/audit/audit-publisher.ts';
+import { AuditService } from './domain/audit/audit.service.ts';
+import { ApiTokenService } from './domain/tenancy/api-token.service.ts';
 import { AuthService } from './domain/tenancy/auth.service.ts';
+import { TenantService } from './domain/tenancy/tenant.service.ts';
 import { createServer, type Server } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
 
 export interface Roles {
   /** Serve GraphQL over HTTP and WebSocket. */
   api: boolean;
-  /** Run the background work (outbox relay; later the delivery pipeline). */
+  /** Run the background work (the outbox relays; later the delivery pipeline). */
   worker: boolean;
 }
 
 export interface Services {
   auth: AuthService;
+  audit: AuditService;
+  tenants: TenantService;
+  tokens: ApiTokenService;
   eventTypes: EventTypeService;
   events: EventService;
 }
@@ -70,10 +77,16 @@ export async function startApp(
   const bus = await openBus(config, logger, role);
   await bus.declareStreams(Object.values(streams(config.nats.prefix)));
 
-  const eventTypes = new EventTypeService(orm);
+  const auditPublisher = new AuditPublisher(orm, bus, { prefix: config.nats.prefix }, logger);
+  const audit = new AuditService(orm, auditPublisher);
+  const tokens = new ApiTokenService(orm, audit);
+  const eventTypes = new EventTypeService(orm, audit);
   const outbox = new EventOutbox(orm, bus, { prefix: config.nats.prefix }, logger);
   const services: Services = {
-    auth: new AuthService(operatorToken(config, logger)),
+    auth: new AuthService(orm, operatorToken(config, logger)),
+    audit,
+    tenants: new TenantService(orm, audit, tokens),
+    tokens,
     eventTypes,
     events: new EventService({ orm, bus, eventTypes, outbox, logger }, { prefix: config.nats.prefix }),
   };
@@ -85,7 +98,7 @@ export async function startApp(
     },
   };
 
-  if (roles.worker) outbox.startRelay();
+  const relays = roles.worker ? [outbox.startRelay(), auditPublisher.startRelay()] : [];
   let server: Server | undefined;
   if (roles.api) server = await createServer({ config, services, health, logger });
   logger.info(
@@ -98,7 +111,8 @@ export async function startApp(
     url: server?.url,
     async stop() {
       await server?.close();
-      await outbox.stop();
+      await Promise.all(relays.map((relay) => relay.stop()));
+      await outbox.flush();
       await bus.close();
       await orm.close();
       logger.info({ role }, 'herald stopped');

@@ -24,7 +24,7 @@ describe('when NATS goes away', () => {
 
   it('reports not ready, keeps accepting events, and recovers without a restart', async () => {
     const type = uniqueType();
-    const added = await h.gql(UpsertEventType, { input: { name: type, group: 'Outage' } });
+    const added = await h.operator(UpsertEventType, { input: { name: type, group: 'Outage' } });
     expect(added.data?.upsertEventType.__typename).toBe('UpsertEventTypePayload');
     const publish = async (key: string) =>
       (await h.gql(PublishEvent, { input: { type, idempotencyKey: `${type}/${key}` } })).data!.publishEvent;

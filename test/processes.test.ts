@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { httpExecutor, liveEvents, wsClient } from './support/app.ts';
-import { PublishEvent, UpsertEventType } from './support/operations.ts';
+import { CreateTenant, PublishEvent, UpsertEventType } from './support/operations.ts';
 import { waitFor } from './support/wait.ts';
 
 const entry = (name: string) => fileURLToPath(new URL(`../src/main/${name}.ts`, import.meta.url));
@@ -74,11 +74,14 @@ describe('entry points', () => {
     await started(worker);
     expect(worker.lines.find((l) => l.msg === 'herald started')).toMatchObject({ role: 'worker' });
 
-    const gql = httpExecutor(url!, token);
+    const operator = httpExecutor(url!, token);
     const type = `p${randomBytes(4).toString('hex')}.order.created`;
-    const added = await gql(UpsertEventType, { input: { name: type, group: 'Orders' } });
+    const added = await operator(UpsertEventType, { input: { name: type, group: 'Orders' } });
     expect(added.data?.upsertEventType.__typename).toBe('UpsertEventTypePayload');
-    const client = wsClient(url!, token);
+    const tenant = (await operator(CreateTenant, { input: { name: 'Processes' } })).data?.createTenant;
+    if (tenant?.__typename !== 'CreateTenantPayload') throw new Error('createTenant failed');
+    const gql = httpExecutor(url!, tenant.token);
+    const client = wsClient(url!, tenant.token);
     const sub = await liveEvents(client, gql, [type]);
     await gql(PublishEvent, { input: { type, idempotencyKey: `${type}/through-the-api-process` } });
     await waitFor(() => sub.keys().includes(`${type}/through-the-api-process`), { what: 'the event' });

@@ -44,7 +44,7 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
 
   async function catalogType(group = 'Invoices') {
     const name = uniqueType();
-    const result = await h.gql(UpsertEventType, { input: { name, group } });
+    const result = await h.operator(UpsertEventType, { input: { name, group } });
     expect(result.data?.upsertEventType.__typename).toBe('UpsertEventTypePayload');
     return name;
   }
@@ -137,13 +137,13 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     const group = `Group ${uniqueType()}`;
     const a = uniqueType('lead', 'created');
     const b = uniqueType('lead', 'won');
-    for (const name of [b, a]) await h.gql(UpsertEventType, { input: { name, group } });
+    for (const name of [b, a]) await h.operator(UpsertEventType, { input: { name, group } });
     const catalog = await h.gql(Catalog, { group });
     expect(catalog.data?.eventTypes.map((t) => t.name).sort()).toEqual([a, b].sort());
     const grouped = catalog.data?.eventTypeGroups.find((g) => g.name === group);
     expect(grouped?.eventTypes.map((t) => t.name).sort()).toEqual([a, b].sort());
 
-    const bad = await h.gql(UpsertEventType, { input: { name: 'lead..created', group: '' } });
+    const bad = await h.operator(UpsertEventType, { input: { name: 'lead..created', group: '' } });
     const refused = bad.data?.upsertEventType;
     expect(refused?.__typename).toBe('ValidationError');
     if (refused?.__typename === 'ValidationError') {

@@ -20,6 +20,28 @@ export const eventMessageV1 = z.object({
 });
 export type EventMessage = z.infer<typeof eventMessageV1>;
 
+const party = z.object({ type: z.string(), id: z.string().nullable(), name: z.string().nullable() });
+
+export const auditMessageV1 = z.object({
+  v: z.literal(1),
+  id: z.uuid(),
+  tenantId: z.string().min(1),
+  sequence: z.number().int().positive(),
+  action: z.string(),
+  executor: party,
+  related: party.nullable(),
+  relationName: z.string().nullable(),
+  relationId: z.string().nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+  ip: z.string().nullable(),
+  userAgent: z.string().nullable(),
+  requestId: z.string().nullable(),
+  createdAt: z.iso.datetime({ offset: true }),
+  previousHash: z.string(),
+  hash: z.string(),
+});
+export type AuditMessage = z.infer<typeof auditMessageV1>;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -38,15 +60,24 @@ export function subjects(prefix: string) {
     event: (tenantId: string, type: string) => `${prefix}.events.${tenantId}.${type}`,
     eventsOfTenant: (tenantId: string) => `${prefix}.events.${tenantId}.>`,
     allEvents: `${prefix}.events.>`,
+    /** `<prefix>.audit.<tenant>`: a tenant's audit entries in sequence order. */
+    audit: (tenantId: string) => `${prefix}.audit.${tenantId}`,
+    allAudit: `${prefix}.audit.>`,
   };
 }
 
-export function streams(prefix: string): { events: StreamSpec } {
+export function streams(prefix: string): { events: StreamSpec; audit: StreamSpec } {
   const upper = prefix.toUpperCase();
   return {
     events: {
       name: `${upper}_EVENTS`,
       subjects: [subjects(prefix).allEvents],
+      retention: 'limits',
+      maxAgeMs: 7 * 24 * 3600_000,
+    },
+    audit: {
+      name: `${upper}_AUDIT`,
+      subjects: [subjects(prefix).allAudit],
       retention: 'limits',
       maxAgeMs: 7 * 24 * 3600_000,
     },

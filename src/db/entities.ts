@@ -1,5 +1,16 @@
 import { EventTypeEntity } from '../domain/event-types/event-type.entity.ts';
 import { EventEntity } from '../domain/events/event.entity.ts';
+import { AuditChainHeadEntity, AuditLogEntity, AuditOutboxEntity } from '../domain/audit/audit-log.entity.ts';
+import { ApiTokenEntity } from '../domain/tenancy/api-token.entity.ts';
+import { TenantEntity } from '../domain/tenancy/tenant.entity.ts';
 
 /** Every entity Herald persists; the ORM and the migration generator both read this list. */
-export const entities = [EventTypeEntity, EventEntity];
+export const entities = [
+  TenantEntity,
+  ApiTokenEntity,
+  AuditLogEntity,
+  AuditChainHeadEntity,
+  AuditOutboxEntity,
+  EventTypeEntity,
+  EventEntity,
+];

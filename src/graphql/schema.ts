@@ -1,5 +1,9 @@
 import { builder } from './builder.ts';
 import './types/errors.ts';
+import './types/api-token.ts';
+import './types/tenant.ts';
+import './types/viewer.ts';
+import './types/audit-log.ts';
 import './types/event-type.ts';
 import './types/event.ts';
 

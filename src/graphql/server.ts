@@ -8,6 +8,7 @@ import { WebSocketServer } from 'ws';
 import type { Health, Services } from '../app.ts';
 import type { Config } from '../config.ts';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../domain/errors.ts';
+import { auditExport } from '../http/audit-export.ts';
 import type { Logger } from '../logger.ts';
 import type { Context } from './builder.ts';
 import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
@@ -20,7 +21,10 @@ export interface Server {
 }
 
 type ServerContext = { req: IncomingMessage; res: ServerResponse };
-type InitialContext = YogaInitialContext & { connectionParams?: Readonly<Record<string, unknown>> };
+type InitialContext = YogaInitialContext & {
+  req?: IncomingMessage;
+  connectionParams?: Readonly<Record<string, unknown>>;
+};
 
 const unauthenticated = () =>
   new GraphQLError('missing or invalid bearer token', {
@@ -64,12 +68,16 @@ export async function createServer(deps: {
   const { production } = config.server;
   let accepting = true;
 
-  const context = (initial: InitialContext): Context => {
+  const context = async (initial: InitialContext): Promise<Context> => {
     const authorization =
       initial.request.headers.get('authorization') ?? initial.connectionParams?.authorization;
-    const actor = services.auth.authenticate(typeof authorization === 'string' ? authorization : null);
-    if (!actor) throw unauthenticated();
     const requestId = initial.request.headers.get('x-request-id') ?? randomUUID();
+    const actor = await services.auth.authenticate(typeof authorization === 'string' ? authorization : null, {
+      ip: initial.req?.socket.remoteAddress ?? null,
+      userAgent: initial.req?.headers['user-agent'] ?? null,
+      requestId,
+    });
+    if (!actor) throw unauthenticated();
     return { actor, services, requestId, logger: logger.child({ requestId, tenantId: actor.tenantId }) };
   };
 
@@ -132,6 +140,18 @@ export async function createServer(deps: {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
       return;
     }
+    if (req.url === '/audit/export' || req.url?.startsWith('/audit/export?')) {
+      const request = {
+        ip: req.socket.remoteAddress ?? null,
+        userAgent: req.headers['user-agent'] ?? null,
+        requestId,
+      };
+      void auditExport(req, res, { services, logger, request }).catch((error: unknown) => {
+        logger.error({ err: error, requestId }, 'audit export failed');
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+      return;
+    }
     if (req.url === '/readyz') {
       void readiness(res);
       return;
@@ -171,9 +191,18 @@ export async function createServer(deps: {
   const ws = useServer(
     {
       connectionInitWaitTimeout: 5_000,
-      onConnect: (ctx) => {
+      onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
-        if (!services.auth.authenticate(typeof authorization === 'string' ? authorization : null)) {
+        const request = ctx.extra.request;
+        const actor = await services.auth.authenticate(
+          typeof authorization === 'string' ? authorization : null,
+          {
+            ip: request.socket.remoteAddress ?? null,
+            userAgent: request.headers['user-agent'] ?? null,
+            requestId: requestIdOf(request),
+          },
+        );
+        if (!actor) {
           ctx.extra.socket.close(4401, 'Unauthorized');
           return false;
         }

@@ -1,6 +1,9 @@
 import { MikroORM as PgliteORM } from '@mikro-orm/pglite';
 import { Migrator } from '@mikro-orm/migrations';
+import { startApp } from '../app.ts';
 import { loadConfig } from '../config.ts';
+import { InvalidInputError } from '../domain/errors.ts';
+import { operatorActor } from '../domain/tenancy/actor.ts';
 import { entities } from '../db/entities.ts';
 import { migrate, migrationsDir, openOrm, type Orm } from '../db/orm.ts';
 import { createLogger } from '../logger.ts';
@@ -9,7 +12,9 @@ import { runMain } from './run-main.ts';
 const usage = `usage: npm run cli -- <command>
   migrate                   apply pending migrations to the configured database
   migration:create <name>   generate a migration from the difference between the entities and the migrations
-  migration:check           fail when the entities differ from what the migrations build`;
+  migration:check           fail when the entities differ from what the migrations build
+  tenants create <name> [--max-webhooks N]
+                            create a tenant; prints it and its first token (shown once)`;
 
 /** A throwaway in-memory database with every migration applied: what the migrations build. */
 async function migratedScratchDatabase(): Promise<Orm> {
@@ -32,7 +37,7 @@ async function migratedScratchDatabase(): Promise<Orm> {
 async function main(args: string[]): Promise<number> {
   const [command, name] = args;
   const config = loadConfig();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(command === 'tenants' ? 'warn' : config.logLevel, { toStderr: true });
   switch (command) {
     case 'migrate': {
       const orm = await openOrm(config, logger);
@@ -62,6 +67,34 @@ async function main(args: string[]): Promise<number> {
         `the entities differ from the migrations; run npm run migration:create -- <name>:\n${sql}`,
       );
       return 1;
+    }
+    case 'tenants': {
+      const [, sub, tenantName, flag, value] = args;
+      if (sub !== 'create' || !tenantName || (flag !== undefined && flag !== '--max-webhooks')) {
+        console.error(usage);
+        return 2;
+      }
+      const app = await startApp(config, { api: false, worker: false }, logger);
+      try {
+        const created = await app.services.tenants.create(operatorActor('cli'), {
+          name: tenantName,
+          maxWebhooks: value === undefined ? null : Number(value),
+        });
+        console.log(
+          JSON.stringify(
+            { tenantId: created.tenant.id, name: created.tenant.name, token: created.token },
+            null,
+            2,
+          ),
+        );
+        return 0;
+      } catch (error) {
+        if (!(error instanceof InvalidInputError)) throw error;
+        console.error(`invalid: ${error.message}`);
+        return 2;
+      } finally {
+        await app.stop();
+      }
     }
     default:
       console.error(usage);

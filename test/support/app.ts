@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { startApp, type App, type Roles } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { EventPublished, PublishEvent } from './operations.ts';
+import { CreateTenant, EventPublished, PublishEvent } from './operations.ts';
 import { waitFor } from './wait.ts';
 
 export type Mode = 'production' | 'embedded';
@@ -63,11 +63,25 @@ export const wsClient = (url: string, token: string): Client =>
     retryAttempts: 0,
   });
 
+export interface TenantClient {
+  tenantId: string;
+  /** Its first token: DASHBOARD, every scope. */
+  token: string;
+  gql: Gql;
+}
+
 export interface TestApp {
   app: App;
   url: string;
+  /** The operator: manages tenants and the catalog. */
+  operator: Gql;
+  operatorToken: string;
+  /** A tenant of this app's own, with a token holding every scope. */
   token: string;
+  tenantId: string;
   gql: Gql;
+  /** Another tenant, for isolation tests. */
+  tenant(name?: string): Promise<TenantClient>;
   /** A graphql-ws client on the same URL; disposed by stop(). */
   ws(options?: { token?: string }): Client;
   stop(): Promise<void>;
@@ -78,10 +92,10 @@ export async function startTestApp(
   options: { env?: Record<string, string>; roles?: Roles } = {},
 ): Promise<TestApp> {
   const { env, cleanup } = modeEnv(mode);
-  const token = `hrld_test_${randomBytes(18).toString('base64url')}`;
+  const operatorToken = `hrld_test_${randomBytes(18).toString('base64url')}`;
   const config = loadConfig({
     PORT: '0',
-    HERALD_ADMIN_TOKEN: token,
+    HERALD_ADMIN_TOKEN: operatorToken,
     LOG_LEVEL: 'silent',
     ...env,
     ...options.env,
@@ -89,13 +103,25 @@ export async function startTestApp(
   const app = await startApp(config, options.roles ?? { api: true, worker: true }, createLogger('silent'));
   const url = app.url!;
   const clients: Client[] = [];
+  const operator = httpExecutor(url, operatorToken);
+  const tenant = async (name = 'Tenant'): Promise<TenantClient> => {
+    const created = (await operator(CreateTenant, { input: { name } })).data?.createTenant;
+    if (created?.__typename !== 'CreateTenantPayload')
+      throw new Error(`createTenant failed: ${created?.__typename}`);
+    return { tenantId: created.tenant.id, token: created.token, gql: httpExecutor(url, created.token) };
+  };
+  const own = await tenant('Acme');
 
   return {
     app,
     url,
-    token,
-    gql: httpExecutor(url, token),
-    ws({ token: bearer = token } = {}) {
+    operator,
+    operatorToken,
+    token: own.token,
+    tenantId: own.tenantId,
+    gql: own.gql,
+    tenant,
+    ws({ token: bearer = own.token } = {}) {
       const client = wsClient(url, bearer);
       clients.push(client);
       return client;

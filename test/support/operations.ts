@@ -70,3 +70,18 @@ export const EventPublished = graphql(`
     }
   }
 `);
+
+export const CreateTenant = graphql(`
+  mutation CreateTenant($input: CreateTenantInput!) {
+    createTenant(input: $input) {
+      __typename
+      ... on CreateTenantPayload {
+        tenant {
+          id
+          name
+        }
+        token
+      }
+    }
+  }
+`);

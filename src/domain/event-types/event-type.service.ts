@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import type { Orm } from '../../db/orm.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import { changes } from '../audit/changes.ts';
 import { ForbiddenError } from '../errors.ts';
 import { parse } from '../input.ts';
 import type { Actor } from '../tenancy/actor.ts';
@@ -48,10 +50,12 @@ export class EventTypeService {
   private cache: Map<string, EventType> | undefined;
   private loadedAt = 0;
   private readonly orm: Orm;
+  private readonly audit: AuditService;
   private readonly maxAgeMs: number;
 
-  constructor(orm: Orm, options: { maxAgeMs?: number } = {}) {
+  constructor(orm: Orm, audit: AuditService, options: { maxAgeMs?: number } = {}) {
     this.orm = orm;
+    this.audit = audit;
     this.maxAgeMs = options.maxAgeMs ?? 5_000;
   }
 
@@ -78,19 +82,30 @@ export class EventTypeService {
   async upsert(actor: Actor, raw: UpsertEventTypeInput): Promise<EventType> {
     if (!actor.admin) throw new ForbiddenError('only the operator manages the event-type catalog');
     const input = parse(upsertEventTypeInput, raw);
-    const em = this.orm.em.fork();
-    const existing = await em.findOne(EventTypeEntity, { name: input.name });
-    const type =
-      existing ??
-      em.create(EventTypeEntity, {
-        name: input.name,
-        group: input.group,
-        description: input.description ?? null,
-      });
-    type.group = input.group;
-    if (input.description !== undefined) type.description = input.description;
-    if (input.deprecated != null) type.deprecated = input.deprecated;
-    await em.flush();
+    const type = await this.audit.transact(actor, async (tx, record) => {
+      const existing = await tx.findOne(EventTypeEntity, { name: input.name });
+      const before = existing ? { ...existing } : null;
+      const entry =
+        existing ??
+        tx.create(EventTypeEntity, {
+          name: input.name,
+          group: input.group,
+          description: input.description ?? null,
+        });
+      entry.group = input.group;
+      if (input.description !== undefined) entry.description = input.description;
+      if (input.deprecated != null) entry.deprecated = input.deprecated;
+      const changed = changes(before, entry, ['name', 'group', 'description', 'deprecated']);
+      if (Object.keys(changed).length > 0) {
+        record({
+          action: existing ? 'event_type.updated' : 'event_type.created',
+          relationName: 'EventType',
+          relationId: entry.name,
+          metadata: { changes: changed },
+        });
+      }
+      return entry;
+    });
     this.cache = undefined;
     return type;
   }

@@ -4,6 +4,7 @@ import type { EventBus } from '../../bus/bus.ts';
 import { encode, eventMessageV1, subjects } from '../../bus/contracts.ts';
 import type { Orm } from '../../db/orm.ts';
 import type { Logger } from '../../logger.ts';
+import { pollLoop } from '../../util/poll-loop.ts';
 import { EventEntity } from './event.entity.ts';
 import { fromEntity, toMessage, type PublishedEvent } from './published-event.ts';
 
@@ -21,7 +22,6 @@ export class EventOutbox {
   private readonly relayAfterMs: number;
   private marks: string[] = [];
   private marking: Promise<void> | undefined;
-  private relaying: { stop: () => Promise<void> } | undefined;
 
   constructor(orm: Orm, bus: EventBus, options: { prefix: string; relayAfterMs?: number }, logger: Logger) {
     this.orm = orm;
@@ -49,48 +49,42 @@ export class EventOutbox {
 
   /** One relay pass: republishes up to `limit` events left unpublished; returns how many went out. */
   async relayOnce(limit = 500): Promise<number> {
-    const em = this.orm.em.fork();
-    return em.transactional(async (tx) => {
-      // SKIP LOCKED lets several workers relay side by side without taking the same rows.
+    return this.orm.em.fork().transactional(async (tx) => {
+      // SKIP LOCKED lets several workers relay side by side without taking the same rows; the
+      // relay serves every tenant, so the tenant filter is off on purpose.
       const rows = await tx.find(
         EventEntity,
         { publishedAt: null, createdAt: { $lt: new Date(Date.now() - this.relayAfterMs) } },
-        { orderBy: { createdAt: 'asc' }, limit, lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE },
+        {
+          orderBy: { createdAt: 'asc' },
+          limit,
+          lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE,
+          filters: false,
+        },
       );
       const sent: string[] = [];
       for (const row of rows) {
         await this.send(fromEntity(row));
         sent.push(row.id);
       }
-      if (sent.length > 0)
-        await tx.nativeUpdate(EventEntity, { id: { $in: sent } }, { publishedAt: new Date() });
+      if (sent.length > 0) {
+        await tx.nativeUpdate(
+          EventEntity,
+          { id: { $in: sent } },
+          { publishedAt: new Date() },
+          { filters: false },
+        );
+      }
       return sent.length;
     });
   }
 
-  /** Runs relay passes every `intervalMs` until stopped. */
-  startRelay(intervalMs = 1_000): void {
-    let stopped = false;
-    const loop = (async () => {
-      while (!stopped) {
-        try {
-          while ((await this.relayOnce()) > 0 && !stopped);
-        } catch (error) {
-          this.logger.warn({ err: error }, 'outbox relay pass failed; retrying');
-        }
-        await delay(intervalMs);
-      }
-    })();
-    this.relaying = {
-      stop: async () => {
-        stopped = true;
-        await loop;
-      },
-    };
+  startRelay(intervalMs = 1_000) {
+    return pollLoop(() => this.relayOnce(), { intervalMs, what: 'event outbox relay' }, this.logger);
   }
 
-  async stop(): Promise<void> {
-    await this.relaying?.stop();
+  /** Waits for the pending publish marks. */
+  async flush(): Promise<void> {
     await this.marking;
   }
 
@@ -109,7 +103,9 @@ export class EventOutbox {
     this.marks = [];
     this.marking = undefined;
     try {
-      await this.orm.em.fork().nativeUpdate(EventEntity, { id: { $in: ids } }, { publishedAt: new Date() });
+      await this.orm.em
+        .fork()
+        .nativeUpdate(EventEntity, { id: { $in: ids } }, { publishedAt: new Date() }, { filters: false });
     } catch (error) {
       // Unmarked events are only republished (and deduplicated); nothing is lost.
       this.logger.warn({ err: error, count: ids.length }, 'could not mark events published');

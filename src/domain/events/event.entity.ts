@@ -1,5 +1,6 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../../db/ids.ts';
+import { tenantFilter } from '../../db/tenant-scope.ts';
 
 /**
  * One published domain event. The row is the outbox too: `publishedAt` stays null until JetStream
@@ -8,6 +9,7 @@ import { newId } from '../../db/ids.ts';
 export const EventEntity = defineEntity({
   name: 'Event',
   tableName: 'events',
+  filters: tenantFilter,
   properties: {
     id: p
       .uuid()

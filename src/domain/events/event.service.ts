@@ -6,6 +6,7 @@ import type { EventBus } from '../../bus/bus.ts';
 import { decode, eventMessageV1, subjects } from '../../bus/contracts.ts';
 import { newId } from '../../db/ids.ts';
 import type { Orm } from '../../db/orm.ts';
+import { tenantEm } from '../../db/tenant-scope.ts';
 import type { Logger } from '../../logger.ts';
 import {
   eventTypeName,
@@ -84,7 +85,7 @@ export class EventService {
 
     const id = newId();
     const idempotencyKey = input.idempotencyKey ?? id;
-    const em = this.orm.em.fork();
+    const em = tenantEm(this.orm, actor);
     const event = em.create(EventEntity, {
       id,
       tenantId: actor.tenantId,
@@ -110,7 +111,7 @@ export class EventService {
   async getMany(actor: Actor, ids: readonly string[]): Promise<(PublishedEvent | null)[]> {
     const valid = ids.filter((id) => z.uuid().safeParse(id).success);
     const rows = valid.length
-      ? await this.orm.em.fork().find(EventEntity, { tenantId: actor.tenantId, id: { $in: valid } })
+      ? await tenantEm(this.orm, actor).find(EventEntity, { id: { $in: valid } })
       : [];
     const byId = new Map(rows.map((row) => [row.id, fromEntity(row)]));
     return ids.map((id) => byId.get(id) ?? null);
@@ -157,9 +158,7 @@ export class EventService {
     idempotencyKey: string,
     input: z.output<typeof publishEventInput>,
   ): Promise<PublishedEvent> {
-    const existing = await this.orm.em
-      .fork()
-      .findOneOrFail(EventEntity, { tenantId: actor.tenantId, idempotencyKey });
+    const existing = await tenantEm(this.orm, actor).findOneOrFail(EventEntity, { idempotencyKey });
     const same =
       existing.type === input.type &&
       canonicalize(existing.current ?? null) === canonicalize(input.current ?? null) &&

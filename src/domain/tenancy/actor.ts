@@ -11,10 +11,48 @@ export const scopes = [
 ] as const;
 export type Scope = (typeof scopes)[number];
 
-/** Who is calling: every service method takes it first, and every query is scoped by its tenant. */
+/** What kind of client a token belongs to; webhooks remember it as `managedBy`. */
+export const apiClients = ['DASHBOARD', 'API', 'ZAPIER', 'MAKE', 'APP'] as const;
+export type ApiClient = (typeof apiClients)[number];
+
+/** Where a call came from, for the audit log. */
+export interface RequestInfo {
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+}
+
+/**
+ * Who is calling: every service method takes it first, and every tenant query is scoped by its
+ * tenant. The operator (config token, CLI) acts on the platform chain: it manages tenants and the
+ * catalog, and holds no tenant scopes.
+ */
 export interface Actor {
+  kind: 'operator' | 'token' | 'system';
   tenantId: string;
-  /** The operator: may manage what all tenants share, such as the event-type catalog. */
+  /** The operator: manages tenants and the event-type catalog. */
   admin: boolean;
+  tokenId: string | null;
+  name: string;
+  client: ApiClient;
   scopes: ReadonlySet<Scope>;
+  request: RequestInfo;
+}
+
+/** The tenant id of the platform's own audit chain: operator actions that belong to no tenant. */
+export const PLATFORM_TENANT_ID = '00000000-0000-0000-0000-000000000000';
+
+export const noRequest: RequestInfo = { ip: null, userAgent: null, requestId: null };
+
+export function operatorActor(name: string, request: RequestInfo = noRequest): Actor {
+  return {
+    kind: 'operator',
+    tenantId: PLATFORM_TENANT_ID,
+    admin: true,
+    tokenId: null,
+    name,
+    client: 'DASHBOARD',
+    scopes: new Set(),
+    request,
+  };
 }

@@ -1,27 +1,50 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { scopes, type Actor } from './actor.ts';
+import { timingSafeEqual } from 'node:crypto';
+import type { Orm } from '../../db/orm.ts';
+import { operatorActor, type Actor, type RequestInfo } from './actor.ts';
+import { ApiTokenEntity } from './api-token.entity.ts';
+import { tokenHash } from './token-secret.ts';
 
-/**
- * The tenant the operator token acts for. Until tenants and API tokens exist, Herald serves this
- * one tenant with the operator token from config.
- */
-export const OPERATOR_TENANT_ID = '00000000-0000-7000-8000-000000000000';
-
-const digest = (token: string) => createHash('sha256').update(token).digest();
+/** lastUsedAt is written at most this often per token, not on every request. */
+const LAST_USED_PRECISION_MS = 60_000;
 
 export class AuthService {
-  private readonly adminDigest: Buffer;
+  private readonly orm: Orm;
+  private readonly operatorHash: Buffer;
 
-  constructor(adminToken: string) {
-    this.adminDigest = digest(adminToken);
+  constructor(orm: Orm, operatorToken: string) {
+    this.orm = orm;
+    this.operatorHash = Buffer.from(tokenHash(operatorToken), 'hex');
   }
 
-  /** The actor a bearer token stands for, or null: the transport answers 401 / closes the socket. */
-  authenticate(authorization: string | undefined | null): Actor | null {
+  /**
+   * The actor a bearer token stands for, or null (missing, unknown, revoked or expired): the
+   * transport answers 401 or closes the socket with 4401. Looked up on every call, so a
+   * revocation takes effect at once.
+   */
+  async authenticate(authorization: string | null | undefined, request: RequestInfo): Promise<Actor | null> {
     const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
     if (!token) return null;
-    // Comparing digests keeps the comparison constant-time whatever the token's length.
-    if (!timingSafeEqual(digest(token), this.adminDigest)) return null;
-    return { tenantId: OPERATOR_TENANT_ID, admin: true, scopes: new Set(scopes) };
+    const hash = tokenHash(token);
+    if (timingSafeEqual(Buffer.from(hash, 'hex'), this.operatorHash))
+      return operatorActor('operator', request);
+
+    const em = this.orm.em.fork();
+    // Authentication is the one lookup that comes before knowing the tenant.
+    const row = await em.findOne(ApiTokenEntity, { tokenHash: hash }, { filters: false });
+    const now = new Date();
+    if (!row || row.revokedAt || (row.expiresAt && row.expiresAt <= now)) return null;
+    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > LAST_USED_PRECISION_MS) {
+      await em.nativeUpdate(ApiTokenEntity, { id: row.id }, { lastUsedAt: now }, { filters: false });
+    }
+    return {
+      kind: 'token',
+      tenantId: row.tenantId,
+      admin: false,
+      tokenId: row.id,
+      name: row.name,
+      client: row.client,
+      scopes: new Set(row.scopes),
+      request,
+    };
   }
 }
