@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EventBus } from './bus/bus.ts';
@@ -34,9 +35,11 @@ export interface Services {
   events: EventService;
 }
 
+export type Dependency = 'ok' | 'unavailable';
+
 export interface Health {
-  /** Throws when a dependency does not answer. */
-  check(): Promise<{ database: 'ok'; bus: 'ok' }>;
+  /** Whether each dependency answers within a second; details of a failure go to the log. */
+  check(): Promise<{ database: Dependency; bus: Dependency }>;
 }
 
 export interface App {
@@ -90,11 +93,25 @@ export async function startApp(
     eventTypes,
     events: new EventService({ orm, bus, eventTypes, outbox, logger }, { prefix: config.nats.prefix }),
   };
+  const probe = async (name: string, work: () => Promise<unknown>): Promise<Dependency> => {
+    try {
+      await Promise.race([
+        work(),
+        delay(1_000).then(() => Promise.reject(new Error('no answer within 1 s'))),
+      ]);
+      return 'ok';
+    } catch (error) {
+      logger.warn({ err: error, dependency: name }, 'readiness check failed');
+      return 'unavailable';
+    }
+  };
   const health: Health = {
     async check() {
-      await orm.em.fork().execute('select 1');
-      await bus.ping();
-      return { database: 'ok', bus: 'ok' };
+      const [database, busState] = await Promise.all([
+        probe('database', () => orm.em.fork().execute('select 1')),
+        probe('NATS', () => bus.ping()),
+      ]);
+      return { database, bus: busState };
     },
   };
 
@@ -110,11 +127,22 @@ export async function startApp(
     services,
     url: server?.url,
     async stop() {
-      await server?.close();
-      await Promise.all(relays.map((relay) => relay.stop()));
-      await outbox.flush();
-      await bus.close();
-      await orm.close();
+      // Every step runs even when one before it failed (a bus that is down cannot drain).
+      const failures: unknown[] = [];
+      const step = async (work: () => unknown) => {
+        try {
+          await work();
+        } catch (error) {
+          failures.push(error);
+        }
+      };
+      await step(() => services.events.endLive());
+      await step(() => server?.close());
+      await step(() => Promise.all(relays.map((relay) => relay.stop())));
+      await step(() => outbox.flush());
+      await step(() => bus.close());
+      await step(() => orm.close());
+      if (failures.length > 0) throw new AggregateError(failures, 'herald stopped with errors');
       logger.info({ role }, 'herald stopped');
     },
   };

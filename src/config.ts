@@ -2,6 +2,10 @@ import { z } from 'zod';
 
 /** The only module that reads process.env. Every problem is reported at once; see loadConfig. */
 
+/** An unset or empty variable means "use the default". */
+const unsetIfEmpty = (value: unknown) => (value === '' ? undefined : value);
+const integer = () => z.preprocess(unsetIfEmpty, z.coerce.number().int());
+
 const optionalString = z
   .string()
   .trim()
@@ -10,16 +14,16 @@ const optionalString = z
 
 const serverSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
-  port: z.coerce.number().int().min(0).max(65535).default(4000),
+  port: integer().pipe(z.number().min(0).max(65535)).default(4000),
   production: z.boolean(),
-  maxRequestBytes: z.coerce.number().int().positive().default(1_048_576),
-  shutdownGraceMs: z.coerce.number().int().positive().default(10_000),
+  maxRequestBytes: integer().pipe(z.number().positive()).default(1_048_576),
+  shutdownGraceMs: integer().pipe(z.number().positive()).default(10_000),
 });
 
 const databaseSchema = z.object({
   /** Unset: embedded PGlite under dataDir. */
   url: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
-  poolMax: z.coerce.number().int().positive().default(20),
+  poolMax: integer().pipe(z.number().positive()).default(20),
 });
 
 const natsSchema = z.object({
@@ -31,9 +35,9 @@ const natsSchema = z.object({
     .regex(/^[a-z][a-z0-9_]{0,31}$/, 'lowercase letters, digits and _, starting with a letter')
     .default('herald'),
   /** JetStream replicas of each stream; 3 on a 3-node cluster. */
-  replicas: z.coerce.number().int().min(1).max(5).default(1),
+  replicas: integer().pipe(z.number().min(1).max(5)).default(1),
   /** How long JetStream remembers a message id to drop a duplicate publish. */
-  duplicateWindowMs: z.coerce.number().int().positive().default(600_000),
+  duplicateWindowMs: integer().pipe(z.number().positive()).default(600_000),
 });
 
 const authSchema = z.object({

@@ -70,6 +70,26 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
     expect(seen.sort()).toEqual(['one', 'two']);
   });
 
+  it('shows live subscribers a duplicate publish not at all', async () => {
+    const { subject } = await freshStream();
+    const live: string[] = [];
+    const sub = bus.subscribe(subject('>'), (m) => live.push(read(m)));
+    let probes = 0;
+    await waitFor(
+      async () =>
+        live.length > 0 ||
+        void (await bus.publish(subject('probe'), text('probe'), { msgId: `p${probes++}` })),
+      { what: 'the subscription to go live' },
+    );
+    live.length = 0;
+    await bus.publish(subject('a'), text('once'), { msgId: 'dup' });
+    await bus.publish(subject('a'), text('once, again'), { msgId: 'dup' });
+    await bus.publish(subject('a'), text('sentinel'), { msgId: 'sentinel' });
+    await waitFor(() => live.includes('sentinel'), { what: 'the sentinel' });
+    sub.unsubscribe();
+    expect(live.filter((m) => m !== 'probe')).toEqual(['once', 'sentinel']);
+  });
+
   it('shares a durable consumer between consume calls: each message handled once', async () => {
     const { subject, consumer } = await freshStream('workqueue');
     const handled: string[] = [];
@@ -148,10 +168,27 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
       bus.subscribe(subject('tenant-a.>'), (m) => tenantA2.push(m)),
       bus.subscribe(subject('>'), (m) => everything.push(m)),
     ];
+    // Subscriptions go live asynchronously: probe until all three have seen one.
+    let probes = 0;
+    await waitFor(
+      async () =>
+        (tenantA.length > 0 && tenantA2.length > 0 && everything.length > 0) ||
+        void (await bus.publish(subject('tenant-a.probe'), text('probe'), { msgId: `probe-${probes++}` })),
+      { what: 'the subscriptions to go live' },
+    );
+    await bus.publish(subject('tenant-a.marker'), text('marker'), { msgId: 'marker' });
+    await waitFor(
+      () => [tenantA, tenantA2, everything].every((list) => list.some((m) => read(m) === 'marker')),
+      {
+        what: 'the marker',
+      },
+    );
+    for (const list of [tenantA, tenantA2, everything]) list.length = 0;
+
     await bus.publish(subject('tenant-b.invoice.paid'), text('for b'), { msgId: 'b1' });
     await bus.publish(subject('tenant-a.invoice.paid'), text('for a'), { msgId: 'a1' });
-    // Messages reach one connection's subscribers in publish order: once the catch-all saw A's
-    // message, tenant A's subscribers have been offered B's too.
+    // Each subscriber sees the stream in order: once tenant A's subscribers saw A's message, which
+    // was published after B's, they were offered B's too if they were ever going to be.
     await waitFor(() => everything.length === 2 && tenantA.length === 1 && tenantA2.length === 1, {
       what: 'fan-out',
     });
@@ -162,5 +199,6 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
       subject('tenant-b.invoice.paid'),
       subject('tenant-a.invoice.paid'),
     ]);
+    expect(everything[1]!.seq).toBeGreaterThan(everything[0]!.seq);
   });
 });

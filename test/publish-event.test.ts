@@ -111,7 +111,23 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
 
   it('refuses an unknown type or malformed input with a typed error and publishes nothing', async () => {
     const type = await catalogType();
+    // Every type of the tenant: anything published by the refused calls would show up here.
     const sub = await liveSubscription([type]);
+    const all = collect(h.ws(), EventPublished, { types: null });
+    await waitFor(
+      async () =>
+        all.results.length > 0 || void (await publish({ type, idempotencyKey: `${type}/all-${Date.now()}` })),
+      { what: 'the all-types subscription to go live' },
+    );
+    await publish({ type, idempotencyKey: `${type}/all-live` });
+    await waitFor(
+      () => all.results.some((r) => r.data?.eventPublished.idempotencyKey === `${type}/all-live`),
+      {
+        what: 'the all-types marker',
+      },
+    );
+    all.results.length = 0;
+    sub.results.length = 0;
 
     const unknown = await publish({ type: uniqueType('nothing', 'here'), idempotencyKey: `${type}/u1` });
     expect(unknown).toMatchObject({ __typename: 'ValidationError', fields: [{ path: ['input', 'type'] }] });
@@ -127,10 +143,17 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     const missingType = await h.gql(PublishEvent, { input: {} as never });
     expect(missingType.errors?.[0]?.message).toMatch(/type/);
 
+    const control = await publish({ type, idempotencyKey: `${type}/bad\u0007key` });
+    expect(control).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'idempotencyKey'] }],
+    });
+
     await publish({ type, idempotencyKey: `${type}/sentinel` });
-    await waitFor(() => sub.results.length >= 1, { what: 'the sentinel' });
-    await sub.stop();
+    await waitFor(() => all.results.length >= 1 && sub.results.length >= 1, { what: 'the sentinel' });
+    await Promise.all([sub.stop(), all.stop()]);
     expect(sub.results.map((r) => r.data?.eventPublished.idempotencyKey)).toEqual([`${type}/sentinel`]);
+    expect(all.results.map((r) => r.data?.eventPublished.idempotencyKey)).toEqual([`${type}/sentinel`]);
   });
 
   it('lists the catalog flat and grouped', async () => {

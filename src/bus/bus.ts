@@ -50,6 +50,8 @@ export interface BusMessage {
 export interface LiveMessage {
   subject: string;
   data: Uint8Array;
+  /** Stream sequence. */
+  seq: number;
 }
 
 /** Settles a message after the handler: a handler that returns without settling acks it; one that throws naks it. */
@@ -71,8 +73,13 @@ export interface EventBus {
   publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck>;
   /** Loops until stopped, surviving disconnects, with at most `concurrency` handlers running. */
   consume(consumer: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption;
-  /** Live fan-out: every subscriber of a matching subject sees each message published from now on. */
+  /**
+   * Live fan-out: every subscriber of a matching subject sees each message the stream stores from
+   * now on, once (a publish the stream drops as a duplicate reaches nobody).
+   */
   subscribe(subject: string, handler: (message: LiveMessage) => void): Subscription;
+  /** True when an error means the bus did not answer (so later may work), not that it refused the message. */
+  isUnavailable(error: unknown): boolean;
   /** Readiness: the bus answers now. */
   ping(): Promise<void>;
   close(): Promise<void>;

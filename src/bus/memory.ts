@@ -11,6 +11,12 @@ import {
   type Subscription,
 } from './bus.ts';
 
+class BusClosedError extends Error {
+  constructor() {
+    super('the bus is closed');
+  }
+}
+
 interface Stored {
   seq: number;
   subject: string;
@@ -55,10 +61,13 @@ export class MemoryBus implements EventBus {
   private readonly streams = new Map<string, Stream>();
   private readonly subscribers = new Set<{ subject: string; handler: (m: LiveMessage) => void }>();
   private readonly duplicateWindowMs: number;
+  private readonly maxMessages: number;
   private closed = false;
 
-  constructor(options: { duplicateWindowMs: number }) {
+  /** `maxMessages` bounds what a `limits` stream keeps in memory: the oldest go first, as with JetStream's max_msgs. */
+  constructor(options: { duplicateWindowMs: number; maxMessages?: number }) {
     this.duplicateWindowMs = options.duplicateWindowMs;
+    this.maxMessages = options.maxMessages ?? 10_000;
   }
 
   async declareStreams(specs: StreamSpec[]): Promise<void> {
@@ -97,7 +106,7 @@ export class MemoryBus implements EventBus {
       }
     }
     for (const sub of this.subscribers) {
-      if (subjectMatches(sub.subject, subject)) queueMicrotask(() => sub.handler({ subject, data }));
+      if (subjectMatches(sub.subject, subject)) queueMicrotask(() => sub.handler({ subject, data, seq }));
     }
     return { seq, duplicate: false };
   }
@@ -148,6 +157,10 @@ export class MemoryBus implements EventBus {
     const sub = { subject, handler };
     this.subscribers.add(sub);
     return { unsubscribe: () => this.subscribers.delete(sub) };
+  }
+
+  isUnavailable(error: unknown): boolean {
+    return error instanceof BusClosedError;
   }
 
   async ping(): Promise<void> {
@@ -236,12 +249,12 @@ export class MemoryBus implements EventBus {
     }
     if (stream.spec.retention !== 'limits') return;
     for (const [seq, m] of stream.messages) {
-      if (now - m.at < stream.spec.maxAgeMs) break;
+      if (now - m.at < stream.spec.maxAgeMs && stream.messages.size < this.maxMessages) break;
       stream.messages.delete(seq);
     }
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new Error('the bus is closed');
+    if (this.closed) throw new BusClosedError();
   }
 }

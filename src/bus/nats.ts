@@ -16,16 +16,17 @@ import {
 } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../logger.ts';
-import type {
-  BusMessage,
-  Consumption,
-  ConsumerSpec,
-  EventBus,
-  LiveMessage,
-  MessageHandler,
-  PublishAck,
-  StreamSpec,
-  Subscription,
+import {
+  subjectMatches,
+  type BusMessage,
+  type Consumption,
+  type ConsumerSpec,
+  type EventBus,
+  type LiveMessage,
+  type MessageHandler,
+  type PublishAck,
+  type StreamSpec,
+  type Subscription,
 } from './bus.ts';
 
 /** Thrown at once instead of waiting out a publish timeout while the connection is down. */
@@ -36,6 +37,17 @@ export class BusUnavailableError extends Error {
 }
 
 const STREAM_CONFIG_CHANGED = 10058;
+
+/** Errors of nats.js that mean the server did not answer, as opposed to refusing a message. */
+const unavailable = new Set([
+  'TimeoutError',
+  'RequestError',
+  'ConnectionError',
+  'ClosedConnectionError',
+  'DrainingConnectionError',
+  'NoRespondersError',
+  'JetStreamNotEnabled',
+]);
 const CONSUMER_EXISTS = 10148;
 
 export interface NatsBusOptions {
@@ -50,6 +62,7 @@ export interface NatsBusOptions {
 export class NatsBus implements EventBus {
   readonly kind = 'nats' as const;
   private connected = true;
+  private readonly streams = new Map<string, StreamSpec>();
   private readonly js: JetStreamClient;
   private readonly nc: NatsConnection;
   private readonly jsm: JetStreamManager;
@@ -79,6 +92,7 @@ export class NatsBus implements EventBus {
 
   async declareStreams(specs: StreamSpec[]): Promise<void> {
     for (const spec of specs) {
+      this.streams.set(spec.name, spec);
       const config: Partial<StreamConfig> & { name: string } = {
         name: spec.name,
         subjects: spec.subjects,
@@ -121,6 +135,8 @@ export class NatsBus implements EventBus {
           const consumer = await this.js.consumers.get(spec.stream, spec.durable);
           const messages = await consumer.consume({ max_messages: options.concurrency });
           stopCurrent = () => messages.stop();
+          // stop() may have run while consume() was pending: it could not reach this iterator.
+          if (stopped) messages.stop();
           for await (const msg of messages) {
             const task = settle(msg, handler).finally(() => running.delete(task));
             running.add(task);
@@ -145,14 +161,46 @@ export class NatsBus implements EventBus {
     };
   }
 
+  /**
+   * An ordered consumer on the stream, from new messages on: it sees only what the stream stored
+   * (a core subscription would also see publishes the stream dropped as duplicates), and it
+   * recreates itself after a reconnect from the last sequence it delivered.
+   */
   subscribe(subject: string, handler: (message: LiveMessage) => void): Subscription {
-    const sub = this.nc.subscribe(subject, {
-      callback: (error, msg) => {
-        if (error) this.logger.error({ err: error, subject }, 'live subscription failed');
-        else handler({ subject: msg.subject, data: msg.data });
+    const stream = this.streamOf(subject);
+    let stopped = false;
+    let stopCurrent: (() => void) | undefined;
+    const run = async () => {
+      while (!stopped) {
+        try {
+          // nats-server 2.9 takes one filter subject, as a string.
+          const consumer = await this.js.consumers.get(stream, {
+            filter_subjects: subject,
+            deliver_policy: DeliverPolicy.New,
+          });
+          const messages = await consumer.consume();
+          stopCurrent = () => messages.stop();
+          if (stopped) messages.stop();
+          for await (const msg of messages) handler({ subject: msg.subject, data: msg.data, seq: msg.seq });
+          return;
+        } catch (error) {
+          if (stopped) return;
+          this.logger.warn({ err: error, subject }, 'live subscription failed; retrying in 1 s');
+          await delay(1000);
+        }
+      }
+    };
+    void run();
+    return {
+      unsubscribe: () => {
+        stopped = true;
+        stopCurrent?.();
       },
-    });
-    return { unsubscribe: () => sub.unsubscribe() };
+    };
+  }
+
+  isUnavailable(error: unknown): boolean {
+    return error instanceof BusUnavailableError || (error instanceof Error && unavailable.has(error.name));
   }
 
   async ping(): Promise<void> {
@@ -160,8 +208,22 @@ export class NatsBus implements EventBus {
     await this.nc.rtt();
   }
 
+  /** Drains when connected; while disconnected there is nothing to drain, so it just closes. */
   async close(): Promise<void> {
-    if (!this.nc.isClosed()) await this.nc.drain();
+    if (this.nc.isClosed()) return;
+    if (!this.connected) return this.nc.close();
+    try {
+      await this.nc.drain();
+    } catch {
+      await this.nc.close();
+    }
+  }
+
+  private streamOf(subject: string): string {
+    for (const spec of this.streams.values()) {
+      if (spec.subjects.some((filter) => subjectMatches(filter, subject))) return spec.name;
+    }
+    throw new Error(`no declared stream captures subject ${subject}`);
   }
 
   private async declareConsumer(spec: ConsumerSpec): Promise<void> {

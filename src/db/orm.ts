@@ -55,6 +55,7 @@ export async function migrate(orm: Orm, logger: Logger): Promise<void> {
     const applied = await orm.migrator.up();
     if (applied.length > 0) logger.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
   } catch (error) {
-    if ((await orm.migrator.getPending()).length > 0) throw error;
+    const pending = await orm.migrator.getPending().catch(() => undefined);
+    if (pending === undefined || pending.length > 0) throw error;
   }
 }

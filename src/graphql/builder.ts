@@ -66,22 +66,19 @@ export const builder = new SchemaBuilder<{
   },
 });
 
+/** Accepts only ISO-8601 date-times (`2026-11-23T10:00:00Z`), from variables and literals alike. */
+function parseDateTime(value: unknown): Date {
+  const date = typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value) ? new Date(value) : undefined;
+  if (!date || Number.isNaN(date.getTime()))
+    throw new GraphQLError('DateTime must be an ISO-8601 date-time string');
+  return date;
+}
+
 builder.scalarType('DateTime', {
   description: 'An ISO-8601 date-time with offset, e.g. 2026-11-23T10:00:00.000Z',
   serialize: (value) => value.toISOString(),
-  parseValue: (value) => {
-    const date = typeof value === 'string' ? new Date(value) : undefined;
-    if (!date || Number.isNaN(date.getTime()) || !/\d{4}-\d{2}-\d{2}T/.test(value as string)) {
-      throw new GraphQLError('DateTime must be an ISO-8601 string');
-    }
-    return date;
-  },
-  parseLiteral: (ast) => {
-    if (ast.kind !== Kind.STRING) throw new GraphQLError('DateTime must be an ISO-8601 string');
-    const date = new Date(ast.value);
-    if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO-8601 string');
-    return date;
-  },
+  parseValue: parseDateTime,
+  parseLiteral: (ast) => parseDateTime(ast.kind === Kind.STRING ? ast.value : undefined),
 });
 
 builder.scalarType('JSON', {

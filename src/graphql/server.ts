@@ -132,7 +132,7 @@ export async function createServer(deps: {
         status: res.statusCode,
         ms: performance.now() - started,
       };
-      if (res.statusCode >= 500) logger.error(fields, 'request');
+      if (res.statusCode >= 500 && req.url !== '/readyz') logger.error(fields, 'request');
       else logger.debug(fields, 'request');
     });
     if (!accepting) res.setHeader('connection', 'close');
@@ -164,11 +164,9 @@ export async function createServer(deps: {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
     if (!accepting) return send(503, { status: 'stopping' });
-    try {
-      send(200, { status: 'ready', ...(await health.check()) });
-    } catch (error) {
-      send(503, { status: 'unavailable', error: error instanceof Error ? error.message : String(error) });
-    }
+    const dependencies = await health.check();
+    const ready = Object.values(dependencies).every((state) => state === 'ok');
+    send(ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', ...dependencies });
   }
 
   const wss = new WebSocketServer({

@@ -7,7 +7,11 @@ export function runMain(main: () => Promise<number | void>): void {
       if (typeof code === 'number') process.exitCode = code;
     },
     (error: unknown) => {
-      console.error(error instanceof ConfigError ? `herald: ${error.message}` : error);
+      // One clear line for what an operator can fix; the stack only for what looks like a bug.
+      if (error instanceof ConfigError) console.error(`herald: ${error.message}`);
+      else if (error instanceof Error && error.message.startsWith('cannot reach'))
+        console.error(`herald: ${error.message}`);
+      else console.error(error);
       process.exit(1);
     },
   );

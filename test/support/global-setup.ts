@@ -48,7 +48,15 @@ export default async function setup(project: TestProject) {
   project.provide('natsPrefix', natsPrefix);
 
   return async () => {
-    await admin.em.fork().execute('drop database if exists ?? with (force)', [database]);
+    // Suites may make databases of their own, named after the run's.
+    const databases = await admin.em
+      .fork()
+      .execute<{ datname: string }[]>('select datname from pg_database where datname like ?', [
+        `${database}%`,
+      ]);
+    for (const { datname } of databases) {
+      await admin.em.fork().execute('drop database if exists ?? with (force)', [datname]);
+    }
     await admin.close();
     const nc = await connect({ servers: services.nats });
     const jsm = await jetstreamManager(nc);

@@ -1,4 +1,3 @@
-import { LockMode } from '@mikro-orm/core';
 import type { EventBus } from '../../bus/bus.ts';
 import { auditMessageV1, encode, subjects } from '../../bus/contracts.ts';
 import type { Orm } from '../../db/orm.ts';
@@ -31,10 +30,7 @@ export class AuditPublisher {
   async publish(entries: readonly AuditLog[]): Promise<void> {
     if (entries.length === 0) return;
     try {
-      for (const entry of entries) await this.send(entry);
-      await this.orm.em
-        .fork()
-        .nativeDelete(AuditOutboxEntity, { auditLogId: { $in: entries.map((e) => e.id) } });
+      await this.sendAll(entries);
     } catch (error) {
       this.logger.warn(
         { err: error, count: entries.length },
@@ -43,30 +39,55 @@ export class AuditPublisher {
     }
   }
 
-  /** One relay pass over entries left in the outbox; returns how many went out. */
+  /**
+   * One relay pass over entries left in the outbox, oldest first; returns how many went out. No
+   * transaction is held while publishing; overlapping relays only repeat what the stream drops.
+   */
   async relayOnce(limit = 500): Promise<number> {
-    return this.orm.em.fork().transactional(async (tx) => {
-      const pending = await tx.find(
-        AuditOutboxEntity,
-        { createdAt: { $lt: new Date(Date.now() - this.relayAfterMs) } },
-        { orderBy: { createdAt: 'asc' }, limit, lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE },
-      );
-      if (pending.length === 0) return 0;
-      const ids = pending.map((p) => p.auditLogId);
-      // The relay serves every tenant: it reads by id with the tenant filter off.
-      const entries = await tx.find(
-        AuditLogEntity,
-        { id: { $in: ids } },
-        { filters: false, orderBy: { tenantId: 'asc', sequence: 'asc' } },
-      );
-      for (const entry of entries) await this.send(entry);
-      await tx.nativeDelete(AuditOutboxEntity, { auditLogId: { $in: ids } });
-      return pending.length;
-    });
+    const em = this.orm.em.fork();
+    const pending = await em.find(
+      AuditOutboxEntity,
+      { createdAt: { $lt: new Date(Date.now() - this.relayAfterMs) } },
+      { orderBy: { createdAt: 'asc' }, limit },
+    );
+    if (pending.length === 0) return 0;
+    // The relay serves every tenant: it reads by id with the tenant filter off.
+    const entries = await em.find(
+      AuditLogEntity,
+      { id: { $in: pending.map((p) => p.auditLogId) } },
+      { filters: false, orderBy: { tenantId: 'asc', sequence: 'asc' } },
+    );
+    return this.sendAll(entries);
   }
 
   startRelay(intervalMs = 1_000) {
     return pollLoop(() => this.relayOnce(), { intervalMs, what: 'audit outbox relay' }, this.logger);
+  }
+
+  /**
+   * Sends entries in order and deletes the outbox rows of those sent. An entry the bus refuses is
+   * logged and kept; a bus that does not answer ends the attempt.
+   */
+  private async sendAll(entries: readonly AuditLog[]): Promise<number> {
+    const sent: string[] = [];
+    try {
+      for (const entry of entries) {
+        try {
+          await this.send(entry);
+          sent.push(entry.id);
+        } catch (error) {
+          if (this.bus.isUnavailable(error)) throw error;
+          this.logger.error(
+            { err: error, auditLogId: entry.id },
+            'the bus refused an audit entry; it stays queued',
+          );
+        }
+      }
+    } finally {
+      if (sent.length > 0)
+        await this.orm.em.fork().nativeDelete(AuditOutboxEntity, { auditLogId: { $in: sent } });
+    }
+    return sent.length;
   }
 
   private async send(entry: AuditLog): Promise<void> {

@@ -74,7 +74,10 @@ export class EventTypeService {
 
   /** The catalog entry for a type about to be published; throws UnknownEventTypeError. */
   async require(name: string, path: string[]): Promise<EventType> {
-    const type = (await this.catalog()).get(name) ?? (await this.catalog(true)).get(name);
+    // A miss may be a type another process just added: reload, but at most once a second.
+    const type =
+      (await this.catalog()).get(name) ??
+      (Date.now() - this.loadedAt > 1_000 ? (await this.catalog(true)).get(name) : undefined);
     if (!type) throw new UnknownEventTypeError(path, name);
     return type;
   }

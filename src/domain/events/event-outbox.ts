@@ -1,5 +1,5 @@
+import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { LockMode } from '@mikro-orm/core';
 import type { EventBus } from '../../bus/bus.ts';
 import { encode, eventMessageV1, subjects } from '../../bus/contracts.ts';
 import type { Orm } from '../../db/orm.ts';
@@ -9,10 +9,17 @@ import { EventEntity } from './event.entity.ts';
 import { fromEntity, toMessage, type PublishedEvent } from './published-event.ts';
 
 /**
+ * The stream's message id of an event: a digest of tenant and idempotency key, so any key a client
+ * sends makes a valid NATS header, and a republish of the same event is dropped by the stream.
+ */
+export const eventMessageId = (event: Pick<PublishedEvent, 'tenantId' | 'idempotencyKey'>): string =>
+  createHash('sha256').update(`${event.tenantId}\n${event.idempotencyKey}`).digest('base64url');
+
+/**
  * Gets committed events onto the bus. publishEvent calls `publish` right after its commit; the
- * relay loop republishes whatever is still unmarked after `relayAfterMs` (the bus was down, or the
- * process died between commit and publish). A repeat is harmless: the message id is
- * `<tenant>:<idempotency key>`, which the stream drops within its duplicate window.
+ * relay republishes whatever is still unmarked after `relayAfterMs` (the bus was down, or the
+ * process died between commit and publish). Relays on several workers may overlap: a repeat is
+ * harmless, the stream drops it by message id.
  */
 export class EventOutbox {
   private readonly orm: Orm;
@@ -47,36 +54,37 @@ export class EventOutbox {
     return true;
   }
 
-  /** One relay pass: republishes up to `limit` events left unpublished; returns how many went out. */
+  /**
+   * One relay pass over up to `limit` unpublished events, oldest first; returns how many went out.
+   * No transaction is held while publishing. An event the bus refuses is logged and skipped, so it
+   * cannot hold back the others; a bus that does not answer ends the pass.
+   */
   async relayOnce(limit = 500): Promise<number> {
-    return this.orm.em.fork().transactional(async (tx) => {
-      // SKIP LOCKED lets several workers relay side by side without taking the same rows; the
-      // relay serves every tenant, so the tenant filter is off on purpose.
-      const rows = await tx.find(
-        EventEntity,
-        { publishedAt: null, createdAt: { $lt: new Date(Date.now() - this.relayAfterMs) } },
-        {
-          orderBy: { createdAt: 'asc' },
-          limit,
-          lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE,
-          filters: false,
-        },
-      );
-      const sent: string[] = [];
+    const em = this.orm.em.fork();
+    // The relay serves every tenant: the tenant filter is off on purpose.
+    const rows = await em.find(
+      EventEntity,
+      { publishedAt: null, createdAt: { $lt: new Date(Date.now() - this.relayAfterMs) } },
+      { orderBy: { createdAt: 'asc' }, limit, filters: false },
+    );
+    const sent: string[] = [];
+    try {
       for (const row of rows) {
-        await this.send(fromEntity(row));
-        sent.push(row.id);
+        try {
+          await this.send(fromEntity(row));
+          sent.push(row.id);
+        } catch (error) {
+          if (this.bus.isUnavailable(error)) throw error;
+          this.logger.error(
+            { err: error, eventId: row.id },
+            'the bus refused an event; it stays unpublished',
+          );
+        }
       }
-      if (sent.length > 0) {
-        await tx.nativeUpdate(
-          EventEntity,
-          { id: { $in: sent } },
-          { publishedAt: new Date() },
-          { filters: false },
-        );
-      }
-      return sent.length;
-    });
+    } finally {
+      if (sent.length > 0) await this.mark(sent);
+    }
+    return sent.length;
   }
 
   startRelay(intervalMs = 1_000) {
@@ -93,9 +101,15 @@ export class EventOutbox {
       this.subjects.event(event.tenantId, event.type),
       encode(eventMessageV1, toMessage(event)),
       {
-        msgId: `${event.tenantId}:${event.idempotencyKey}`,
+        msgId: eventMessageId(event),
       },
     );
+  }
+
+  private async mark(ids: string[]): Promise<void> {
+    await this.orm.em
+      .fork()
+      .nativeUpdate(EventEntity, { id: { $in: ids } }, { publishedAt: new Date() }, { filters: false });
   }
 
   private async flushMarks(): Promise<void> {
@@ -103,11 +117,9 @@ export class EventOutbox {
     this.marks = [];
     this.marking = undefined;
     try {
-      await this.orm.em
-        .fork()
-        .nativeUpdate(EventEntity, { id: { $in: ids } }, { publishedAt: new Date() }, { filters: false });
+      await this.mark(ids);
     } catch (error) {
-      // Unmarked events are only republished (and deduplicated); nothing is lost.
+      // Unmarked events are only republished (and dropped as repeats); nothing is lost.
       this.logger.warn({ err: error, count: ids.length }, 'could not mark events published');
     }
   }

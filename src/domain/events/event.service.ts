@@ -29,7 +29,13 @@ export const publishEventInput = z.object({
   current: z.json().nullish(),
   previous: z.json().nullish(),
   occurredAt: z.date().nullish(),
-  idempotencyKey: z.string().trim().min(1).max(255).nullish(),
+  idempotencyKey: z
+    .string()
+    .trim()
+    .min(1)
+    .max(255)
+    .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters')
+    .nullish(),
 });
 /** What callers hand in; `current` and `previous` are checked to be JSON by the schema. */
 export type PublishEventInput = Omit<z.input<typeof publishEventInput>, 'current' | 'previous'> & {
@@ -53,6 +59,7 @@ export class EventService {
   private readonly outbox: EventOutbox;
   private readonly subjects: ReturnType<typeof subjects>;
   private readonly logger: Logger;
+  private readonly live = new Set<() => void>();
 
   constructor(
     deps: { orm: Orm; bus: EventBus; eventTypes: EventTypeService; outbox: EventOutbox; logger: Logger },
@@ -130,6 +137,7 @@ export class EventService {
       ? [...new Set(types)].map((t) => this.subjects.event(actor.tenantId, t))
       : [this.subjects.eventsOfTenant(actor.tenantId)];
     return new Repeater<PublishedEvent>(async (push, stop) => {
+      this.live.add(stop);
       let buffered = 0;
       const subscriptions = filters.map((filter) =>
         this.bus.subscribe(filter, (message) => {
@@ -149,8 +157,14 @@ export class EventService {
         }),
       );
       await stop;
+      this.live.delete(stop);
       for (const subscription of subscriptions) subscription.unsubscribe();
     });
+  }
+
+  /** Ends every live subscription (at shutdown): SSE responses and sockets finish cleanly. */
+  endLive(): void {
+    for (const stop of this.live) stop();
   }
 
   private async replay(
