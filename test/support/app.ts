@@ -35,18 +35,19 @@ export function modeEnv(mode: Mode): { env: Record<string, string>; cleanup: () 
 export type Gql = <R, V>(
   document: TypedDocumentNode<R, V>,
   variables: V,
-  options?: { token?: string | null },
+  options?: { token?: string | null; headers?: Record<string, string> },
 ) => Promise<ExecutionResult<R> & { status: number }>;
 
 /** Runs typed operations over HTTP against `url` with `token` unless told otherwise; the raw status comes along. */
 export function httpExecutor(url: string, token: string): Gql {
-  return async (document, variables, { token: bearer = token } = {}) => {
+  return async (document, variables, { token: bearer = token, headers = {} } = {}) => {
     const response = await fetch(`${url}/graphql`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         accept: 'application/graphql-response+json, application/json',
         ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+        ...headers,
       },
       body: JSON.stringify({ query: print(document), variables }),
     });
@@ -190,3 +191,6 @@ export async function liveEvents(client: Client, gql: Gql, types: string[]) {
   sub.results.length = 0;
   return { ...sub, keys };
 }
+
+/** The database id inside a relay global id (what audit entries and exports carry). */
+export const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
