@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { liveEvents, startTestApp, uniqueType, type TestApp } from './support/app.ts';
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { liveEvents, rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
 import { privateNatsServer } from './support/nats-server.ts';
-import { PublishEvent, UpsertEventType } from './support/operations.ts';
+import { CreateApiToken, PublishEvent, UpsertEventType } from './support/operations.ts';
 import { waitFor } from './support/wait.ts';
 
 describe('when NATS goes away', () => {
@@ -43,8 +45,12 @@ describe('when NATS goes away', () => {
     );
     expect(down.body).toEqual({ status: 'unavailable', database: 'ok', bus: 'unavailable' });
 
-    // Accepted while the bus is down: stored, and published by the outbox relay once it is back.
+    // Accepted while the bus is down: stored, and published by the outbox relays once it is back.
     expect((await publish('during')).__typename).toBe('PublishEventPayload');
+    const token = (
+      await h.gql(CreateApiToken, { input: { name: 'made during the outage', scopes: ['events:read'] } })
+    ).data!.createApiToken;
+    expect(token.__typename).toBe('CreateApiTokenPayload');
 
     await nats.start();
     await waitFor(async () => (await readiness()).status === 200, {
@@ -58,5 +64,23 @@ describe('when NATS goes away', () => {
     });
     await sub.stop();
     expect(sub.keys().filter((k) => k === `${type}/during`)).toHaveLength(1);
+
+    // The audit entry of the token made during the outage is in the stream too, exactly once.
+    const nc = await connect({ servers: nats.url });
+    const stream = await jetstream(nc).consumers.get(`${inject('natsPrefix').toUpperCase()}_AUDIT`, {
+      filter_subjects: `${inject('natsPrefix')}.audit.${rawId(h.tenantId)}`,
+    });
+    const names: string[] = [];
+    await waitFor(
+      async () => {
+        const batch = await stream.fetch({ max_messages: 100, expires: 1_000 });
+        for await (const message of batch)
+          names.push(message.json<{ related: { name: string } | null }>().related?.name ?? '');
+        return names.includes('made during the outage');
+      },
+      { timeoutMs: 20_000, what: 'the audit entry on the bus' },
+    );
+    await nc.close();
+    expect(names.filter((name) => name === 'made during the outage')).toHaveLength(1);
   });
 });

@@ -162,8 +162,9 @@ export class AuditService {
           return broken(expected, 'the entry was altered: its hash does not match');
         previousHash = entry.hash;
         expected++;
-        em.clear();
       }
+      // Constant memory over millions of entries: forget each batch once checked.
+      em.clear();
       if (batch.length < VERIFY_BATCH) break;
     }
     const head = await this.orm.em.fork().findOne(AuditChainHeadEntity, { tenantId: actor.tenantId });
