@@ -16,6 +16,8 @@ import { AuditService } from './domain/audit/audit.service.ts';
 import { ApiTokenService } from './domain/tenancy/api-token.service.ts';
 import { AuthService } from './domain/tenancy/auth.service.ts';
 import { TenantService } from './domain/tenancy/tenant.service.ts';
+import { SecretBox } from './domain/webhooks/webhook-secret.ts';
+import { WebhookService } from './domain/webhooks/webhook.service.ts';
 import { createServer, type Server } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
 
@@ -31,6 +33,7 @@ export interface Services {
   audit: AuditService;
   tenants: TenantService;
   tokens: ApiTokenService;
+  webhooks: WebhookService;
   eventTypes: EventTypeService;
   events: EventService;
 }
@@ -49,16 +52,24 @@ export interface App {
   stop(): Promise<void>;
 }
 
-/** The operator token: from config, or in embedded mode generated once and kept under dataDir. */
-function operatorToken(config: Config, logger: Logger): string {
-  if (config.auth.adminToken) return config.auth.adminToken;
-  const file = join(config.dataDir, 'admin-token');
-  if (!existsSync(file)) {
+/**
+ * A secret from config, or in embedded mode one generated once and kept under dataDir (production
+ * requires the variable; config.ts enforces it).
+ */
+function configuredOrGenerated(
+  config: Config,
+  logger: Logger,
+  value: string | undefined,
+  { file, variable, generate }: { file: string; variable: string; generate: () => string },
+): string {
+  if (value) return value;
+  const path = join(config.dataDir, file);
+  if (!existsSync(path)) {
     mkdirSync(config.dataDir, { recursive: true });
-    writeFileSync(file, `hrld_admin_${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    writeFileSync(path, `${generate()}\n`, { mode: 0o600 });
   }
-  logger.warn({ file }, 'HERALD_ADMIN_TOKEN is not set: using the generated operator token in this file');
-  return readFileSync(file, 'utf8').trim();
+  logger.warn({ file: path }, `${variable} is not set: using the one generated in this file`);
+  return readFileSync(path, 'utf8').trim();
 }
 
 async function openBus(config: Config, logger: Logger, role: string): Promise<EventBus> {
@@ -84,13 +95,27 @@ export async function startApp(
   const audit = new AuditService(orm, auditPublisher);
   const tokens = new ApiTokenService(orm, audit);
   const eventTypes = new EventTypeService(orm, audit);
+  const secretKey = configuredOrGenerated(config, logger, config.webhooks.secretKey, {
+    file: 'secret-key',
+    variable: 'HERALD_SECRET_KEY',
+    generate: () => randomBytes(32).toString('base64'),
+  });
+  const operatorToken = configuredOrGenerated(config, logger, config.auth.adminToken, {
+    file: 'admin-token',
+    variable: 'HERALD_ADMIN_TOKEN',
+    generate: () => `hrld_admin_${randomBytes(24).toString('base64url')}`,
+  });
   const outbox = new EventOutbox(orm, bus, { prefix: config.nats.prefix }, logger);
   const services: Services = {
-    auth: new AuthService(orm, operatorToken(config, logger)),
+    auth: new AuthService(orm, operatorToken),
     audit,
     tenants: new TenantService(orm, audit, tokens),
     tokens,
     eventTypes,
+    webhooks: new WebhookService(
+      { orm, audit, eventTypes, box: new SecretBox(Buffer.from(secretKey, 'base64')) },
+      { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
+    ),
     events: new EventService({ orm, bus, eventTypes, outbox, logger }, { prefix: config.nats.prefix }),
   };
   const probe = async (name: string, work: () => Promise<unknown>): Promise<Dependency> => {

@@ -1,4 +1,14 @@
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+
+const isCidr = (value: string) => {
+  try {
+    ipaddr.parseCIDR(value);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** The only module that reads process.env. Every problem is reported at once; see loadConfig. */
 
@@ -45,6 +55,29 @@ const authSchema = z.object({
   adminToken: optionalString.pipe(z.string().min(24, 'must be at least 24 characters').optional()),
 });
 
+const webhooksSchema = z.object({
+  /** AES-256-GCM key for webhook secrets at rest, base64 of 32 bytes. Embedded mode generates one under dataDir. */
+  secretKey: optionalString.pipe(
+    z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of 32 bytes')
+      .optional(),
+  ),
+  /** Accept http:// endpoint URLs (self-hosting, tests). https only otherwise. */
+  allowHttp: z.preprocess(
+    (v) => (v === '' || v === undefined ? undefined : v === 'true'),
+    z.boolean().default(false),
+  ),
+  /** Networks endpoints may be in although private or loopback, e.g. "10.1.0.0/16,127.0.0.1/32". */
+  allowedCidrs: optionalString
+    .transform((v) => (v ? v.split(',').map((s) => s.trim()) : []))
+    .pipe(z.array(z.string().refine((c) => isCidr(c), 'each must be a CIDR such as 10.0.0.0/8'))),
+  /** How long the previous secret keeps signing after a rotation. */
+  rotationGraceMs: integer()
+    .pipe(z.number().min(0))
+    .default(24 * 3600_000),
+});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('.data'),
@@ -53,10 +86,14 @@ const configSchema = z
     database: databaseSchema,
     nats: natsSchema,
     auth: authSchema,
+    webhooks: webhooksSchema,
   })
   .superRefine((config, ctx) => {
     if (config.server.production && !config.auth.adminToken) {
       ctx.addIssue({ code: 'custom', path: ['auth', 'adminToken'], message: 'required in production' });
+    }
+    if (config.server.production && !config.webhooks.secretKey) {
+      ctx.addIssue({ code: 'custom', path: ['webhooks', 'secretKey'], message: 'required in production' });
     }
   });
 
@@ -82,6 +119,12 @@ function fromEnv(env: NodeJS.ProcessEnv) {
       duplicateWindowMs: env.HERALD_NATS_DUPLICATE_WINDOW_MS,
     },
     auth: { adminToken: env.HERALD_ADMIN_TOKEN },
+    webhooks: {
+      secretKey: env.HERALD_SECRET_KEY,
+      allowHttp: env.HERALD_ALLOW_HTTP,
+      allowedCidrs: env.HERALD_ALLOWED_CIDRS,
+      rotationGraceMs: env.HERALD_SECRET_ROTATION_GRACE_MS,
+    },
   };
 }
 
@@ -99,6 +142,10 @@ const envNames: Record<string, string> = {
   'nats.replicas': 'HERALD_NATS_REPLICAS',
   'nats.duplicateWindowMs': 'HERALD_NATS_DUPLICATE_WINDOW_MS',
   'auth.adminToken': 'HERALD_ADMIN_TOKEN',
+  'webhooks.secretKey': 'HERALD_SECRET_KEY',
+  'webhooks.allowHttp': 'HERALD_ALLOW_HTTP',
+  'webhooks.allowedCidrs': 'HERALD_ALLOWED_CIDRS',
+  'webhooks.rotationGraceMs': 'HERALD_SECRET_ROTATION_GRACE_MS',
 };
 
 export class ConfigError extends Error {
@@ -116,7 +163,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   throw new ConfigError(
     parsed.error.issues.map((issue) => {
       const key = issue.path.join('.');
-      return `${envNames[key] ?? key}: ${issue.message}`;
+      // The variable whose setting holds the path (a list's items name their list's variable).
+      const name = Object.keys(envNames).find((k) => key === k || key.startsWith(`${k}.`));
+      return `${name ? envNames[name] : key}: ${issue.message}`;
     }),
   );
 }

@@ -156,6 +156,33 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     expect(all.results.map((r) => r.data?.eventPublished.idempotencyKey)).toEqual([`${type}/sentinel`]);
   });
 
+  it('checks current against the type’s JSON Schema, and refuses a schema that is not one', async () => {
+    const type = uniqueType();
+    const schema = { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } };
+    expect(
+      (await h.operator(UpsertEventType, { input: { name: type, group: 'Typed', schema } })).data
+        ?.upsertEventType,
+    ).toMatchObject({ __typename: 'UpsertEventTypePayload' });
+    expect(await publish({ type, current: { id: 'seven' } })).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'current', 'id'], message: '/id must be integer' }],
+    });
+    expect(await publish({ type, current: {} })).toMatchObject({ __typename: 'ValidationError' });
+    expect(await publish({ type, current: { id: 7 } })).toMatchObject({ __typename: 'PublishEventPayload' });
+
+    const broken = await h.operator(UpsertEventType, {
+      input: { name: type, group: 'Typed', schema: { type: 'nope' } },
+    });
+    expect(broken.data?.upsertEventType).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'schema'] }],
+    });
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Typed', schema: null } });
+    expect(await publish({ type, current: { id: 'anything goes' } })).toMatchObject({
+      __typename: 'PublishEventPayload',
+    });
+  });
+
   it('lists the catalog flat and grouped', async () => {
     const group = `Group ${uniqueType()}`;
     const a = uniqueType('lead', 'created');

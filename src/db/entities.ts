@@ -3,6 +3,7 @@ import { EventEntity } from '../domain/events/event.entity.ts';
 import { AuditChainHeadEntity, AuditLogEntity, AuditOutboxEntity } from '../domain/audit/audit-log.entity.ts';
 import { ApiTokenEntity } from '../domain/tenancy/api-token.entity.ts';
 import { TenantEntity } from '../domain/tenancy/tenant.entity.ts';
+import { WebhookEntity } from '../domain/webhooks/webhook.entity.ts';
 
 /** Every entity Herald persists; the ORM and the migration generator both read this list. */
 export const entities = [
@@ -13,4 +14,5 @@ export const entities = [
   AuditOutboxEntity,
   EventTypeEntity,
   EventEntity,
+  WebhookEntity,
 ];

@@ -32,3 +32,14 @@ export class ConflictError extends Error {}
 
 /** Caught by resolvers: becomes ForbiddenError (a missing scope, or a protected object). */
 export class ForbiddenError extends Error {}
+
+/** Caught by resolvers: becomes PlanLimitError (the tenant's plan allows no more). */
+export class PlanLimitError extends Error {
+  readonly resource: string;
+  readonly limit: number;
+  constructor(resource: string, limit: number) {
+    super(`the plan allows at most ${limit} ${resource}`);
+    this.resource = resource;
+    this.limit = limit;
+  }
+}

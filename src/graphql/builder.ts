@@ -27,7 +27,7 @@ export const builder = new SchemaBuilder<{
     JSON: { Input: unknown; Output: unknown };
     ID: { Input: string; Output: string };
   };
-  AuthScopes: { admin: boolean; scope: Scope };
+  AuthScopes: { admin: boolean; scope: Scope; anyScope: Scope[] };
 }>({
   // Scope auth wraps everything; complexity must come before errors so that a depth or breadth
   // failure stays a top-level error instead of a union member; errors before dataloader.
@@ -38,6 +38,7 @@ export const builder = new SchemaBuilder<{
     authScopes: (ctx) => ({
       admin: ctx.actor.admin,
       scope: (scope) => ctx.actor.scopes.has(scope),
+      anyScope: (list) => list.some((scope) => ctx.actor.scopes.has(scope)),
     }),
     unauthorizedError: (_parent, _ctx, _info, result) =>
       new GraphQLError(result.message, { extensions: { code: 'FORBIDDEN' } }),

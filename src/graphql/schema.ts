@@ -5,6 +5,7 @@ import './types/tenant.ts';
 import './types/viewer.ts';
 import './types/audit-log.ts';
 import './types/event-type.ts';
+import './types/webhook.ts';
 import './types/event.ts';
 
 export const schema = builder.toSchema();

@@ -7,7 +7,13 @@ import { createYoga, maskError, useErrorHandler, type YogaInitialContext } from 
 import { WebSocketServer } from 'ws';
 import type { Health, Services } from '../app.ts';
 import type { Config } from '../config.ts';
-import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../domain/errors.ts';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidInputError,
+  NotFoundError,
+  PlanLimitError,
+} from '../domain/errors.ts';
 import { auditExport } from '../http/audit-export.ts';
 import type { Logger } from '../logger.ts';
 import type { Context } from './builder.ts';
@@ -37,6 +43,7 @@ const codes = new Map<abstract new (...args: never[]) => Error, string>([
   [NotFoundError, 'NOT_FOUND'],
   [ForbiddenError, 'FORBIDDEN'],
   [ConflictError, 'CONFLICT'],
+  [PlanLimitError, 'PLAN_LIMIT'],
 ]);
 
 function maskUnexpected(error: unknown, message: string, isDev?: boolean): Error {

@@ -235,3 +235,43 @@ export const NodeById = graphql(`
     }
   }
 `);
+
+export const CreateWebhook = graphql(`
+  mutation CreateWebhook($input: CreateWebhookInput!) {
+    createWebhook(input: $input) {
+      __typename
+      ... on CreateWebhookPayload {
+        secret
+        created
+        webhook {
+          ...WebhookFields
+        }
+      }
+      ... on ValidationError {
+        fields {
+          path
+          message
+        }
+      }
+      ... on PlanLimitError {
+        limit
+      }
+    }
+  }
+`);
+
+export const WebhookFields = graphql(`
+  fragment WebhookFields on Webhook {
+    id
+    name
+    url
+    isActive
+    subscribedEvents
+    externalId
+    managedBy
+    disabledAt
+    disabledReason
+    createdAt
+    updatedAt
+  }
+`);

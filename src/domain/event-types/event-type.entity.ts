@@ -9,6 +9,8 @@ export const EventTypeEntity = defineEntity({
     group: p.string().length(100),
     description: p.text().nullable(),
     deprecated: p.boolean().default(false),
+    /** A JSON Schema that `current` must satisfy when the type is published. */
+    schema: p.json<Record<string, unknown>>().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()

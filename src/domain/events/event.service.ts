@@ -88,7 +88,7 @@ export class EventService {
         },
       ]);
     }
-    await this.eventTypes.require(input.type, ['input', 'type']);
+    await this.eventTypes.require(input.type, ['input', 'type'], input.current);
 
     const id = newId();
     const idempotencyKey = input.idempotencyKey ?? id;

@@ -3,6 +3,7 @@ import {
   ForbiddenError,
   InvalidInputError,
   NotFoundError,
+  PlanLimitError,
   type FieldProblem,
 } from '../../domain/errors.ts';
 import { builder } from '../builder.ts';
@@ -37,3 +38,10 @@ builder.objectType(NotFoundError, {
 builder.objectType(ConflictError, { name: 'ConflictError', interfaces: [ErrorInterface] });
 
 builder.objectType(ForbiddenError, { name: 'ForbiddenError', interfaces: [ErrorInterface] });
+
+builder.objectType(PlanLimitError, {
+  name: 'PlanLimitError',
+  description: "The tenant's plan allows no more; nothing changed.",
+  interfaces: [ErrorInterface],
+  fields: (t) => ({ resource: t.exposeString('resource'), limit: t.exposeInt('limit') }),
+});

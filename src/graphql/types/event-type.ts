@@ -10,6 +10,11 @@ export const EventTypeRef = builder.objectRef<EventType>('EventType').implement(
     group: t.exposeString('group', { description: 'Heading for a dropdown, e.g. "Invoices".' }),
     description: t.string({ nullable: true, resolve: (type) => type.description ?? null }),
     deprecated: t.exposeBoolean('deprecated'),
+    schema: t.expose('schema', {
+      type: 'JSON',
+      nullable: true,
+      description: 'JSON Schema of `current`, if any.',
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),
@@ -41,7 +46,11 @@ const UpsertEventTypeInput = builder.inputType('UpsertEventTypeInput', {
     name: t.string({ required: true, description: '[module.]model.action, lowercase' }),
     group: t.string({ required: true }),
     description: t.string(),
-    deprecated: t.boolean(),
+    deprecated: t.boolean({ description: 'Deprecated types cannot be newly subscribed to.' }),
+    schema: t.field({
+      type: 'JSON',
+      description: 'A JSON Schema publishEvent checks `current` against; null clears it.',
+    }),
   }),
 });
 

@@ -1,0 +1,328 @@
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { z } from 'zod';
+import type { EntityManager, Orm } from '../../db/orm.ts';
+import { tenantEm } from '../../db/tenant-scope.ts';
+import { refuseUrl, type EndpointPolicy, type Resolve } from '../../net/ssrf.ts';
+import type { AuditService, Recorder } from '../audit/audit.service.ts';
+import { changes } from '../audit/changes.ts';
+import {
+  ForbiddenError,
+  InvalidInputError,
+  NotFoundError,
+  PlanLimitError,
+  type FieldProblem,
+} from '../errors.ts';
+import type { EventTypeService } from '../event-types/event-type.service.ts';
+import { parse } from '../input.ts';
+import { keysetWhere, type Page, type PageRequest } from '../pagination.ts';
+import type { Actor, ApiClient } from '../tenancy/actor.ts';
+import { TenantEntity } from '../tenancy/tenant.entity.ts';
+import type { SecretBox} from './webhook-secret.ts';
+import { newWebhookSecret } from './webhook-secret.ts';
+import { WebhookEntity, type Webhook } from './webhook.entity.ts';
+import { eventPatternsMatching, subscriptionPattern } from './event-patterns.ts';
+
+const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
+const subscribedEvents = z.array(subscriptionPattern).min(1, 'subscribe to at least one event type').max(100);
+
+export const createWebhookInput = z.object({
+  name: text(255).nullish(),
+  url: z.string().trim().min(1),
+  subscribedEvents,
+  externalId: text(255).nullish(),
+  isActive: z.boolean().nullish(),
+});
+export type CreateWebhookInput = z.input<typeof createWebhookInput>;
+
+/** JSON Merge Patch: an omitted field stays, null clears a nullable field, null on a required one is refused. */
+export const updateWebhookInput = z.object({
+  name: text(255).nullish(),
+  url: z.string().trim().min(1).nullish(),
+  subscribedEvents: subscribedEvents.nullish(),
+  externalId: text(255).nullish(),
+  isActive: z.boolean().nullish(),
+  disabledReason: text(1000).nullish(),
+});
+export type UpdateWebhookInput = z.input<typeof updateWebhookInput>;
+const REQUIRED = ['url', 'subscribedEvents', 'isActive'] as const;
+
+export interface WebhookFilter {
+  isActive?: boolean | null;
+  eventType?: string | null;
+  managedBy?: ApiClient | null;
+  externalId?: string | null;
+  search?: string | null;
+}
+
+export interface CreateWebhookResult {
+  webhook: Webhook;
+  /** The signing secret: only when created, never on a replay. */
+  secret: string | null;
+  created: boolean;
+}
+
+const AUDITED = [
+  'name',
+  'url',
+  'isActive',
+  'subscribedEvents',
+  'externalId',
+  'managedBy',
+  'disabledAt',
+  'disabledReason',
+] as const;
+
+export class WebhookService {
+  private readonly orm: Orm;
+  private readonly audit: AuditService;
+  private readonly eventTypes: EventTypeService;
+  private readonly box: SecretBox;
+  private readonly policy: EndpointPolicy;
+  private readonly resolve: Resolve | undefined;
+  private readonly rotationGraceMs: number;
+
+  constructor(
+    deps: { orm: Orm; audit: AuditService; eventTypes: EventTypeService; box: SecretBox },
+    options: { policy: EndpointPolicy; rotationGraceMs: number; resolve?: Resolve },
+  ) {
+    this.orm = deps.orm;
+    this.audit = deps.audit;
+    this.eventTypes = deps.eventTypes;
+    this.box = deps.box;
+    this.policy = options.policy;
+    this.rotationGraceMs = options.rotationGraceMs;
+    this.resolve = options.resolve;
+  }
+
+  /**
+   * Creates a webhook managed by the caller's client. With an externalId it is idempotent per
+   * tenant and client: a replay, or the loser of a race, gets the existing webhook, no secret.
+   */
+  async create(actor: Actor, raw: CreateWebhookInput): Promise<CreateWebhookResult> {
+    const input = parse(createWebhookInput, raw);
+    if (input.externalId) {
+      const existing = await this.findByExternalId(actor, input.externalId);
+      if (existing) return { webhook: existing, secret: null, created: false };
+    }
+    await this.check(actor, { url: input.url, subscribedEvents: input.subscribedEvents });
+    const secret = newWebhookSecret();
+    try {
+      const webhook = await this.audit.transact(actor, async (tx, record) => {
+        await this.withinPlan(tx, actor);
+        const webhook = tx.create(WebhookEntity, {
+          tenantId: actor.tenantId,
+          name: input.name ?? null,
+          url: input.url,
+          subscribedEvents: [...new Set(input.subscribedEvents)],
+          externalId: input.externalId ?? null,
+          managedBy: actor.client,
+          isActive: input.isActive ?? true,
+          disabledAt: input.isActive === false ? new Date() : null,
+          disabledReason: input.isActive === false ? `created inactive by ${actor.name}` : null,
+          secret: this.box.seal(secret),
+        });
+        await tx.flush();
+        this.record(record, 'webhook.created', null, webhook);
+        return webhook;
+      });
+      return { webhook, secret, created: true };
+    } catch (error) {
+      if (!(error instanceof UniqueConstraintViolationException) || !input.externalId) throw error;
+      const existing = await this.findByExternalId(actor, input.externalId);
+      if (!existing) throw error;
+      return { webhook: existing, secret: null, created: false };
+    }
+  }
+
+  async update(actor: Actor, id: string, raw: UpdateWebhookInput): Promise<Webhook> {
+    const nulls: FieldProblem[] = REQUIRED.filter((field) => raw[field] === null).map((field) => ({
+      path: ['input', field],
+      message: 'cannot be null: omit it to keep the current value',
+    }));
+    if (nulls.length > 0) throw new InvalidInputError(nulls);
+    const input = parse(updateWebhookInput, raw);
+    await this.check(actor, {
+      url: input.url ?? undefined,
+      subscribedEvents: input.subscribedEvents ?? undefined,
+    });
+    return this.change(actor, id, 'webhook.updated', (webhook) => {
+      if (input.name !== undefined) webhook.name = input.name;
+      if (input.url != null) webhook.url = input.url;
+      if (input.subscribedEvents != null) webhook.subscribedEvents = [...new Set(input.subscribedEvents)];
+      if (input.externalId !== undefined) webhook.externalId = input.externalId;
+      if (input.isActive != null)
+        this.activate(webhook, input.isActive, input.disabledReason ?? `disabled by ${actor.name}`);
+    });
+  }
+
+  /** Enables or disables; disabling records when and why, enabling clears both. */
+  async setActive(actor: Actor, id: string, active: boolean, reason?: string | null): Promise<Webhook> {
+    const why = reason == null ? `disabled by ${actor.name}` : parse(text(1000), reason);
+    return this.change(actor, id, active ? 'webhook.enabled' : 'webhook.disabled', (webhook) =>
+      this.activate(webhook, active, why),
+    );
+  }
+
+  async delete(actor: Actor, id: string): Promise<Webhook> {
+    return this.audit.transact(actor, async (tx, record) => {
+      const webhook = await this.modifiable(tx, actor, id);
+      tx.remove(webhook);
+      this.record(record, 'webhook.deleted', webhook, null);
+      return webhook;
+    });
+  }
+
+  /**
+   * A new secret, returned once. The old one keeps signing deliveries (next to the new) for the
+   * grace period, so receivers can switch without dropping any.
+   */
+  async rotateSecret(
+    actor: Actor,
+    id: string,
+    graceMs = this.rotationGraceMs,
+  ): Promise<{ webhook: Webhook; secret: string }> {
+    const secret = newWebhookSecret();
+    const webhook = await this.audit.transact(actor, async (tx, record) => {
+      const webhook = await this.modifiable(tx, actor, id, ['secret']);
+      webhook.previousSecret = webhook.secret;
+      webhook.previousSecretExpiresAt = new Date(Date.now() + graceMs);
+      webhook.secret = this.box.seal(secret);
+      record({
+        action: 'webhook.secret_rotated',
+        relationName: 'Webhook',
+        relationId: webhook.id,
+        metadata: {
+          changes: changes({ secret: 'old' }, { secret: 'new' }, ['secret']),
+          previousSecretExpiresAt: webhook.previousSecretExpiresAt.toISOString(),
+        },
+      });
+      return webhook;
+    });
+    return { webhook, secret };
+  }
+
+  async find(actor: Actor, id: string): Promise<Webhook | null> {
+    if (!z.uuid().safeParse(id).success) return null;
+    return tenantEm(this.orm, actor).findOne(WebhookEntity, { id });
+  }
+
+  async getMany(actor: Actor, ids: readonly string[]): Promise<(Webhook | null)[]> {
+    const valid = ids.filter((id) => z.uuid().safeParse(id).success);
+    const rows = valid.length
+      ? await tenantEm(this.orm, actor).find(WebhookEntity, { id: { $in: valid } })
+      : [];
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => byId.get(id) ?? null);
+  }
+
+  /** Webhooks of the actor's tenant, newest first. */
+  async list(actor: Actor, filter: WebhookFilter, page: PageRequest): Promise<Page<Webhook>> {
+    const like = filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+    const where = {
+      ...(filter.isActive != null ? { isActive: filter.isActive } : {}),
+      ...(filter.managedBy ? { managedBy: filter.managedBy } : {}),
+      ...(filter.externalId ? { externalId: filter.externalId } : {}),
+      ...(filter.eventType
+        ? { subscribedEvents: { $overlap: eventPatternsMatching(filter.eventType) } }
+        : {}),
+      ...(like ? { $or: [{ name: { $ilike: like } }, { url: { $ilike: like } }] } : {}),
+    };
+    const rows = await tenantEm(this.orm, actor).find(
+      WebhookEntity,
+      { $and: [where, keysetWhere(page.after)] },
+      { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.first + 1 },
+    );
+    return { items: rows.slice(0, page.first), hasNextPage: rows.length > page.first };
+  }
+
+  /** Validates what needs I/O: the URL against the endpoint policy, the events against the catalog. */
+  private async check(actor: Actor, input: { url?: string; subscribedEvents?: string[] }): Promise<void> {
+    const problems: FieldProblem[] = [];
+    if (input.url !== undefined) {
+      const refused = await refuseUrl(input.url, this.policy, this.resolve);
+      if (refused) problems.push({ path: ['input', 'url'], message: refused });
+    }
+    if (input.subscribedEvents) {
+      problems.push(
+        ...(await this.eventTypes.checkSubscriptions(actor, input.subscribedEvents)).map((p) => ({
+          path: ['input', 'subscribedEvents', ...p.path],
+          message: p.message,
+        })),
+      );
+    }
+    if (problems.length > 0) throw new InvalidInputError(problems);
+  }
+
+  private async change(
+    actor: Actor,
+    id: string,
+    action: string,
+    apply: (webhook: Webhook) => void,
+  ): Promise<Webhook> {
+    return this.audit.transact(actor, async (tx, record) => {
+      const webhook = await this.modifiable(tx, actor, id);
+      const before = { ...webhook };
+      apply(webhook);
+      if (Object.keys(changes(before, webhook, AUDITED)).length > 0)
+        this.record(record, action, before, webhook);
+      return webhook;
+    });
+  }
+
+  private activate(webhook: Webhook, active: boolean, reason: string): void {
+    if (webhook.isActive === active) return;
+    webhook.isActive = active;
+    webhook.disabledAt = active ? null : new Date();
+    webhook.disabledReason = active ? null : reason;
+  }
+
+  /** The webhook, if the actor may change it: DASHBOARD-managed ones are off limits to integrations. */
+  private async modifiable(
+    tx: EntityManager,
+    actor: Actor,
+    id: string,
+    populate: 'secret'[] = [],
+  ): Promise<Webhook> {
+    const webhook = z.uuid().safeParse(id).success
+      ? await tx.findOne(WebhookEntity, { id }, { populate })
+      : null;
+    if (!webhook) throw new NotFoundError('Webhook', id);
+    if (webhook.managedBy === 'DASHBOARD' && actor.client !== 'DASHBOARD') {
+      throw new ForbiddenError('this webhook is managed from the dashboard; integrations cannot change it');
+    }
+    return webhook;
+  }
+
+  /** Creates wait on the tenant row, so two of them cannot both take the last slot of the plan. */
+  private async withinPlan(tx: EntityManager, actor: Actor): Promise<void> {
+    const tenant = await tx.findOneOrFail(
+      TenantEntity,
+      { id: actor.tenantId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE },
+    );
+    const count = await tx.count(WebhookEntity, {});
+    if (count >= tenant.maxWebhooks) throw new PlanLimitError('webhooks', tenant.maxWebhooks);
+  }
+
+  private findByExternalId(actor: Actor, externalId: string): Promise<Webhook | null> {
+    return tenantEm(this.orm, actor).findOne(WebhookEntity, { managedBy: actor.client, externalId });
+  }
+
+  private record(record: Recorder, action: string, before: Webhook | null, after: Webhook | null): void {
+    const subject = (after ?? before)!;
+    record({
+      action,
+      relationName: 'Webhook',
+      relationId: subject.id,
+      related: { type: 'Webhook', id: subject.id, name: subject.name ?? subject.url },
+      metadata: { changes: changes(before, after, AUDITED) },
+    });
+  }
+}
