@@ -93,21 +93,22 @@ export async function startApp(
 
   const auditPublisher = new AuditPublisher(orm, bus, { prefix: config.nats.prefix }, logger);
   const audit = new AuditService(orm, auditPublisher);
-  const tokens = new ApiTokenService(orm, audit);
+  const operatorToken = configuredOrGenerated(config, logger, config.auth.adminToken, {
+    file: 'admin-token',
+    variable: 'HERALD_ADMIN_TOKEN',
+    generate: () => `hrld_admin_${randomBytes(24).toString('base64url')}`,
+  });
+  const auth = new AuthService(orm, operatorToken);
+  const tokens = new ApiTokenService(orm, audit, auth);
   const eventTypes = new EventTypeService(orm, audit);
   const secretKey = configuredOrGenerated(config, logger, config.webhooks.secretKey, {
     file: 'secret-key',
     variable: 'HERALD_SECRET_KEY',
     generate: () => randomBytes(32).toString('base64'),
   });
-  const operatorToken = configuredOrGenerated(config, logger, config.auth.adminToken, {
-    file: 'admin-token',
-    variable: 'HERALD_ADMIN_TOKEN',
-    generate: () => `hrld_admin_${randomBytes(24).toString('base64url')}`,
-  });
   const outbox = new EventOutbox(orm, bus, { prefix: config.nats.prefix }, logger);
   const services: Services = {
-    auth: new AuthService(orm, operatorToken),
+    auth,
     audit,
     tenants: new TenantService(orm, audit, tokens),
     tokens,

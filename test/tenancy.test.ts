@@ -91,6 +91,13 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
       __typename: 'ValidationError',
       fields: [{ path: ['input', 'scopes', '1'], message: 'unknown scope "root"' }],
     });
+    const control = (
+      await h.gql(CreateApiToken, { input: { name: 'nul\u0000byte', scopes: ['audit:read'] } })
+    ).data;
+    expect(control?.createApiToken).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'name'] }],
+    });
     const long = (await h.gql(CreateApiToken, { input: { name: 'n'.repeat(256), scopes: ['audit:read'] } }))
       .data;
     expect(long?.createApiToken).toMatchObject({
@@ -139,9 +146,12 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
     );
   });
 
-  it('stops a revoked token at once, over HTTP and WebSocket', async () => {
+  it('stops a revoked token at once, over HTTP and WebSocket, open sockets included', async () => {
     const doomed = await issue({ name: 'doomed', scopes: ['events:read'] });
     expect((await doomed.gql(Viewer, {})).status).toBe(200);
+    const open = collect(h.ws({ token: doomed.token }), EventPublished, { types: null });
+    const openTwo = collect(h.ws({ token: doomed.token }), EventPublished, { types: null });
+    const bystander = collect(h.ws(), EventPublished, { types: null });
 
     const revoked = (await h.gql(RevokeApiToken, { input: { id: doomed.apiToken.id } })).data?.revokeApiToken;
     expect(revoked).toMatchObject({
@@ -149,6 +159,10 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
       apiToken: { id: doomed.apiToken.id },
     });
     expect((await doomed.gql(Viewer, {})).status).toBe(401);
+    await waitFor(() => open.failure() && openTwo.failure(), { what: 'the open sockets to close' });
+    expect([open, openTwo].map((s) => (s.failure() as { code: number }).code)).toEqual([4401, 4401]);
+    expect(bystander.failure()).toBeUndefined();
+    await bystander.stop();
     const socket = collect(h.ws({ token: doomed.token }), EventPublished, { types: null });
     await waitFor(() => socket.failure(), { what: 'the socket to be refused' });
     expect((socket.failure() as { code: number }).code).toBe(4401);
@@ -157,11 +171,30 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
     expect(again).toMatchObject({ __typename: 'RevokeApiTokenPayload' });
   });
 
-  it('stops an expired token', async () => {
-    const expiresAt = new Date(Date.now() + 1_500).toISOString();
-    const brief = await issue({ name: 'brief', scopes: ['events:read'], expiresAt });
+  it('stops an expired token, and closes its open sockets', async () => {
+    const expiresAt = new Date(Date.now() + 3_000).toISOString();
+    const brief = await issue({ name: 'brief', scopes: ['events:read', 'tokens:manage'], expiresAt });
     expect((await brief.gql(Viewer, {})).status).toBe(200);
+    const open = collect(h.ws({ token: brief.token }), EventPublished, { types: null });
+
+    const forever = await brief.gql(CreateApiToken, { input: { name: 'outlives', scopes: ['events:read'] } });
+    expect(forever.data?.createApiToken).toMatchObject({ __typename: 'ForbiddenError' });
+    const shorter = await brief.gql(CreateApiToken, {
+      input: { name: 'ok', scopes: ['events:read'], expiresAt },
+    });
+    expect(shorter.data?.createApiToken).toMatchObject({ __typename: 'CreateApiTokenPayload' });
+
     await waitFor(async () => (await brief.gql(Viewer, {})).status === 401, { what: 'the token to expire' });
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(expiresAt));
+    await waitFor(() => open.failure(), { what: 'the open socket to close' });
+    expect((open.failure() as { code: number }).code).toBe(4401);
+  });
+
+  it('keeps integrations from revoking other kinds of tokens', async () => {
+    const zapier = await issue({ name: 'Zapier admin', scopes: ['tokens:manage'], client: 'ZAPIER' });
+    const dashboard = await issue({ name: 'Dashboard reader', scopes: ['events:read'] });
+    const attempt = await zapier.gql(RevokeApiToken, { input: { id: dashboard.apiToken.id } });
+    expect(attempt.data?.revokeApiToken).toMatchObject({ __typename: 'ForbiddenError' });
+    expect((await dashboard.gql(Viewer, {})).status).toBe(200);
   });
 });

@@ -1,5 +1,14 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { InvalidInputError } from './errors.ts';
+
+/** Trimmed text of 1 to `max` characters with no control characters or lone surrogates (PostgreSQL refuses those). */
+export const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .regex(/^[^\p{Cc}\p{Cs}]*$/u, 'must not contain control characters');
 
 /** Parses service input with zod, turning every issue into a field problem under `input`. */
 export function parse<T>(schema: z.ZodType<T>, value: unknown): T {

@@ -17,10 +17,14 @@ export interface Page<T> {
   hasNextPage: boolean;
 }
 
-/** Rows strictly after the cursor in (createdAt desc, id desc) order. */
+/**
+ * Rows strictly after the cursor in (createdAt desc, id desc) order. The plain `createdAt <=`
+ * bound gives the planner an index range to start from; the `$or` settles ties on createdAt.
+ */
 export function keysetWhere(after: Cursor | null) {
   if (!after) return {};
   return {
-    $or: [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, id: { $lt: after.id } }],
+    createdAt: { $lte: after.createdAt },
+    $or: [{ createdAt: { $lt: after.createdAt } }, { id: { $lt: after.id } }],
   };
 }

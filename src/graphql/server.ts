@@ -15,6 +15,7 @@ import {
   PlanLimitError,
 } from '../domain/errors.ts';
 import { auditExport } from '../http/audit-export.ts';
+import { TokenSockets } from './token-sockets.ts';
 import type { Logger } from '../logger.ts';
 import type { Context } from './builder.ts';
 import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
@@ -176,6 +177,7 @@ export async function createServer(deps: {
     send(ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', ...dependencies });
   }
 
+  const sockets = new TokenSockets(services.auth, logger);
   const wss = new WebSocketServer({
     server: http,
     path: '/graphql',
@@ -211,6 +213,7 @@ export async function createServer(deps: {
           ctx.extra.socket.close(4401, 'Unauthorized');
           return false;
         }
+        sockets.track(ctx.extra.socket, actor);
         return true;
       },
       execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
@@ -231,12 +234,20 @@ export async function createServer(deps: {
         } catch (error) {
           return [error as GraphQLError];
         }
+        let contextValue: unknown;
+        try {
+          contextValue = await enveloped.contextFactory();
+        } catch (error) {
+          // The token stopped working since the socket opened: the socket goes, as at connect.
+          ctx.extra.socket.close(4401, 'Unauthorized');
+          return [error as GraphQLError];
+        }
         const args: EnvelopedArgs = {
           schema: enveloped.schema,
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
+          contextValue,
           rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
         };
         const errors = enveloped.validate(args.schema, args.document);
@@ -258,6 +269,7 @@ export async function createServer(deps: {
     url: `http://${host}:${port}`,
     async close() {
       accepting = false;
+      sockets.stop();
       await ws.dispose();
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();

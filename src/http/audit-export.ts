@@ -1,4 +1,5 @@
-import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Services } from '../app.ts';
 import type { Logger } from '../logger.ts';
@@ -41,16 +42,14 @@ export async function auditExport(
     });
   });
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  const lines = async function* (entries: AsyncIterable<unknown>) {
+    for await (const entry of entries) yield `${JSON.stringify(entry)}\n`;
+  };
+  // pipeline keeps backpressure (a slow reader slows the queries) and, when the client goes away,
+  // ends the generator and with it the batched reads.
   try {
-    for await (const entry of deps.services.audit.stream(actor, range)) {
-      // A client that goes away stops the export; one that reads slowly slows it down.
-      if (!res.write(`${JSON.stringify(entry)}\n`))
-        await Promise.race([once(res, 'drain'), once(res, 'close')]);
-      if (res.destroyed) return;
-    }
-    res.end();
+    await pipeline(Readable.from(lines(deps.services.audit.stream(actor, range))), res);
   } catch (error) {
-    deps.logger.error({ err: error }, 'audit export failed mid-stream');
-    res.destroy(error as Error);
+    if (!res.destroyed) deps.logger.error({ err: error }, 'audit export failed mid-stream');
   }
 }

@@ -137,9 +137,14 @@ export class AuditService {
     }
   }
 
-  /** Walks the actor's chain and reports the first entry that is missing, altered or misplaced. */
+  /**
+   * Walks the actor's chain up to its head as read first (entries written meanwhile are for the
+   * next check) and reports the first entry that is missing, altered or misplaced.
+   */
   async verify(actor: Actor): Promise<AuditTrailVerification> {
     const em = tenantEm(this.orm, actor);
+    const head = await this.orm.em.fork().findOne(AuditChainHeadEntity, { tenantId: actor.tenantId });
+    const last = head?.sequence ?? 0;
     let expected = 1;
     let previousHash = GENESIS_HASH;
     const broken = (sequence: number, reason: string) => ({
@@ -151,7 +156,7 @@ export class AuditService {
     for (;;) {
       const batch = await em.find(
         AuditLogEntity,
-        { sequence: { $gte: expected } },
+        { sequence: { $gte: expected, $lte: last } },
         { orderBy: { sequence: 'asc' }, limit: VERIFY_BATCH },
       );
       for (const entry of batch) {
@@ -167,8 +172,7 @@ export class AuditService {
       em.clear();
       if (batch.length < VERIFY_BATCH) break;
     }
-    const head = await this.orm.em.fork().findOne(AuditChainHeadEntity, { tenantId: actor.tenantId });
-    if (head && head.sequence >= expected) return broken(expected, `entries from ${expected} on are missing`);
+    if (last >= expected) return broken(expected, `entries from ${expected} on are missing`);
     if (head && head.hash !== previousHash)
       return broken(expected - 1, 'the last entry differs from the chain head');
     return { ok: true, checked: expected - 1, firstBrokenSequence: null, reason: null };

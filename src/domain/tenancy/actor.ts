@@ -36,6 +36,8 @@ export interface Actor {
   name: string;
   client: ApiClient;
   scopes: ReadonlySet<Scope>;
+  /** When the token stops working; null when it does not expire. */
+  expiresAt: Date | null;
   request: RequestInfo;
 }
 
@@ -53,6 +55,7 @@ export function operatorActor(name: string, request: RequestInfo = noRequest): A
     name,
     client: 'DASHBOARD',
     scopes: new Set(),
+    expiresAt: null,
     request,
   };
 }

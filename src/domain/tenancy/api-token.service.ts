@@ -1,17 +1,19 @@
+import { LockMode } from '@mikro-orm/core';
 import { z } from 'zod';
 import type { EntityManager, Orm } from '../../db/orm.ts';
 import { tenantEm } from '../../db/tenant-scope.ts';
 import type { AuditService, Recorder } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
-import { parse } from '../input.ts';
+import { parse, text } from '../input.ts';
 import { keysetWhere, type Page, type PageRequest } from '../pagination.ts';
 import { apiClients, scopes, type Actor } from './actor.ts';
 import { ApiTokenEntity, type ApiToken } from './api-token.entity.ts';
+import type { AuthService } from './auth.service.ts';
 import { newTokenSecret, tokenHash } from './token-secret.ts';
 
 export const createApiTokenInput = z.object({
-  name: z.string().trim().min(1).max(255),
+  name: text(255),
   scopes: z
     .array(z.enum(scopes, { error: (issue) => `unknown scope "${String(issue.input)}"` }))
     .min(1)
@@ -36,10 +38,12 @@ const AUDITED = ['name', 'prefix', 'scopes', 'client', 'expiresAt', 'revokedAt']
 export class ApiTokenService {
   private readonly orm: Orm;
   private readonly audit: AuditService;
+  private readonly auth: AuthService;
 
-  constructor(orm: Orm, audit: AuditService) {
+  constructor(orm: Orm, audit: AuditService, auth: AuthService) {
     this.orm = orm;
     this.audit = audit;
+    this.auth = auth;
   }
 
   /** A token may only grant scopes it holds, and an integration only tokens of its own client kind. */
@@ -51,6 +55,13 @@ export class ApiTokenService {
     const client = input.client ?? actor.client;
     if (actor.client !== 'DASHBOARD' && client !== actor.client) {
       throw new ForbiddenError(`a ${actor.client} token can only create ${actor.client} tokens`);
+    }
+    // A token cannot outlive the one that made it.
+    const callerExpiry = actor.expiresAt;
+    if (callerExpiry && (!input.expiresAt || input.expiresAt > callerExpiry)) {
+      throw new ForbiddenError(
+        `this token expires at ${callerExpiry.toISOString()}; a token it creates must expire by then`,
+      );
     }
     return this.audit.transact(actor, (tx, record) =>
       this.issue(tx, record, actor.tenantId, { ...input, client, expiresAt: input.expiresAt ?? null }),
@@ -89,11 +100,20 @@ export class ApiTokenService {
     return { apiToken, token };
   }
 
-  /** Revoked at once for every process: tokens are looked up on each request. Revoking twice changes nothing. */
+  /**
+   * Revoked at once: tokens are looked up on each request, and open sockets of the token are
+   * closed (here at once, in other processes at their next check). Revoking twice changes nothing.
+   */
   async revoke(actor: Actor, id: string): Promise<ApiToken> {
-    return this.audit.transact(actor, async (tx, record) => {
-      const apiToken = z.uuid().safeParse(id).success ? await tx.findOne(ApiTokenEntity, { id }) : null;
+    const apiToken = await this.audit.transact(actor, async (tx, record) => {
+      // Locked: two concurrent revocations record one entry.
+      const apiToken = z.uuid().safeParse(id).success
+        ? await tx.findOne(ApiTokenEntity, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+        : null;
       if (!apiToken) throw new NotFoundError('ApiToken', id);
+      if (actor.client !== 'DASHBOARD' && apiToken.client !== actor.client) {
+        throw new ForbiddenError(`a ${actor.client} token can only revoke ${actor.client} tokens`);
+      }
       if (apiToken.revokedAt) return apiToken;
       const before = { ...apiToken };
       apiToken.revokedAt = new Date();
@@ -106,6 +126,8 @@ export class ApiTokenService {
       });
       return apiToken;
     });
+    this.auth.revocations.emit('revoked', apiToken.id);
+    return apiToken;
   }
 
   async list(actor: Actor, page: PageRequest): Promise<Page<ApiToken>> {

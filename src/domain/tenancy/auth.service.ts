@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Orm } from '../../db/orm.ts';
 import { operatorActor, type Actor, type RequestInfo } from './actor.ts';
 import { ApiTokenEntity } from './api-token.entity.ts';
@@ -8,12 +9,29 @@ import { tokenHash } from './token-secret.ts';
 const LAST_USED_PRECISION_MS = 60_000;
 
 export class AuthService {
+  /** Emits 'revoked' with a token id once a revocation committed in this process. */
+  readonly revocations = new EventEmitter<{ revoked: [tokenId: string] }>();
   private readonly orm: Orm;
   private readonly operatorHash: Buffer;
 
   constructor(orm: Orm, operatorToken: string) {
     this.orm = orm;
     this.operatorHash = Buffer.from(tokenHash(operatorToken), 'hex');
+  }
+
+  /** Of these token ids, those that still work: not revoked, not expired. */
+  async stillValid(tokenIds: readonly string[]): Promise<Set<string>> {
+    if (tokenIds.length === 0) return new Set();
+    const rows = await this.orm.em.fork().find(
+      ApiTokenEntity,
+      {
+        id: { $in: [...tokenIds] },
+        revokedAt: null,
+        $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date() } }],
+      },
+      { filters: false, fields: ['id'] },
+    );
+    return new Set(rows.map((row) => row.id));
   }
 
   /**
@@ -44,6 +62,7 @@ export class AuthService {
       name: row.name,
       client: row.client,
       scopes: new Set(row.scopes),
+      expiresAt: row.expiresAt ?? null,
       request,
     };
   }

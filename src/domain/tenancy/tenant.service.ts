@@ -3,13 +3,13 @@ import type { Orm } from '../../db/orm.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
 import { ForbiddenError } from '../errors.ts';
-import { parse } from '../input.ts';
+import { parse, text } from '../input.ts';
 import { scopes, type Actor } from './actor.ts';
 import type { ApiTokenService, IssuedToken } from './api-token.service.ts';
 import { TenantEntity, type Tenant } from './tenant.entity.ts';
 
 export const createTenantInput = z.object({
-  name: z.string().trim().min(1).max(255),
+  name: text(255),
   maxWebhooks: z.number().int().min(0).max(100_000).nullish(),
 });
 export type CreateTenantInput = z.input<typeof createTenantInput>;

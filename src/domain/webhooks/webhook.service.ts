@@ -13,22 +13,14 @@ import {
   type FieldProblem,
 } from '../errors.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
-import { parse } from '../input.ts';
+import { parse, text } from '../input.ts';
 import { keysetWhere, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor, ApiClient } from '../tenancy/actor.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
-import type { SecretBox} from './webhook-secret.ts';
+import type { SecretBox } from './webhook-secret.ts';
 import { newWebhookSecret } from './webhook-secret.ts';
 import { WebhookEntity, type Webhook } from './webhook.entity.ts';
 import { eventPatternsMatching, subscriptionPattern } from './event-patterns.ts';
-
-const text = (max: number) =>
-  z
-    .string()
-    .trim()
-    .min(1)
-    .max(max)
-    .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
 const subscribedEvents = z.array(subscriptionPattern).min(1, 'subscribe to at least one event type').max(100);
 

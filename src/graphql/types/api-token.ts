@@ -90,7 +90,11 @@ builder.mutationFields((t) => ({
     description: 'Revokes a token at once, for every process and open socket.',
     authScopes: { scope: 'tokens:manage' },
     args: { input: t.arg({ type: RevokeApiTokenInput, required: true }) },
-    errors: { types: [NotFoundError], directResult: true, union: { name: 'RevokeApiTokenResult' } },
+    errors: {
+      types: [NotFoundError, ForbiddenError],
+      directResult: true,
+      union: { name: 'RevokeApiTokenResult' },
+    },
     resolve: async (_root, { input }, ctx) => ({
       apiToken: await ctx.services.tokens.revoke(ctx.actor, input.id.id),
     }),
