@@ -29,6 +29,9 @@ const UpdateWebhook = graphql(`
       ... on ForbiddenError {
         message
       }
+      ... on ConflictError {
+        message
+      }
       ... on NotFoundError {
         message
       }
@@ -347,6 +350,60 @@ describe.each(modes)('webhook subscriptions (%s mode)', (mode) => {
       (await zapier(DeleteWebhook, { input: { id: own.webhook.id } })).data!.deleteWebhook.__typename,
     ).toBe('WebhookPayload');
     expect((await h.gql(WebhookById, { id: own.webhook.id })).data!.webhook).toBeNull();
+  });
+
+  it('answers what review found with typed errors and no change', async () => {
+    const huge = await h.gql(Webhooks, { filter: { eventType: 'a.'.repeat(200_000) } });
+    expect(huge.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const nul = await h.gql(Webhooks, { filter: { search: 'a\u0000b' } });
+    expect(nul.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(await create({ url: 'https://93.184.216.34/a\nb' })).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'url'] }],
+    });
+
+    const zapier = await token('ZAPIER');
+    await created({ externalId: 'taken' }, zapier);
+    const other = await created({ externalId: 'free' }, zapier);
+    expect(await update({ id: other.webhook.id, externalId: 'taken' }, zapier)).toMatchObject({
+      __typename: 'ConflictError',
+    });
+
+    const { webhook } = await created({ url: 'https://93.184.216.34/hook?token=s3cret' });
+    expect(await update({ id: webhook.id, disabledReason: 'while active' })).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'disabledReason'] }],
+    });
+    await h.gql(DisableWebhook, { input: { id: webhook.id, reason: 'first' } });
+    const again = (await h.gql(DisableWebhook, { input: { id: webhook.id, reason: 'second' } })).data!
+      .disableWebhook;
+    expect(again).toMatchObject({ webhook: { disabledReason: 'second' } });
+    expect(await update({ id: webhook.id, disabledReason: 'third' })).toMatchObject({
+      webhook: { disabledReason: 'third', isActive: false },
+    });
+
+    expect(
+      (await h.gql(RotateSecret, { input: { id: webhook.id } })).data!.rotateWebhookSecret.__typename,
+    ).toBe('RotateWebhookSecretPayload');
+    expect(
+      (await h.gql(RotateSecret, { input: { id: webhook.id } })).data!.rotateWebhookSecret.__typename,
+    ).toBe('ConflictError');
+    const audit = JSON.stringify(
+      (await h.gql(AuditLogs, { filter: { relationName: 'Webhook', relationId: rawId(webhook.id) } })).data!
+        .auditLogs,
+    );
+    expect(audit).toContain('https://93.184.216.34/hook');
+    expect(audit).not.toContain('s3cret');
+  });
+
+  it('replays an externalId racing for the last slot of the plan', async () => {
+    const tenant = (await h.operator(CreateTenant, { input: { name: 'One slot', maxWebhooks: 1 } })).data!
+      .createTenant;
+    if (tenant.__typename !== 'CreateTenantPayload') throw new Error('createTenant failed');
+    const one = httpExecutor(h.url, tenant.token);
+    const results = await Promise.all(Array.from({ length: 6 }, () => create({ externalId: 'only' }, one)));
+    expect(results.map((r) => r.__typename)).toEqual(Array(6).fill('CreateWebhookPayload'));
+    expect(results.filter((r) => r.__typename === 'CreateWebhookPayload' && r.created)).toHaveLength(1);
   });
 
   it('stops at the plan limit, also under concurrent creates', async () => {

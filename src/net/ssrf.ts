@@ -13,8 +13,20 @@ export interface EndpointPolicy {
 
 export type Resolve = (host: string) => Promise<string[]>;
 
-export const systemResolve: Resolve = async (host) =>
-  (await lookup(host, { all: true, verbatim: true })).map((entry) => entry.address);
+/** The system resolver (hosts file included), giving up after 3 s. */
+export const systemResolve: Resolve = async (host) => {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`resolving ${host} took over 3 s`)), 3_000);
+  });
+  try {
+    return (await Promise.race([lookup(host, { all: true, verbatim: true }), timeout])).map(
+      (entry) => entry.address,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+};
 
 export const MAX_URL_LENGTH = 2048;
 
@@ -33,7 +45,12 @@ export function blockedAddress(address: string, policy: EndpointPolicy): string 
     if (range[0].kind() === parsed.kind() && parsed.match(range)) return null;
   }
   const range = parsed.range();
-  return range === 'unicast' ? null : `${parsed.toString()} is a ${range} address`;
+  if (range !== 'unicast') return `${parsed.toString()} is a ${range} address`;
+  // ::/8 holds the deprecated IPv4-compatible form (::127.0.0.1), which ipaddr.js calls unicast.
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).parts[0]! < 0x100) {
+    return `${parsed.toString()} is an IPv4-compatible address`;
+  }
+  return null;
 }
 
 /**
@@ -55,7 +72,7 @@ export async function refuseUrl(raw: string, policy: EndpointPolicy, resolve: Re
   if (url.username || url.password) return 'must not contain credentials';
   const host = url.hostname
     .replace(/^\[|\]$/g, '')
-    .replace(/\.$/, '')
+    .replace(/\.+$/, '')
     .toLowerCase();
   if (ipaddr.isValid(host)) {
     const blocked = blockedAddress(host, policy);

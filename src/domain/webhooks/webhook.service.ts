@@ -1,11 +1,13 @@
+import { EventEmitter } from 'node:events';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { z } from 'zod';
 import type { EntityManager, Orm } from '../../db/orm.ts';
 import { tenantEm } from '../../db/tenant-scope.ts';
-import { refuseUrl, type EndpointPolicy, type Resolve } from '../../net/ssrf.ts';
+import { MAX_URL_LENGTH, refuseUrl, type EndpointPolicy, type Resolve } from '../../net/ssrf.ts';
 import type { AuditService, Recorder } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
 import {
+  ConflictError,
   ForbiddenError,
   InvalidInputError,
   NotFoundError,
@@ -22,11 +24,18 @@ import { newWebhookSecret } from './webhook-secret.ts';
 import { WebhookEntity, type Webhook } from './webhook.entity.ts';
 import { eventPatternsMatching, subscriptionPattern } from './event-patterns.ts';
 
+/** A URL as the audit log keeps it: origin and path, without credentials, query or fragment. */
+const redactUrl = (value: unknown): unknown => {
+  if (typeof value !== 'string') return value;
+  const url = new URL(value);
+  return `${url.origin}${url.pathname}`;
+};
+
 const subscribedEvents = z.array(subscriptionPattern).min(1, 'subscribe to at least one event type').max(100);
 
 export const createWebhookInput = z.object({
   name: text(255).nullish(),
-  url: z.string().trim().min(1),
+  url: text(4096),
   subscribedEvents,
   externalId: text(255).nullish(),
   isActive: z.boolean().nullish(),
@@ -36,7 +45,7 @@ export type CreateWebhookInput = z.input<typeof createWebhookInput>;
 /** JSON Merge Patch: an omitted field stays, null clears a nullable field, null on a required one is refused. */
 export const updateWebhookInput = z.object({
   name: text(255).nullish(),
-  url: z.string().trim().min(1).nullish(),
+  url: text(4096).nullish(),
   subscribedEvents: subscribedEvents.nullish(),
   externalId: text(255).nullish(),
   isActive: z.boolean().nullish(),
@@ -79,6 +88,8 @@ export class WebhookService {
   private readonly policy: EndpointPolicy;
   private readonly resolve: Resolve | undefined;
   private readonly rotationGraceMs: number;
+  /** Emits 'changed' with a tenant id after any webhook of it changed (caches listen). */
+  readonly events = new EventEmitter<{ changed: [tenantId: string] }>();
 
   constructor(
     deps: { orm: Orm; audit: AuditService; eventTypes: EventTypeService; box: SecretBox },
@@ -103,15 +114,21 @@ export class WebhookService {
       const existing = await this.findByExternalId(actor, input.externalId);
       if (existing) return { webhook: existing, secret: null, created: false };
     }
-    await this.check(actor, { url: input.url, subscribedEvents: input.subscribedEvents });
+    const { url } = await this.check(actor, { url: input.url, subscribedEvents: input.subscribedEvents });
     const secret = newWebhookSecret();
     try {
-      const webhook = await this.audit.transact(actor, async (tx, record) => {
+      const result = await this.audit.transact(actor, async (tx, record) => {
+        await this.lockTenant(tx, actor);
+        // Under the tenant lock: a request that raced this one may have created it meanwhile.
+        const replay = input.externalId
+          ? await tx.findOne(WebhookEntity, { managedBy: actor.client, externalId: input.externalId })
+          : null;
+        if (replay) return { webhook: replay, created: false };
         await this.withinPlan(tx, actor);
         const webhook = tx.create(WebhookEntity, {
           tenantId: actor.tenantId,
           name: input.name ?? null,
-          url: input.url,
+          url: url!,
           subscribedEvents: [...new Set(input.subscribedEvents)],
           externalId: input.externalId ?? null,
           managedBy: actor.client,
@@ -122,9 +139,10 @@ export class WebhookService {
         });
         await tx.flush();
         this.record(record, 'webhook.created', null, webhook);
-        return webhook;
+        return { webhook, created: true };
       });
-      return { webhook, secret, created: true };
+      this.changed(actor);
+      return { webhook: result.webhook, secret: result.created ? secret : null, created: result.created };
     } catch (error) {
       if (!(error instanceof UniqueConstraintViolationException) || !input.externalId) throw error;
       const existing = await this.findByExternalId(actor, input.externalId);
@@ -140,35 +158,46 @@ export class WebhookService {
     }));
     if (nulls.length > 0) throw new InvalidInputError(nulls);
     const input = parse(updateWebhookInput, raw);
-    await this.check(actor, {
+    const { url } = await this.check(actor, {
       url: input.url ?? undefined,
       subscribedEvents: input.subscribedEvents ?? undefined,
     });
     return this.change(actor, id, 'webhook.updated', (webhook) => {
       if (input.name !== undefined) webhook.name = input.name;
-      if (input.url != null) webhook.url = input.url;
+      if (url) webhook.url = url;
       if (input.subscribedEvents != null) webhook.subscribedEvents = [...new Set(input.subscribedEvents)];
       if (input.externalId !== undefined) webhook.externalId = input.externalId;
-      if (input.isActive != null)
-        this.activate(webhook, input.isActive, input.disabledReason ?? `disabled by ${actor.name}`);
+      if (input.isActive != null) this.activate(webhook, input.isActive, `disabled by ${actor.name}`);
+      if (input.disabledReason !== undefined) {
+        if (webhook.isActive) {
+          throw new InvalidInputError([
+            { path: ['input', 'disabledReason'], message: 'applies only to a disabled webhook' },
+          ]);
+        }
+        webhook.disabledReason = input.disabledReason;
+      }
     });
   }
 
   /** Enables or disables; disabling records when and why, enabling clears both. */
   async setActive(actor: Actor, id: string, active: boolean, reason?: string | null): Promise<Webhook> {
     const why = reason == null ? `disabled by ${actor.name}` : parse(text(1000), reason);
-    return this.change(actor, id, active ? 'webhook.enabled' : 'webhook.disabled', (webhook) =>
-      this.activate(webhook, active, why),
-    );
+    return this.change(actor, id, active ? 'webhook.enabled' : 'webhook.disabled', (webhook) => {
+      this.activate(webhook, active, why);
+      // Disabling a disabled webhook again updates why.
+      if (!active && reason != null) webhook.disabledReason = why;
+    });
   }
 
   async delete(actor: Actor, id: string): Promise<Webhook> {
-    return this.audit.transact(actor, async (tx, record) => {
+    const webhook = await this.audit.transact(actor, async (tx, record) => {
       const webhook = await this.modifiable(tx, actor, id);
       tx.remove(webhook);
       this.record(record, 'webhook.deleted', webhook, null);
       return webhook;
     });
+    this.changed(actor);
+    return webhook;
   }
 
   /**
@@ -183,6 +212,12 @@ export class WebhookService {
     const secret = newWebhookSecret();
     const webhook = await this.audit.transact(actor, async (tx, record) => {
       const webhook = await this.modifiable(tx, actor, id, ['secret']);
+      if (webhook.previousSecretExpiresAt && webhook.previousSecretExpiresAt > new Date()) {
+        // A second rotation now would drop the secret receivers may still be on.
+        throw new ConflictError(
+          `the previous rotation's grace period runs until ${webhook.previousSecretExpiresAt.toISOString()}`,
+        );
+      }
       webhook.previousSecret = webhook.secret;
       webhook.previousSecretExpiresAt = new Date(Date.now() + graceMs);
       webhook.secret = this.box.seal(secret);
@@ -235,11 +270,20 @@ export class WebhookService {
   }
 
   /** Validates what needs I/O: the URL against the endpoint policy, the events against the catalog. */
-  private async check(actor: Actor, input: { url?: string; subscribedEvents?: string[] }): Promise<void> {
+  private async check(
+    actor: Actor,
+    input: { url?: string; subscribedEvents?: string[] },
+  ): Promise<{ url: string | undefined }> {
     const problems: FieldProblem[] = [];
+    // Stored as the parser normalised it: what was checked is what will be called.
+    let url: string | undefined;
     if (input.url !== undefined) {
       const refused = await refuseUrl(input.url, this.policy, this.resolve);
       if (refused) problems.push({ path: ['input', 'url'], message: refused });
+      else url = new URL(input.url).href;
+      if (url && url.length > MAX_URL_LENGTH) {
+        problems.push({ path: ['input', 'url'], message: `must be at most ${MAX_URL_LENGTH} characters` });
+      }
     }
     if (input.subscribedEvents) {
       problems.push(
@@ -250,6 +294,7 @@ export class WebhookService {
       );
     }
     if (problems.length > 0) throw new InvalidInputError(problems);
+    return { url };
   }
 
   private async change(
@@ -258,14 +303,25 @@ export class WebhookService {
     action: string,
     apply: (webhook: Webhook) => void,
   ): Promise<Webhook> {
-    return this.audit.transact(actor, async (tx, record) => {
-      const webhook = await this.modifiable(tx, actor, id);
-      const before = { ...webhook };
-      apply(webhook);
-      if (Object.keys(changes(before, webhook, AUDITED)).length > 0)
-        this.record(record, action, before, webhook);
+    try {
+      const webhook = await this.audit.transact(actor, async (tx, record) => {
+        const webhook = await this.modifiable(tx, actor, id);
+        const before = { ...webhook };
+        apply(webhook);
+        if (Object.keys(changes(before, webhook, AUDITED)).length > 0)
+          this.record(record, action, before, webhook);
+        return webhook;
+      });
+      this.changed(actor);
       return webhook;
-    });
+    } catch (error) {
+      if (!(error instanceof UniqueConstraintViolationException)) throw error;
+      throw new ConflictError('another webhook of this client already has this externalId');
+    }
+  }
+
+  private changed(actor: Actor): void {
+    this.events.emit('changed', actor.tenantId);
   }
 
   private activate(webhook: Webhook, active: boolean, reason: string): void {
@@ -293,12 +349,12 @@ export class WebhookService {
   }
 
   /** Creates wait on the tenant row, so two of them cannot both take the last slot of the plan. */
+  private async lockTenant(tx: EntityManager, actor: Actor): Promise<void> {
+    await tx.findOneOrFail(TenantEntity, { id: actor.tenantId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  }
+
   private async withinPlan(tx: EntityManager, actor: Actor): Promise<void> {
-    const tenant = await tx.findOneOrFail(
-      TenantEntity,
-      { id: actor.tenantId },
-      { lockMode: LockMode.PESSIMISTIC_WRITE },
-    );
+    const tenant = await tx.findOneOrFail(TenantEntity, { id: actor.tenantId });
     const count = await tx.count(WebhookEntity, {});
     if (count >= tenant.maxWebhooks) throw new PlanLimitError('webhooks', tenant.maxWebhooks);
   }
@@ -309,12 +365,16 @@ export class WebhookService {
 
   private record(record: Recorder, action: string, before: Webhook | null, after: Webhook | null): void {
     const subject = (after ?? before)!;
+    const changed = changes(before, after, AUDITED);
+    // URLs often carry credentials in their query: the audit log keeps origin and path only.
+    if (changed.url)
+      changed.url = { before: redactUrl(changed.url.before), after: redactUrl(changed.url.after) };
     record({
       action,
       relationName: 'Webhook',
       relationId: subject.id,
-      related: { type: 'Webhook', id: subject.id, name: subject.name ?? subject.url },
-      metadata: { changes: changes(before, after, AUDITED) },
+      related: { type: 'Webhook', id: subject.id, name: subject.name ?? String(redactUrl(subject.url)) },
+      metadata: { changes: changed },
     });
   }
 }

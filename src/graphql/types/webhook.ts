@@ -8,6 +8,8 @@ import {
 } from '../../domain/errors.ts';
 import type { Webhook } from '../../domain/webhooks/webhook.entity.ts';
 import type { CreateWebhookResult } from '../../domain/webhooks/webhook.service.ts';
+import { eventTypeName } from '../../domain/event-types/event-type.service.ts';
+import { text } from '../../domain/input.ts';
 import { builder } from '../builder.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { ApiClientRef } from './api-token.ts';
@@ -51,10 +53,13 @@ const WebhookConnection = builder.connectionObject({ type: WebhookRef, name: 'We
 const WebhookFilter = builder.inputType('WebhookFilter', {
   fields: (t) => ({
     isActive: t.boolean(),
-    eventType: t.string({ description: 'Webhooks that receive this event type (directly or by a pattern).' }),
+    eventType: t.string({
+      description: 'Webhooks that receive this event type (directly or by a pattern).',
+      validate: eventTypeName,
+    }),
     managedBy: t.field({ type: ApiClientRef }),
-    externalId: t.string(),
-    search: t.string({ description: 'Case-insensitive text in name or url.', validate: z.string().max(255) }),
+    externalId: t.string({ validate: text(255) }),
+    search: t.string({ description: 'Case-insensitive text in name or url.', validate: text(255) }),
   }),
 });
 
@@ -152,7 +157,7 @@ const RotateWebhookSecretPayload = builder
     }),
   });
 
-const changeErrors = [InvalidInputError, NotFoundError, ForbiddenError];
+const changeErrors = [InvalidInputError, NotFoundError, ForbiddenError, ConflictError];
 
 builder.mutationFields((t) => ({
   createWebhook: t.field({
