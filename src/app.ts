@@ -18,6 +18,15 @@ import { AuthService } from './domain/tenancy/auth.service.ts';
 import { TenantService } from './domain/tenancy/tenant.service.ts';
 import { SecretBox } from './domain/webhooks/webhook-secret.ts';
 import { WebhookService } from './domain/webhooks/webhook.service.ts';
+import { Dispatcher } from './delivery/dispatcher.ts';
+import { DeliveryHttpClient } from './delivery/http-client.ts';
+import { EndpointGate } from './delivery/isolation.ts';
+import { defaultRetryPolicy } from './delivery/retry-schedule.ts';
+import { startScheduler } from './delivery/scheduler.ts';
+import { DeliveryWorker } from './delivery/worker.ts';
+import { DeliveryQueue } from './domain/deliveries/delivery-queue.ts';
+import { DeliveryStore } from './domain/deliveries/delivery-store.ts';
+import { WebhookMatcher } from './domain/webhooks/webhook-matcher.ts';
 import { createServer, type Server } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
 
@@ -79,6 +88,62 @@ async function openBus(config: Config, logger: Logger, role: string): Promise<Ev
   return new MemoryBus({ duplicateWindowMs });
 }
 
+/**
+ * The delivery pipeline of a worker: the dispatcher (events → deliveries), the delivery workers
+ * and the retry scheduler. `stop` lets attempts in flight finish.
+ */
+function startPipeline(
+  config: Config,
+  deps: {
+    orm: Orm;
+    bus: EventBus;
+    audit: AuditService;
+    box: SecretBox;
+    webhooks: WebhookService;
+    logger: Logger;
+  },
+) {
+  const { orm, bus, audit, box, webhooks, logger } = deps;
+  const { delivery } = config;
+  const store = new DeliveryStore({ orm, audit, box }, { autoDisableAfterMs: delivery.autoDisableAfterMs });
+  const queue = new DeliveryQueue(bus, config.nats.prefix);
+  const matcher = new WebhookMatcher(orm);
+  webhooks.events.on('changed', (tenantId) => matcher.invalidate(tenantId));
+  const client = new DeliveryHttpClient(config.webhooks, {
+    connectTimeoutMs: delivery.connectTimeoutMs,
+    totalTimeoutMs: delivery.requestTimeoutMs,
+  });
+  const worker = new DeliveryWorker(
+    {
+      bus,
+      store,
+      client,
+      gate: new EndpointGate({
+        maxInFlight: delivery.maxInFlightPerEndpoint,
+        failureThreshold: delivery.circuitFailures,
+        openMs: delivery.circuitOpenMs,
+      }),
+      policy: {
+        ...defaultRetryPolicy,
+        scheduleMs: delivery.retryScheduleMs ?? defaultRetryPolicy.scheduleMs,
+      },
+      logger,
+    },
+    { prefix: config.nats.prefix },
+  );
+  const running = [
+    new Dispatcher({ bus, store, queue, matcher, logger }, { prefix: config.nats.prefix }).start(),
+    worker.start(delivery.concurrency, delivery.requestTimeoutMs + 30_000),
+    startScheduler({ store, queue, logger }),
+  ];
+  return {
+    async stop() {
+      await Promise.all(running.map((r) => r.stop()));
+      await client.close();
+    },
+  };
+}
+
 /** Wires database, bus, services, the API server and the workers; `stop` undoes it in reverse. */
 export async function startApp(
   config: Config,
@@ -106,6 +171,7 @@ export async function startApp(
     variable: 'HERALD_SECRET_KEY',
     generate: () => randomBytes(32).toString('base64'),
   });
+  const box = new SecretBox(Buffer.from(secretKey, 'base64'));
   const outbox = new EventOutbox(orm, bus, { prefix: config.nats.prefix }, logger);
   const services: Services = {
     auth,
@@ -114,7 +180,7 @@ export async function startApp(
     tokens,
     eventTypes,
     webhooks: new WebhookService(
-      { orm, audit, eventTypes, box: new SecretBox(Buffer.from(secretKey, 'base64')) },
+      { orm, audit, eventTypes, box },
       { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
     ),
     events: new EventService({ orm, bus, eventTypes, outbox, logger }, { prefix: config.nats.prefix }),
@@ -142,6 +208,9 @@ export async function startApp(
   };
 
   const relays = roles.worker ? [outbox.startRelay(), auditPublisher.startRelay()] : [];
+  const pipeline = roles.worker
+    ? startPipeline(config, { orm, bus, audit, box, webhooks: services.webhooks, logger })
+    : null;
   let server: Server | undefined;
   if (roles.api) server = await createServer({ config, services, health, logger });
   logger.info(
@@ -164,6 +233,7 @@ export async function startApp(
       };
       await step(() => services.events.endLive());
       await step(() => server?.close());
+      await step(() => pipeline?.stop());
       await step(() => Promise.all(relays.map((relay) => relay.stop())));
       await step(() => outbox.flush());
       await step(() => bus.close());

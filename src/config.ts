@@ -78,6 +78,34 @@ const webhooksSchema = z.object({
     .default(24 * 3600_000),
 });
 
+const msList = optionalString.pipe(
+  z
+    .string()
+    .regex(/^\d+(,\d+)*$/, 'comma-separated milliseconds, e.g. 0,5000,300000')
+    .transform((v) => v.split(',').map(Number))
+    .optional(),
+);
+
+const deliverySchema = z.object({
+  /** Attempts in flight per worker process. */
+  concurrency: integer().pipe(z.number().min(1).max(10_000)).default(256),
+  /** Delay before each attempt; the default is DESIGN's 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
+  retryScheduleMs: msList,
+  connectTimeoutMs: integer().pipe(z.number().positive()).default(5_000),
+  requestTimeoutMs: integer().pipe(z.number().positive()).default(15_000),
+  maxInFlightPerEndpoint: integer().pipe(z.number().min(1)).default(8),
+  circuitFailures: integer().pipe(z.number().min(1)).default(5),
+  circuitOpenMs: integer().pipe(z.number().min(0)).default(30_000),
+  /** A webhook failing without a success for this long is disabled. */
+  autoDisableAfterMs: integer()
+    .pipe(z.number().positive())
+    .default(5 * 24 * 3600_000),
+  /** Attempts and events older than this are pruned. */
+  retentionMs: integer()
+    .pipe(z.number().positive())
+    .default(30 * 24 * 3600_000),
+});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('.data'),
@@ -87,6 +115,7 @@ const configSchema = z
     nats: natsSchema,
     auth: authSchema,
     webhooks: webhooksSchema,
+    delivery: deliverySchema,
   })
   .superRefine((config, ctx) => {
     if (config.server.production && !config.auth.adminToken) {
@@ -125,6 +154,17 @@ function fromEnv(env: NodeJS.ProcessEnv) {
       allowedCidrs: env.HERALD_ALLOWED_CIDRS,
       rotationGraceMs: env.HERALD_SECRET_ROTATION_GRACE_MS,
     },
+    delivery: {
+      concurrency: env.HERALD_DELIVERY_CONCURRENCY,
+      retryScheduleMs: env.HERALD_RETRY_SCHEDULE_MS,
+      connectTimeoutMs: env.HERALD_CONNECT_TIMEOUT_MS,
+      requestTimeoutMs: env.HERALD_REQUEST_TIMEOUT_MS,
+      maxInFlightPerEndpoint: env.HERALD_MAX_IN_FLIGHT_PER_ENDPOINT,
+      circuitFailures: env.HERALD_CIRCUIT_FAILURES,
+      circuitOpenMs: env.HERALD_CIRCUIT_OPEN_MS,
+      autoDisableAfterMs: env.HERALD_AUTO_DISABLE_AFTER_MS,
+      retentionMs: env.HERALD_RETENTION_MS,
+    },
   };
 }
 
@@ -146,6 +186,15 @@ const envNames: Record<string, string> = {
   'webhooks.allowHttp': 'HERALD_ALLOW_HTTP',
   'webhooks.allowedCidrs': 'HERALD_ALLOWED_CIDRS',
   'webhooks.rotationGraceMs': 'HERALD_SECRET_ROTATION_GRACE_MS',
+  'delivery.concurrency': 'HERALD_DELIVERY_CONCURRENCY',
+  'delivery.retryScheduleMs': 'HERALD_RETRY_SCHEDULE_MS',
+  'delivery.connectTimeoutMs': 'HERALD_CONNECT_TIMEOUT_MS',
+  'delivery.requestTimeoutMs': 'HERALD_REQUEST_TIMEOUT_MS',
+  'delivery.maxInFlightPerEndpoint': 'HERALD_MAX_IN_FLIGHT_PER_ENDPOINT',
+  'delivery.circuitFailures': 'HERALD_CIRCUIT_FAILURES',
+  'delivery.circuitOpenMs': 'HERALD_CIRCUIT_OPEN_MS',
+  'delivery.autoDisableAfterMs': 'HERALD_AUTO_DISABLE_AFTER_MS',
+  'delivery.retentionMs': 'HERALD_RETENTION_MS',
 };
 
 export class ConfigError extends Error {

@@ -64,6 +64,7 @@ describe('entry points', () => {
       NATS_URL: inject('natsUrl'),
       HERALD_NATS_PREFIX: inject('natsPrefix'),
       HERALD_ADMIN_TOKEN: token,
+      HERALD_SECRET_KEY: inject('secretKey'),
       PORT: '0',
       LOG_LEVEL: 'info',
     };

@@ -42,6 +42,17 @@ export const auditMessageV1 = z.object({
 });
 export type AuditMessage = z.infer<typeof auditMessageV1>;
 
+/** One attempt of one delivery, queued for the workers. */
+export const deliveryMessageV1 = z.object({
+  v: z.literal(1),
+  deliveryId: z.uuid(),
+  tenantId: z.string().min(1),
+  webhookId: z.uuid(),
+  /** The attempt this message is for: a message for an attempt already made is a repeat. */
+  attempt: z.number().int().positive(),
+});
+export type DeliveryMessage = z.infer<typeof deliveryMessageV1>;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -60,19 +71,28 @@ export function subjects(prefix: string) {
     event: (tenantId: string, type: string) => `${prefix}.events.${tenantId}.${type}`,
     eventsOfTenant: (tenantId: string) => `${prefix}.events.${tenantId}.>`,
     allEvents: `${prefix}.events.>`,
+    /** `<prefix>.deliveries.<tenant>.<webhook>`: the work queue of delivery attempts. */
+    delivery: (tenantId: string, webhookId: string) => `${prefix}.deliveries.${tenantId}.${webhookId}`,
+    allDeliveries: `${prefix}.deliveries.>`,
     /** `<prefix>.audit.<tenant>`: a tenant's audit entries in sequence order. */
     audit: (tenantId: string) => `${prefix}.audit.${tenantId}`,
     allAudit: `${prefix}.audit.>`,
   };
 }
 
-export function streams(prefix: string): { events: StreamSpec; audit: StreamSpec } {
+export function streams(prefix: string): { events: StreamSpec; deliveries: StreamSpec; audit: StreamSpec } {
   const upper = prefix.toUpperCase();
   return {
     events: {
       name: `${upper}_EVENTS`,
       subjects: [subjects(prefix).allEvents],
       retention: 'limits',
+      maxAgeMs: 7 * 24 * 3600_000,
+    },
+    deliveries: {
+      name: `${upper}_DELIVERIES`,
+      subjects: [subjects(prefix).allDeliveries],
+      retention: 'workqueue',
       maxAgeMs: 7 * 24 * 3600_000,
     },
     audit: {

@@ -4,6 +4,7 @@ import { AuditChainHeadEntity, AuditLogEntity, AuditOutboxEntity } from '../doma
 import { ApiTokenEntity } from '../domain/tenancy/api-token.entity.ts';
 import { TenantEntity } from '../domain/tenancy/tenant.entity.ts';
 import { WebhookEntity } from '../domain/webhooks/webhook.entity.ts';
+import { DeliveryAttemptEntity, DeliveryEntity } from '../domain/deliveries/delivery.entity.ts';
 
 /** Every entity Herald persists; the ORM and the migration generator both read this list. */
 export const entities = [
@@ -15,4 +16,6 @@ export const entities = [
   EventTypeEntity,
   EventEntity,
   WebhookEntity,
+  DeliveryEntity,
+  DeliveryAttemptEntity,
 ];

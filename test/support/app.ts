@@ -24,6 +24,7 @@ export function modeEnv(mode: Mode): { env: Record<string, string>; cleanup: () 
         DATABASE_URL: inject('databaseUrl'),
         NATS_URL: inject('natsUrl'),
         HERALD_NATS_PREFIX: inject('natsPrefix'),
+        HERALD_SECRET_KEY: inject('secretKey'),
       },
       cleanup: () => {},
     };

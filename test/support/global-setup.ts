@@ -18,6 +18,8 @@ declare module 'vitest' {
     databaseUrl: string;
     natsUrl: string;
     natsPrefix: string;
+    /** Every app of the run shares the database, so it shares the key that seals webhook secrets. */
+    secretKey: string;
   }
 }
 
@@ -46,6 +48,7 @@ export default async function setup(project: TestProject) {
   project.provide('databaseUrl', databaseUrl);
   project.provide('natsUrl', services.nats);
   project.provide('natsPrefix', natsPrefix);
+  project.provide('secretKey', randomBytes(32).toString('base64'));
 
   return async () => {
     // Suites may make databases of their own, named after the run's.

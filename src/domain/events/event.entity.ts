@@ -25,6 +25,9 @@ export const EventEntity = defineEntity({
     occurredAt: p.datetime(),
     idempotencyKey: p.string().length(255),
     publishedAt: p.datetime().nullable(),
+    /** When the dispatcher matched it to webhooks, and to how many (0 is recorded too). */
+    dispatchedAt: p.datetime().nullable(),
+    deliveryCount: p.integer().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
   },
   uniques: [{ properties: ['tenantId', 'idempotencyKey'], name: 'events_tenant_idempotency_key_unique' }],

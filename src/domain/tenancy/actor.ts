@@ -46,6 +46,21 @@ export const PLATFORM_TENANT_ID = '00000000-0000-0000-0000-000000000000';
 
 export const noRequest: RequestInfo = { ip: null, userAgent: null, requestId: null };
 
+/** Herald itself, acting on a tenant's data (auto-disabling a failing webhook). */
+export function systemActor(tenantId: string): Actor {
+  return {
+    kind: 'system',
+    tenantId,
+    admin: false,
+    tokenId: null,
+    name: 'herald',
+    client: 'DASHBOARD',
+    scopes: new Set(),
+    expiresAt: null,
+    request: noRequest,
+  };
+}
+
 export function operatorActor(name: string, request: RequestInfo = noRequest): Actor {
   return {
     kind: 'operator',

@@ -25,6 +25,8 @@ export const WebhookEntity = defineEntity({
     lastFailureAt: p.datetime().nullable(),
     disabledAt: p.datetime().nullable(),
     disabledReason: p.string().length(1000).nullable(),
+    /** The first failure since the last success: auto-disable counts from here. */
+    failingSince: p.datetime().nullable(),
     /** Sealed with the secret key (SecretBox); never returned after create or rotate. */
     secret: p.text().lazy(),
     /** The secret before the last rotation: it keeps signing until previousSecretExpiresAt. */

@@ -1,0 +1,153 @@
+import { ZodError } from 'zod';
+import type { BusMessage, Consumption, EventBus } from '../bus/bus.ts';
+import { decode, deliveryMessageV1, streams, type DeliveryMessage } from '../bus/contracts.ts';
+import type { AttemptJob, DeliveryStore } from '../domain/deliveries/delivery-store.ts';
+import type { Logger } from '../logger.ts';
+import { decide } from './decide.ts';
+import type { AttemptOutcome, DeliveryHttpClient } from './http-client.ts';
+import type { EndpointGate } from './isolation.ts';
+import type { RetryPolicy } from './retry-schedule.ts';
+import { signatureHeaders } from './signing.ts';
+
+/**
+ * Makes delivery attempts, as a chain of small steps: prepare (load, check), send (sign, POST),
+ * record (attempt, status, webhook). `decide` alone says what an outcome means. Waiting retries
+ * are parked in the database, not held here: every message is acked once its outcome is stored.
+ */
+export class DeliveryWorker {
+  private readonly bus: EventBus;
+  private readonly store: DeliveryStore;
+  private readonly client: DeliveryHttpClient;
+  private readonly gate: EndpointGate;
+  private readonly policy: RetryPolicy;
+  private readonly logger: Logger;
+  private readonly prefix: string;
+
+  constructor(
+    deps: {
+      bus: EventBus;
+      store: DeliveryStore;
+      client: DeliveryHttpClient;
+      gate: EndpointGate;
+      policy: RetryPolicy;
+      logger: Logger;
+    },
+    options: { prefix: string },
+  ) {
+    this.bus = deps.bus;
+    this.store = deps.store;
+    this.client = deps.client;
+    this.gate = deps.gate;
+    this.policy = deps.policy;
+    this.logger = deps.logger;
+    this.prefix = options.prefix;
+  }
+
+  start(concurrency: number, ackWaitMs: number): Consumption {
+    return this.bus.consume(
+      {
+        stream: streams(this.prefix).deliveries.name,
+        durable: 'deliverer',
+        ackWaitMs,
+        maxDeliver: 10_000,
+        maxAckPending: concurrency * 4,
+      },
+      (message) => this.handle(message),
+      { concurrency },
+    );
+  }
+
+  private async handle(message: BusMessage): Promise<void> {
+    let job: DeliveryMessage;
+    try {
+      job = decode(deliveryMessageV1, message.data);
+    } catch (error) {
+      if (!(error instanceof ZodError || error instanceof SyntaxError)) throw error;
+      this.logger.error(
+        { err: error, subject: message.subject },
+        'dropped a delivery message that breaks its contract',
+      );
+      return message.term();
+    }
+    const prepared = await this.prepare(job);
+    if (!prepared) return;
+
+    const endpoint = prepared.webhook!.id;
+    const openUntil = this.gate.openUntil(endpoint);
+    if (openUntil) return this.store.park(prepared.delivery, new Date(openUntil));
+    // The endpoint has its share of slots busy: come back shortly, holding none meanwhile.
+    if (!this.gate.tryAcquire(endpoint)) return message.nak(200 + Math.floor(Math.random() * 300));
+
+    const at = new Date();
+    let outcome: AttemptOutcome | undefined;
+    try {
+      outcome = await this.send(prepared, at);
+    } finally {
+      this.gate.release(
+        endpoint,
+        outcome?.kind === 'response' && outcome.statusCode >= 200 && outcome.statusCode < 300,
+      );
+    }
+    await this.record(prepared, job.attempt, outcome, at);
+  }
+
+  /** The job, or null when this message has nothing left to do (a repeat, or the work is gone). */
+  private async prepare(job: DeliveryMessage): Promise<AttemptJob | null> {
+    const prepared = await this.store.loadForAttempt(job.deliveryId);
+    if (!prepared) return null;
+    const { delivery, webhook, event } = prepared;
+    // A message for an attempt already made, or a delivery already settled, is a repeat.
+    if (
+      delivery.attempts + 1 !== job.attempt ||
+      delivery.status === 'SUCCEEDED' ||
+      delivery.status === 'FAILED'
+    ) {
+      return null;
+    }
+    if (!webhook || !event) {
+      await this.store.abandon(delivery, webhook ? 'the event is gone' : 'the webhook was deleted');
+      return null;
+    }
+    if (!webhook.isActive) {
+      await this.store.abandon(
+        delivery,
+        `the webhook is disabled: ${webhook.disabledReason ?? 'no reason given'}`,
+      );
+      return null;
+    }
+    return prepared;
+  }
+
+  private async send({ delivery, webhook, event, secrets }: AttemptJob, at: Date): Promise<AttemptOutcome> {
+    const body = JSON.stringify({
+      id: event!.id,
+      type: event!.type,
+      timestamp: event!.occurredAt.toISOString(),
+      tenantId: event!.tenantId,
+      meta: { module: event!.module ?? null, model: event!.model, action: event!.action },
+      current: event!.current ?? null,
+      previous: event!.previous ?? null,
+    });
+    return this.client.post(webhook!.url, { ...signatureHeaders(secrets, delivery.id, at, body) }, body);
+  }
+
+  private async record(job: AttemptJob, attempt: number, outcome: AttemptOutcome, at: Date): Promise<void> {
+    const decision = decide(outcome, attempt, this.policy, new Date());
+    const stored = await this.store.record(
+      job,
+      attempt,
+      {
+        url: job.webhook!.url,
+        statusCode: outcome.kind === 'response' ? outcome.statusCode : null,
+        responseTimeMs: outcome.durationMs,
+        response: outcome.kind === 'response' ? outcome.body : null,
+        errorClass: outcome.kind === 'error' ? outcome.errorClass : null,
+        error: outcome.kind === 'error' ? outcome.message.slice(0, 1000) : null,
+      },
+      decision,
+      at,
+    );
+    if (!stored)
+      this.logger.debug({ deliveryId: job.delivery.id, attempt }, 'attempt already recorded by a repeat');
+  }
+}

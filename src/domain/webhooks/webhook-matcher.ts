@@ -1,0 +1,45 @@
+import { LRUCache } from 'lru-cache';
+import type { Orm } from '../../db/orm.ts';
+import { patternMatches } from './event-patterns.ts';
+import { WebhookEntity } from './webhook.entity.ts';
+
+interface Subscriber {
+  id: string;
+  subscribedEvents: string[];
+}
+
+/**
+ * Which active webhooks of a tenant receive an event type. Each tenant's active webhooks are
+ * cached: dropped at once when a webhook changes in this process, and after `ttlMs` anyway, which
+ * bounds how long a change made in another process goes unseen.
+ */
+export class WebhookMatcher {
+  private readonly orm: Orm;
+  private readonly cache: LRUCache<string, Subscriber[]>;
+
+  constructor(orm: Orm, options: { ttlMs?: number; maxTenants?: number } = {}) {
+    this.orm = orm;
+    this.cache = new LRUCache({ max: options.maxTenants ?? 10_000, ttl: options.ttlMs ?? 1_000 });
+  }
+
+  async matching(tenantId: string, type: string): Promise<string[]> {
+    let subscribers = this.cache.get(tenantId);
+    if (!subscribers) {
+      subscribers = await this.orm.em
+        .fork()
+        .find(
+          WebhookEntity,
+          { tenantId, isActive: true },
+          { fields: ['id', 'subscribedEvents'], filters: false },
+        );
+      this.cache.set(tenantId, subscribers);
+    }
+    return subscribers
+      .filter((w) => w.subscribedEvents.some((p) => patternMatches(p, type)))
+      .map((w) => w.id);
+  }
+
+  invalidate(tenantId: string): void {
+    this.cache.delete(tenantId);
+  }
+}
