@@ -26,6 +26,7 @@ import { startScheduler } from './delivery/scheduler.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { DeliveryQueue } from './domain/deliveries/delivery-queue.ts';
 import { DeliveryStore } from './domain/deliveries/delivery-store.ts';
+import { DeliveryService } from './domain/deliveries/delivery.service.ts';
 import { WebhookMatcher } from './domain/webhooks/webhook-matcher.ts';
 import { createServer, type Server } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -43,6 +44,7 @@ export interface Services {
   tenants: TenantService;
   tokens: ApiTokenService;
   webhooks: WebhookService;
+  deliveries: DeliveryService;
   eventTypes: EventTypeService;
   events: EventService;
 }
@@ -105,9 +107,15 @@ function startPipeline(
 ) {
   const { orm, bus, audit, box, webhooks, logger } = deps;
   const { delivery } = config;
-  const store = new DeliveryStore({ orm, audit, box }, { autoDisableAfterMs: delivery.autoDisableAfterMs });
-  const queue = new DeliveryQueue(bus, config.nats.prefix);
   const matcher = new WebhookMatcher(orm);
+  const store = new DeliveryStore(
+    { orm, audit, box },
+    {
+      autoDisableAfterMs: delivery.autoDisableAfterMs,
+      onWebhookDisabled: (tenantId) => matcher.invalidate(tenantId),
+    },
+  );
+  const queue = new DeliveryQueue(bus, config.nats.prefix);
   webhooks.events.on('changed', (tenantId) => matcher.invalidate(tenantId));
   const client = new DeliveryHttpClient(config.webhooks, {
     connectTimeoutMs: delivery.connectTimeoutMs,
@@ -183,6 +191,12 @@ export async function startApp(
       { orm, audit, eventTypes, box },
       { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
     ),
+    deliveries: new DeliveryService({
+      orm,
+      audit,
+      queue: new DeliveryQueue(bus, config.nats.prefix),
+      eventTypes,
+    }),
     events: new EventService({ orm, bus, eventTypes, outbox, logger }, { prefix: config.nats.prefix }),
   };
   const probe = async (name: string, work: () => Promise<unknown>): Promise<Dependency> => {

@@ -182,7 +182,7 @@ describe('audit log in PostgreSQL', () => {
 
   beforeAll(async () => {
     h = await startTestApp('production');
-    sql = await sqlConnection();
+    sql = await sqlConnection(h.databaseUrl);
   });
   afterAll(async () => {
     await h?.stop();
@@ -234,7 +234,7 @@ describe('audit log in PostgreSQL', () => {
     const tenant = await h.tenant('Streamed');
     const nc = await connect({ servers: inject('natsUrl') });
     const received: Entry[] = [];
-    const sub = nc.subscribe(`${inject('natsPrefix')}.audit.${rawId(tenant.tenantId)}`, {
+    const sub = nc.subscribe(`${h.natsPrefix}.audit.${rawId(tenant.tenantId)}`, {
       callback: (_error, msg) => void received.push(msg.json<Entry>()),
     });
     await nc.flush();

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { liveEvents, rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
@@ -12,10 +12,7 @@ describe('when NATS goes away', () => {
 
   beforeAll(async () => {
     nats = await privateNatsServer();
-    // A database of its own too: another suite's relay must not publish this suite's events.
-    h = await startTestApp('production', {
-      env: { NATS_URL: nats.url, DATABASE_URL: `${inject('databaseUrl')}_outage` },
-    });
+    h = await startTestApp('production', { env: { NATS_URL: nats.url } });
   });
   afterAll(async () => {
     await h?.stop();
@@ -67,8 +64,8 @@ describe('when NATS goes away', () => {
 
     // The audit entry of the token made during the outage is in the stream too, exactly once.
     const nc = await connect({ servers: nats.url });
-    const stream = await jetstream(nc).consumers.get(`${inject('natsPrefix').toUpperCase()}_AUDIT`, {
-      filter_subjects: `${inject('natsPrefix')}.audit.${rawId(h.tenantId)}`,
+    const stream = await jetstream(nc).consumers.get(`${h.natsPrefix.toUpperCase()}_AUDIT`, {
+      filter_subjects: `${h.natsPrefix}.audit.${rawId(h.tenantId)}`,
     });
     const names: string[] = [];
     await waitFor(

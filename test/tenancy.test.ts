@@ -61,7 +61,7 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
     expect((await created.gql(Viewer, {})).data!.viewer.token!.name).toBe('CI');
 
     if (mode === 'production') {
-      const sql = await sqlConnection();
+      const sql = await sqlConnection(h.databaseUrl);
       const rows = await sql.query<Record<string, unknown>>('select * from api_tokens where prefix = ?', [
         created.token.slice(0, 12),
       ]);

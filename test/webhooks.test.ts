@@ -181,7 +181,7 @@ describe.each(modes)('webhook subscriptions (%s mode)', (mode) => {
     expect(JSON.stringify(audit)).not.toContain('whsec_');
 
     if (mode === 'production') {
-      const sql = await sqlConnection();
+      const sql = await sqlConnection(h.databaseUrl);
       const [row] = await sql.query<{ secret: string; previous_secret: string }>(
         'select secret, previous_secret from webhooks where id = ?',
         [rawId(result.webhook.id)],

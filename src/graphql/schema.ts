@@ -6,6 +6,7 @@ import './types/viewer.ts';
 import './types/audit-log.ts';
 import './types/event-type.ts';
 import './types/webhook.ts';
+import './types/delivery.ts';
 import './types/event.ts';
 
 export const schema = builder.toSchema();

@@ -16,14 +16,19 @@ import { waitFor } from './wait.ts';
 export type Mode = 'production' | 'embedded';
 export const modes: Mode[] = ['production', 'embedded'];
 
-/** Production mode: the run's PostgreSQL database and NATS prefix. Embedded: PGlite in a temp dir, in-process bus. */
+/**
+ * Production mode: a database and a stream prefix of the app's own, named after the run's (the
+ * run's teardown removes them): apps of different suites run side by side with different
+ * settings, and must not work on each other's queues. Embedded: PGlite in a temp dir, in-process bus.
+ */
 export function modeEnv(mode: Mode): { env: Record<string, string>; cleanup: () => void } {
   if (mode === 'production') {
+    const own = randomBytes(3).toString('hex');
     return {
       env: {
-        DATABASE_URL: inject('databaseUrl'),
+        DATABASE_URL: `${inject('databaseUrl')}_${own}`,
         NATS_URL: inject('natsUrl'),
-        HERALD_NATS_PREFIX: inject('natsPrefix'),
+        HERALD_NATS_PREFIX: `${inject('natsPrefix')}_${own}`,
         HERALD_SECRET_KEY: inject('secretKey'),
       },
       cleanup: () => {},
@@ -75,6 +80,10 @@ export interface TenantClient {
 export interface TestApp {
   app: App;
   url: string;
+  /** Production mode: the app's own database. */
+  databaseUrl: string | undefined;
+  /** The app's stream and subject prefix. */
+  natsPrefix: string;
   /** The operator: manages tenants and the catalog. */
   operator: Gql;
   operatorToken: string;
@@ -117,6 +126,8 @@ export async function startTestApp(
   return {
     app,
     url,
+    databaseUrl: config.database.url,
+    natsPrefix: config.nats.prefix,
     operator,
     operatorToken,
     token: own.token,

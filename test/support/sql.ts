@@ -1,10 +1,10 @@
 import { MikroORM } from '@mikro-orm/postgresql';
-import { inject } from 'vitest';
 
-/** A plain connection to the run's PostgreSQL database, for what tests do behind Herald's back. */
-export async function sqlConnection() {
+/** A plain connection to a test app's PostgreSQL database, for what tests do behind Herald's back. */
+export async function sqlConnection(databaseUrl: string | undefined) {
+  if (!databaseUrl) throw new Error('only production-mode apps have a PostgreSQL database');
   const orm = await MikroORM.init({
-    clientUrl: inject('databaseUrl'),
+    clientUrl: databaseUrl,
     entities: [],
     discovery: { warnWhenNoEntities: false },
     ensureDatabase: false,

@@ -3,8 +3,11 @@ import { deliveryMessageV1, encode, subjects } from '../../bus/contracts.ts';
 import type { Delivery } from './delivery.entity.ts';
 
 /**
- * Puts a delivery's next attempt on the work queue. The message id names the attempt, so queueing
- * the same attempt twice (dispatcher redelivered, scheduler after a crash) stores it once.
+ * Puts a delivery's next attempt on the work queue. The message id names the queueing: attempt and
+ * the delivery's updatedAt, which every queueing sets anew. Publishing the same queueing twice
+ * (a redelivered event, a retry after a crash) stores it once; a new queueing of the same attempt
+ * (after a parked delivery's wait) is a new message. Repeats that still reach a worker are dropped
+ * there by the attempt number.
  */
 export class DeliveryQueue {
   private readonly bus: EventBus;
@@ -15,7 +18,9 @@ export class DeliveryQueue {
     this.subjects = subjects(prefix);
   }
 
-  async enqueue(delivery: Pick<Delivery, 'id' | 'tenantId' | 'webhookId' | 'attempts'>): Promise<void> {
+  async enqueue(
+    delivery: Pick<Delivery, 'id' | 'tenantId' | 'webhookId' | 'attempts' | 'updatedAt'>,
+  ): Promise<void> {
     const attempt = delivery.attempts + 1;
     await this.bus.publish(
       this.subjects.delivery(delivery.tenantId, delivery.webhookId),
@@ -26,7 +31,7 @@ export class DeliveryQueue {
         webhookId: delivery.webhookId,
         attempt,
       }),
-      { msgId: `${delivery.id}:${attempt}` },
+      { msgId: `${delivery.id}:${attempt}:${delivery.updatedAt.getTime()}` },
     );
   }
 }

@@ -43,15 +43,17 @@ export class DeliveryStore {
   private readonly audit: AuditService;
   private readonly box: SecretBox;
   private readonly autoDisableAfterMs: number;
+  private readonly onWebhookDisabled: (tenantId: string) => void;
 
   constructor(
     deps: { orm: Orm; audit: AuditService; box: SecretBox },
-    options: { autoDisableAfterMs: number },
+    options: { autoDisableAfterMs: number; onWebhookDisabled: (tenantId: string) => void },
   ) {
     this.orm = deps.orm;
     this.audit = deps.audit;
     this.box = deps.box;
     this.autoDisableAfterMs = options.autoDisableAfterMs;
+    this.onWebhookDisabled = options.onWebhookDisabled;
   }
 
   /**
@@ -148,7 +150,8 @@ export class DeliveryStore {
     now: Date,
   ): Promise<boolean> {
     const { delivery, webhook } = job;
-    return this.audit.transact(systemActor(delivery.tenantId), async (tx, record) => {
+    let disabled = false;
+    const stored = await this.audit.transact(systemActor(delivery.tenantId), async (tx, record) => {
       const updated = await tx.nativeUpdate(
         DeliveryEntity,
         { id: delivery.id, attempts: attempt - 1 },
@@ -197,6 +200,7 @@ export class DeliveryStore {
         current.isActive = false;
         current.disabledAt = now;
         current.disabledReason = disable;
+        disabled = true;
         record({
           action: 'webhook.disabled',
           relationName: 'Webhook',
@@ -207,6 +211,8 @@ export class DeliveryStore {
       }
       return true;
     });
+    if (disabled) this.onWebhookDisabled(delivery.tenantId);
+    return stored;
   }
 
   /** Parks a delivery without an attempt (its endpoint's circuit is open) until `until`. */
@@ -261,7 +267,10 @@ export class DeliveryStore {
           filters: false,
         },
       );
-      for (const delivery of due) await enqueue(delivery);
+      for (const delivery of due) {
+        delivery.updatedAt = now;
+        await enqueue(delivery);
+      }
       if (due.length > 0) {
         await tx.nativeUpdate(
           DeliveryEntity,
