@@ -22,6 +22,7 @@ import { Dispatcher } from './delivery/dispatcher.ts';
 import { DeliveryHttpClient } from './delivery/http-client.ts';
 import { EndpointGate } from './delivery/isolation.ts';
 import { defaultRetryPolicy } from './delivery/retry-schedule.ts';
+import { startRetention } from './delivery/retention.ts';
 import { startScheduler } from './delivery/scheduler.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { DeliveryQueue } from './domain/deliveries/delivery-queue.ts';
@@ -141,8 +142,14 @@ function startPipeline(
   );
   const running = [
     new Dispatcher({ bus, store, queue, matcher, logger }, { prefix: config.nats.prefix }).start(),
-    worker.start(delivery.concurrency, delivery.requestTimeoutMs + 30_000),
+    // An attempt holds its message for at most the request timeout, then a short write.
+    worker.start(delivery.concurrency, delivery.requestTimeoutMs + 10_000),
     startScheduler({ store, queue, logger }),
+    startRetention(
+      orm,
+      { retentionMs: delivery.retentionMs, intervalMs: delivery.retentionIntervalMs },
+      logger,
+    ),
   ];
   return {
     async stop() {

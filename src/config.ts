@@ -104,6 +104,8 @@ const deliverySchema = z.object({
   retentionMs: integer()
     .pipe(z.number().positive())
     .default(30 * 24 * 3600_000),
+  /** How often the pruning runs. */
+  retentionIntervalMs: integer().pipe(z.number().positive()).default(3_600_000),
 });
 
 const configSchema = z
@@ -164,6 +166,7 @@ function fromEnv(env: NodeJS.ProcessEnv) {
       circuitOpenMs: env.HERALD_CIRCUIT_OPEN_MS,
       autoDisableAfterMs: env.HERALD_AUTO_DISABLE_AFTER_MS,
       retentionMs: env.HERALD_RETENTION_MS,
+      retentionIntervalMs: env.HERALD_RETENTION_INTERVAL_MS,
     },
   };
 }
@@ -195,6 +198,7 @@ const envNames: Record<string, string> = {
   'delivery.circuitOpenMs': 'HERALD_CIRCUIT_OPEN_MS',
   'delivery.autoDisableAfterMs': 'HERALD_AUTO_DISABLE_AFTER_MS',
   'delivery.retentionMs': 'HERALD_RETENTION_MS',
+  'delivery.retentionIntervalMs': 'HERALD_RETENTION_INTERVAL_MS',
 };
 
 export class ConfigError extends Error {

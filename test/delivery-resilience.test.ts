@@ -1,0 +1,131 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { graphql } from './gql/index.ts';
+import { modes, rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
+import { AuditLogs, CreateWebhook, PublishEvent, UpsertEventType } from './support/operations.ts';
+import { startReceiver, type Reply } from './support/receiver.ts';
+import { waitFor } from './support/wait.ts';
+
+const WebhookState = graphql(`
+  query WebhookState($id: ID!) {
+    webhook(id: $id) {
+      isActive
+      disabledReason
+      lastFailureAt
+      lastSuccessAt
+    }
+  }
+`);
+
+const DeliveryLog = graphql(`
+  query DeliveryLog($filter: DeliveryFilter) {
+    deliveries(filter: $filter, first: 100) {
+      edges {
+        node {
+          status
+          event {
+            id
+          }
+          attemptLog {
+            attempt
+          }
+        }
+      }
+    }
+  }
+`);
+
+const base = { HERALD_ALLOWED_CIDRS: '127.0.0.0/8', HERALD_ALLOW_HTTP: 'true' };
+
+describe.each(modes)('delivery resilience (%s mode)', (mode) => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function setup(env: Record<string, string>) {
+    const h = await startTestApp(mode, { env: { ...base, ...env } });
+    cleanups.push(() => h.stop());
+    return h;
+  }
+  async function endpoint(h: TestApp, type: string, reply: Reply) {
+    const receiver = await startReceiver(reply);
+    cleanups.push(() => receiver.close());
+    const created = (
+      await h.gql(CreateWebhook, { input: { url: `${receiver.url}/in`, subscribedEvents: [type] } })
+    ).data!.createWebhook;
+    if (created.__typename !== 'CreateWebhookPayload') throw new Error(JSON.stringify(created));
+    return { receiver, webhookId: created.webhook.id };
+  }
+  async function eventType(h: TestApp) {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Resilience' } });
+    return type;
+  }
+
+  it('disables a webhook that keeps failing past the configured time, as the system', async () => {
+    const h = await setup({
+      HERALD_AUTO_DISABLE_AFTER_MS: '1000',
+      HERALD_RETRY_SCHEDULE_MS: '0,100,100,100,100,100,100,100,100,100,100,100,100,100,100',
+      HERALD_CIRCUIT_OPEN_MS: '50',
+    });
+    const type = await eventType(h);
+    const { webhookId } = await endpoint(h, type, (_r, res) => res.writeHead(500).end());
+    await h.gql(PublishEvent, { input: { type } });
+    const state = await waitFor(
+      async () => {
+        const webhook = (await h.gql(WebhookState, { id: webhookId })).data!.webhook!;
+        return !webhook.isActive && webhook;
+      },
+      { what: 'the webhook to be disabled' },
+    );
+    expect(state.disabledReason).toMatch(/failing continuously since/);
+    expect(state.lastFailureAt).not.toBeNull();
+    const [entry] = (
+      await h.gql(AuditLogs, {
+        filter: { actions: ['webhook.disabled'], relationName: 'Webhook', relationId: rawId(webhookId) },
+      })
+    ).data!.auditLogs.edges.map((e) => e.node);
+    expect(entry).toMatchObject({ executor: { type: 'system', name: 'herald' } });
+  });
+
+  it('prunes attempts, settled deliveries and their events past the retention age', async () => {
+    const h = await setup({ HERALD_RETENTION_MS: '1500', HERALD_RETENTION_INTERVAL_MS: '200' });
+    const type = await eventType(h);
+    const { webhookId } = await endpoint(h, type, (_r, res) => res.writeHead(200).end());
+    await h.gql(PublishEvent, { input: { type } });
+    const log = async () => (await h.gql(DeliveryLog, { filter: { webhookId } })).data!.deliveries.edges;
+    await waitFor(async () => (await log())[0]?.node.status === 'SUCCEEDED', { what: 'the delivery' });
+    expect((await log())[0]!.node.attemptLog).toHaveLength(1);
+    await waitFor(async () => (await log()).length === 0, { what: 'the pruning' });
+  });
+
+  it('keeps healthy endpoints flowing while one hangs', async () => {
+    const h = await setup({
+      HERALD_DELIVERY_CONCURRENCY: '8',
+      HERALD_MAX_IN_FLIGHT_PER_ENDPOINT: '2',
+      HERALD_REQUEST_TIMEOUT_MS: '4000',
+      HERALD_CIRCUIT_FAILURES: '1000',
+    });
+    const type = await eventType(h);
+    let open = 0;
+    let mostOpen = 0;
+    const hanging = await endpoint(h, type, (_r, res) => {
+      mostOpen = Math.max(mostOpen, ++open);
+      res.on('close', () => open--);
+    });
+    const healthy = await Promise.all(
+      [1, 2, 3].map(() => endpoint(h, type, (_r, res) => res.writeHead(200).end())),
+    );
+
+    const events = 20;
+    const started = Date.now();
+    for (let i = 0; i < events; i++) await h.gql(PublishEvent, { input: { type } });
+    await waitFor(() => healthy.every((e) => e.receiver.received.length >= events), {
+      what: 'every healthy endpoint to receive every event',
+    });
+    // Eight slots in all, at most two for the hanging endpoint: the others never wait for its timeout.
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(mostOpen).toBeLessThanOrEqual(2);
+    expect(hanging.receiver.received.length).toBeLessThanOrEqual(2);
+  });
+});
