@@ -1,3 +1,6 @@
+import type { EntityName, FilterQuery, OrderDefinition } from '@mikro-orm/core';
+import type { EntityManager } from '../db/orm.ts';
+
 /** Keyset pagination on (createdAt, id), newest first (DESIGN: GraphQL conventions). */
 
 export const MAX_PAGE = 100;
@@ -27,4 +30,26 @@ export function keysetWhere(after: Cursor | null) {
     createdAt: { $lte: after.createdAt },
     $or: [{ createdAt: { $lt: after.createdAt } }, { id: { $lt: after.id } }],
   };
+}
+
+/** `createdAt` within [from, to), either end open; nothing when neither is given. */
+export function timeRange(range: { from?: Date | null; to?: Date | null }) {
+  if (!range.from && !range.to) return {};
+  return {
+    createdAt: { ...(range.from ? { $gte: range.from } : {}), ...(range.to ? { $lt: range.to } : {}) },
+  };
+}
+
+/** One page of `entity` matching `where`, newest first, with whether more follow. */
+export async function findPage<T extends object>(
+  em: EntityManager,
+  entity: EntityName<T>,
+  where: object,
+  page: PageRequest,
+): Promise<Page<T>> {
+  const rows = (await em.find(entity, { $and: [where, keysetWhere(page.after)] } as FilterQuery<NoInfer<T>>, {
+    orderBy: { createdAt: 'desc', id: 'desc' } as OrderDefinition<NoInfer<T>>,
+    limit: page.first + 1,
+  })) as T[];
+  return { items: rows.slice(0, page.first), hasNextPage: rows.length > page.first };
 }

@@ -4,7 +4,7 @@ import type { EntityManager, Orm } from '../../db/orm.ts';
 import { tenantEm } from '../../db/tenant-scope.ts';
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.ts';
-import { keysetWhere, type Page, type PageRequest } from '../pagination.ts';
+import { findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { GENESIS_HASH, auditHash } from './audit-hash.ts';
 import {
@@ -95,21 +95,9 @@ export class AuditService {
       ...(filter.executorId ? { executor: { id: filter.executorId } } : {}),
       ...(filter.relationName ? { relationName: filter.relationName } : {}),
       ...(filter.relationId ? { relationId: filter.relationId } : {}),
-      ...(filter.from || filter.to
-        ? {
-            createdAt: {
-              ...(filter.from ? { $gte: filter.from } : {}),
-              ...(filter.to ? { $lt: filter.to } : {}),
-            },
-          }
-        : {}),
+      ...timeRange(filter),
     };
-    const rows = await tenantEm(this.orm, actor).find(
-      AuditLogEntity,
-      { $and: [where, keysetWhere(page.after)] },
-      { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.first + 1 },
-    );
-    return { items: rows.slice(0, page.first), hasNextPage: rows.length > page.first };
+    return findPage(tenantEm(this.orm, actor), AuditLogEntity, where, page);
   }
 
   /** Entries in sequence order, in batches, for the SIEM export: memory stays constant. */
@@ -120,14 +108,7 @@ export class AuditService {
         AuditLogEntity,
         {
           sequence: { $gt: after },
-          ...(range.from || range.to
-            ? {
-                createdAt: {
-                  ...(range.from ? { $gte: range.from } : {}),
-                  ...(range.to ? { $lt: range.to } : {}),
-                },
-              }
-            : {}),
+          ...timeRange(range),
         },
         { orderBy: { sequence: 'asc' }, limit: 500 },
       );

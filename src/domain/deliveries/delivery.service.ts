@@ -6,7 +6,7 @@ import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
 import { parseEventTypeName } from '../event-types/event-type.service.ts';
 import { EventEntity } from '../events/event.entity.ts';
-import { keysetWhere, type Page, type PageRequest } from '../pagination.ts';
+import { findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { WebhookEntity, type Webhook } from '../webhooks/webhook.entity.ts';
 import type { DeliveryQueue } from './delivery-queue.ts';
@@ -52,21 +52,9 @@ export class DeliveryService {
       ...(filter.webhookId ? { webhookId: filter.webhookId } : {}),
       ...(filter.statuses?.length ? { status: { $in: [...filter.statuses] } } : {}),
       ...(filter.eventType ? { eventType: filter.eventType } : {}),
-      ...(filter.from || filter.to
-        ? {
-            createdAt: {
-              ...(filter.from ? { $gte: filter.from } : {}),
-              ...(filter.to ? { $lt: filter.to } : {}),
-            },
-          }
-        : {}),
+      ...timeRange(filter),
     };
-    const rows = await tenantEm(this.orm, actor).find(
-      DeliveryEntity,
-      { $and: [where, keysetWhere(page.after)] },
-      { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.first + 1 },
-    );
-    return { items: rows.slice(0, page.first), hasNextPage: rows.length > page.first };
+    return findPage(tenantEm(this.orm, actor), DeliveryEntity, where, page);
   }
 
   async getMany(actor: Actor, ids: readonly string[]): Promise<(Delivery | null)[]> {

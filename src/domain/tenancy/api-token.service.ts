@@ -6,7 +6,7 @@ import type { AuditService, Recorder } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import { parse, text } from '../input.ts';
-import { keysetWhere, type Page, type PageRequest } from '../pagination.ts';
+import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import { apiClients, scopes, type Actor } from './actor.ts';
 import { ApiTokenEntity, type ApiToken } from './api-token.entity.ts';
 import type { AuthService } from './auth.service.ts';
@@ -131,11 +131,7 @@ export class ApiTokenService {
   }
 
   async list(actor: Actor, page: PageRequest): Promise<Page<ApiToken>> {
-    const rows = await tenantEm(this.orm, actor).find(ApiTokenEntity, keysetWhere(page.after), {
-      orderBy: { createdAt: 'desc', id: 'desc' },
-      limit: page.first + 1,
-    });
-    return { items: rows.slice(0, page.first), hasNextPage: rows.length > page.first };
+    return findPage(tenantEm(this.orm, actor), ApiTokenEntity, {}, page);
   }
 
   async getMany(actor: Actor, ids: readonly string[]): Promise<(ApiToken | null)[]> {

@@ -16,7 +16,7 @@ import {
 } from '../errors.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
 import { parse, text } from '../input.ts';
-import { keysetWhere, type Page, type PageRequest } from '../pagination.ts';
+import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor, ApiClient } from '../tenancy/actor.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
 import type { SecretBox } from './webhook-secret.ts';
@@ -261,12 +261,7 @@ export class WebhookService {
         : {}),
       ...(like ? { $or: [{ name: { $ilike: like } }, { url: { $ilike: like } }] } : {}),
     };
-    const rows = await tenantEm(this.orm, actor).find(
-      WebhookEntity,
-      { $and: [where, keysetWhere(page.after)] },
-      { orderBy: { createdAt: 'desc', id: 'desc' }, limit: page.first + 1 },
-    );
-    return { items: rows.slice(0, page.first), hasNextPage: rows.length > page.first };
+    return findPage(tenantEm(this.orm, actor), WebhookEntity, where, page);
   }
 
   /** Validates what needs I/O: the URL against the endpoint policy, the events against the catalog. */
