@@ -198,12 +198,7 @@ export async function startApp(
       { orm, audit, eventTypes, box },
       { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
     ),
-    deliveries: new DeliveryService({
-      orm,
-      audit,
-      queue: new DeliveryQueue(bus, config.nats.prefix),
-      eventTypes,
-    }),
+    deliveries: new DeliveryService({ orm, audit, eventTypes }),
     events: new EventService({ orm, bus, eventTypes, outbox, logger }, { prefix: config.nats.prefix }),
   };
   const probe = async (name: string, work: () => Promise<unknown>): Promise<Dependency> => {

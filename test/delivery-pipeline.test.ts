@@ -204,6 +204,19 @@ describe.each(modes)('the delivery pipeline (%s mode)', (mode) => {
     expect(receiver.received).toHaveLength(3);
   });
 
+  it('keeps a response with NUL bytes, without them', async () => {
+    const { type, webhookId } = await endpoint((_r, res) => res.writeHead(200).end('a\u0000b'));
+    await publish(type);
+    const [delivery] = await waitFor(
+      async () => {
+        const list = await deliveriesOf(webhookId);
+        return list[0]?.status === 'SUCCEEDED' && list;
+      },
+      { what: 'the delivery' },
+    );
+    expect(delivery!.attemptLog).toMatchObject([{ attempt: 1, statusCode: 200, response: 'ab' }]);
+  });
+
   it('waits as long as Retry-After asks on 429', async () => {
     const { receiver, type } = await endpoint();
     let calls = 0;
@@ -236,10 +249,17 @@ describe.each(modes)('the delivery pipeline (%s mode)', (mode) => {
       { executor: { type: 'system' }, metadata: { changes: { isActive: { before: true, after: false } } } },
     ]);
 
+    // A second webhook on the same type proves the later event was dispatched.
+    const probe = await startReceiver(ok);
+    receivers.push(probe);
+    const probeHook = (
+      await h.gql(CreateWebhook, { input: { url: `${probe.url}/in`, subscribedEvents: [type] } })
+    ).data!.createWebhook;
+    expect(probeHook.__typename).toBe('CreateWebhookPayload');
     const later = await publish(type);
-    const probe = await endpoint();
-    await publish(probe.type);
-    await waitFor(() => probe.receiver.received.length >= 1, { what: 'a later delivery elsewhere' });
+    await waitFor(() => probe.received.some((r) => r.body.includes(rawId(later.id))), {
+      what: 'the later event at the second webhook',
+    });
     expect(receiver.received).toHaveLength(1);
     expect((await deliveriesOf(webhookId)).map((d) => d.event?.id)).not.toContain(later.id);
   });
@@ -259,7 +279,7 @@ describe.each(modes)('the delivery pipeline (%s mode)', (mode) => {
 
     const [first] = await deliveriesOf(webhookId);
     const redelivered = (await h.gql(Redeliver, { input: { deliveryId: first!.id } })).data!.redeliver;
-    expect(redelivered).toMatchObject({ __typename: 'DeliveryPayload', delivery: { status: 'PENDING' } });
+    expect(redelivered).toMatchObject({ __typename: 'DeliveryPayload', delivery: { status: 'RETRYING' } });
     await waitFor(async () => (await deliveriesOf(webhookId)).some((d) => d.status === 'SUCCEEDED'), {
       what: 'the redelivery',
     });

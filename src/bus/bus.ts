@@ -54,7 +54,10 @@ export interface LiveMessage {
   seq: number;
 }
 
-/** Settles a message after the handler: a handler that returns without settling acks it; one that throws naks it. */
+/**
+ * Settles a message after the handler: a handler that returns without settling acks it; one that
+ * throws naks it with a backoff (retryBackoffMs), so a failing step cannot spin.
+ */
 export type MessageHandler = (message: BusMessage) => Promise<void>;
 
 export interface Consumption {
@@ -84,6 +87,10 @@ export interface EventBus {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The delay before a message whose handler threw comes back: 250 ms, doubling, at most 30 s. */
+export const retryBackoffMs = (deliveryCount: number): number =>
+  Math.min(30_000, 250 * 2 ** Math.min(deliveryCount - 1, 7));
 
 /** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
 export function subjectMatches(filter: string, subject: string): boolean {

@@ -1,4 +1,5 @@
 import {
+  retryBackoffMs,
   subjectMatches,
   type BusMessage,
   type Consumption,
@@ -220,7 +221,7 @@ export class MemoryBus implements EventBus {
       await handler(message);
       message.ack();
     } catch {
-      message.nak();
+      message.nak(retryBackoffMs(message.deliveryCount));
     }
   }
 

@@ -17,6 +17,7 @@ import {
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../logger.ts';
 import {
+  retryBackoffMs,
   subjectMatches,
   type BusMessage,
   type Consumption,
@@ -284,6 +285,6 @@ async function settle(msg: JsMsg, handler: MessageHandler): Promise<void> {
     await handler(message);
     message.ack();
   } catch {
-    message.nak();
+    message.nak(retryBackoffMs(message.deliveryCount));
   }
 }

@@ -130,14 +130,18 @@ export class DeliveryHttpClient {
         break;
       }
     }
-    return Buffer.concat(chunks).subarray(0, this.options.maxResponseBytes).toString('utf8');
+    // PostgreSQL text cannot hold NUL: a receiver's bytes are kept as text without them.
+    return Buffer.concat(chunks)
+      .subarray(0, this.options.maxResponseBytes)
+      .toString('utf8')
+      .replaceAll('\0', '');
   }
 }
 
 function classify(error: unknown): { errorClass: ErrorClass; message: string } {
   const err = error as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = err.code ?? err.cause?.code ?? '';
-  const message = err.message ?? String(error);
+  const message = (err.message ?? String(error)).replaceAll('\0', '');
   if (error instanceof BlockedAddressError || err.cause instanceof BlockedAddressError) {
     return { errorClass: 'ssrf', message: `refused to connect: ${message}` };
   }

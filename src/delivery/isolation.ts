@@ -21,6 +21,10 @@ export class EndpointGate {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly options: IsolationOptions;
 
+  get openMs(): number {
+    return this.options.openMs;
+  }
+
   constructor(options: IsolationOptions = defaultIsolation) {
     this.options = options;
   }

@@ -5,21 +5,38 @@ import { pollLoop } from '../util/poll-loop.ts';
 const BATCH = 1_000;
 
 /**
- * Prunes what is older than the retention age: delivery attempts, settled deliveries and the
- * events (payloads) behind them. A thousand rows per statement, so no lock is held for long; a
- * pass repeats until nothing is left to prune.
+ * Prunes what is older than the retention age: settled deliveries not touched since (with their
+ * attempts), and events no delivery still needs. A thousand rows per statement, so no lock is held
+ * for long; a pass repeats until nothing is left to prune.
  */
 export async function pruneOnce(orm: Orm, retentionMs: number): Promise<number> {
   const before = new Date(Date.now() - retentionMs);
   const em = orm.em.fork();
-  const statements = [
-    `delete from delivery_attempts where id in (select id from delivery_attempts where created_at < ? limit ${BATCH})`,
-    `delete from deliveries where id in (select id from deliveries where created_at < ? and status in ('SUCCEEDED', 'FAILED') limit ${BATCH})`,
-    `delete from events where id in (select id from events where created_at < ? and dispatched_at is not null limit ${BATCH})`,
+  const statements: [sql: string, params: Date[]][] = [
+    // Attempts go with their delivery (or once it is gone), never while it may still be retried.
+    [
+      `delete from delivery_attempts where id in (select a.id from delivery_attempts a
+         left join deliveries d on d.id = a.delivery_id
+         where a.created_at < ? and (d.id is null or (d.status in ('SUCCEEDED', 'FAILED') and d.updated_at < ?))
+         limit ${BATCH})`,
+      [before, before],
+    ],
+    [
+      `delete from deliveries where id in (select id from deliveries
+         where status in ('SUCCEEDED', 'FAILED') and updated_at < ? limit ${BATCH})`,
+      [before],
+    ],
+    [
+      `delete from events where id in (select e.id from events e
+         where e.created_at < ? and e.dispatched_at is not null
+         and not exists (select 1 from deliveries d where d.event_id = e.id and d.status in ('PENDING', 'RETRYING'))
+         limit ${BATCH})`,
+      [before],
+    ],
   ];
   let pruned = 0;
-  for (const sql of statements) {
-    const result = await em.execute<{ affectedRows: number }>(sql, [before], 'run');
+  for (const [sql, params] of statements) {
+    const result = await em.execute<{ affectedRows: number }>(sql, params, 'run');
     pruned += result.affectedRows;
   }
   return pruned;

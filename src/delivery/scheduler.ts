@@ -4,19 +4,17 @@ import type { Logger } from '../logger.ts';
 import { pollLoop } from '../util/poll-loop.ts';
 
 /**
- * Queues parked deliveries when their time comes (and queued ones that look lost). Safe with any
+ * Queues parked deliveries when their time comes: retries, deliveries of an endpoint that was busy
+ * or whose circuit was open, and what redeliver, replay and test events marked due. Safe with any
  * number of workers: rows are claimed with SKIP LOCKED.
  */
 export function startScheduler(
   deps: { store: DeliveryStore; queue: DeliveryQueue; logger: Logger },
-  options: { intervalMs?: number; stuckAfterMs?: number } = {},
+  options: { intervalMs?: number } = {},
 ) {
   return pollLoop(
-    () =>
-      deps.store.requeueDue(500, options.stuckAfterMs ?? 5 * 60_000, (delivery) =>
-        deps.queue.enqueue(delivery),
-      ),
-    { intervalMs: options.intervalMs ?? 500, what: 'delivery scheduler' },
+    () => deps.store.requeueDue(100, (delivery) => deps.queue.enqueue(delivery)),
+    { intervalMs: options.intervalMs ?? 250, what: 'delivery scheduler' },
     deps.logger,
   );
 }

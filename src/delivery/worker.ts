@@ -74,9 +74,13 @@ export class DeliveryWorker {
 
     const endpoint = prepared.webhook!.id;
     const openUntil = this.gate.openUntil(endpoint);
-    if (openUntil) return this.store.park(prepared.delivery, new Date(openUntil));
-    // The endpoint has its share of slots busy: come back shortly, holding none meanwhile.
-    if (!this.gate.tryAcquire(endpoint)) return message.nak(200 + Math.floor(Math.random() * 300));
+    // Parked deliveries wait in the database and hold neither a slot nor an unacked message. The
+    // spread keeps an endpoint's parked deliveries from all coming back at the same moment.
+    if (openUntil)
+      return this.store.park(prepared.delivery, new Date(openUntil + Math.random() * this.gate.openMs));
+    if (!this.gate.tryAcquire(endpoint)) {
+      return this.store.park(prepared.delivery, new Date(Date.now() + 200 + Math.random() * 800));
+    }
 
     const at = new Date();
     let outcome: AttemptOutcome | undefined;

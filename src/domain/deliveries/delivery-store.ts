@@ -1,7 +1,6 @@
 import { LockMode } from '@mikro-orm/core';
 import type { Orm } from '../../db/orm.ts';
 import type { AuditService } from '../audit/audit.service.ts';
-import { changes } from '../audit/changes.ts';
 import { EventEntity, type Event } from '../events/event.entity.ts';
 import { parseEventTypeName } from '../event-types/event-type.service.ts';
 import type { PublishedEvent } from '../events/published-event.ts';
@@ -163,6 +162,7 @@ export class DeliveryStore {
           lastError: settlement.status === 'SUCCEEDED' ? null : settlement.reason.slice(0, 1000),
           nextAttemptAt: settlement.status === 'RETRYING' ? settlement.nextAttemptAt : null,
           succeededAt: settlement.status === 'SUCCEEDED' ? now : null,
+          updatedAt: now,
         },
       );
       if (updated === 0) return false;
@@ -175,38 +175,43 @@ export class DeliveryStore {
         createdAt: now,
       });
       if (!webhook) return true;
-      const current = await tx.findOne(
-        WebhookEntity,
-        { id: webhook.id },
-        { lockMode: LockMode.PESSIMISTIC_WRITE },
-      );
-      if (!current) return true;
-      const before = { ...current };
+      // Plain conditional updates, no row lock held across the attempt's writes: lastSuccessAt /
+      // lastFailureAt are a status, written when the state changes or at most once a second.
+      const aSecondAgo = new Date(now.getTime() - 1_000);
       if (settlement.status === 'SUCCEEDED') {
-        current.lastSuccessAt = now;
-        current.failingSince = null;
-      } else {
-        current.lastFailureAt = now;
-        current.failingSince ??= now;
+        await tx.execute(
+          'update webhooks set last_success_at = ?, failing_since = null where id = ? and (failing_since is not null or last_success_at is null or last_success_at < ?)',
+          [now, webhook.id, aSecondAgo],
+        );
+        return true;
       }
-      const failingFor = current.failingSince ? now.getTime() - current.failingSince.getTime() : 0;
-      const disable =
-        settlement.status === 'FAILED' && settlement.disableWebhook
-          ? settlement.disableWebhook
-          : failingFor >= this.autoDisableAfterMs
-            ? `failing continuously since ${current.failingSince!.toISOString()}`
-            : null;
-      if (disable && current.isActive) {
-        current.isActive = false;
-        current.disabledAt = now;
-        current.disabledReason = disable;
+      await tx.execute(
+        'update webhooks set last_failure_at = ?, failing_since = coalesce(failing_since, ?) where id = ? and (failing_since is null or last_failure_at is null or last_failure_at < ?)',
+        [now, now, webhook.id, aSecondAgo],
+      );
+      const gone = settlement.status === 'FAILED' ? settlement.disableWebhook : null;
+      const [off] = await tx.execute<
+        { id: string; name: string | null; url: string; disabled_reason: string }[]
+      >(
+        gone
+          ? 'update webhooks set is_active = false, disabled_at = ?, disabled_reason = ? where id = ? and is_active returning id, name, url, disabled_reason'
+          : "update webhooks set is_active = false, disabled_at = ?, disabled_reason = 'failing continuously since ' || failing_since::text where id = ? and is_active and failing_since <= ? returning id, name, url, disabled_reason",
+        gone ? [now, gone, webhook.id] : [now, webhook.id, new Date(now.getTime() - this.autoDisableAfterMs)],
+      );
+      if (off) {
         disabled = true;
         record({
           action: 'webhook.disabled',
           relationName: 'Webhook',
-          relationId: current.id,
-          related: { type: 'Webhook', id: current.id, name: current.name ?? current.url },
-          metadata: { changes: changes(before, current, ['isActive', 'disabledAt', 'disabledReason']) },
+          relationId: off.id,
+          related: { type: 'Webhook', id: off.id, name: off.name ?? new URL(off.url).host },
+          metadata: {
+            changes: {
+              isActive: { before: true, after: false },
+              disabledAt: { before: null, after: now.toISOString() },
+              disabledReason: { before: null, after: off.disabled_reason },
+            },
+          },
         });
       }
       return true;
@@ -222,7 +227,7 @@ export class DeliveryStore {
       .nativeUpdate(
         DeliveryEntity,
         { id: delivery.id, attempts: delivery.attempts },
-        { status: 'RETRYING', nextAttemptAt: until },
+        { status: 'RETRYING', nextAttemptAt: until, updatedAt: new Date() },
         { filters: false },
       );
   }
@@ -234,32 +239,23 @@ export class DeliveryStore {
       .nativeUpdate(
         DeliveryEntity,
         { id: delivery.id, attempts: delivery.attempts },
-        { status: 'FAILED', lastError: reason, nextAttemptAt: null },
+        { status: 'FAILED', lastError: reason, nextAttemptAt: null, updatedAt: new Date() },
         { filters: false },
       );
   }
 
   /**
-   * Queues what is due: parked deliveries whose time came, and queued ones untouched for
-   * `stuckAfterMs` (their message may have been lost between a commit and a publish). Rows are
-   * locked (SKIP LOCKED, so schedulers on several workers share the work) while `enqueue`
-   * publishes them; a repeat is dropped by the stream or, later, by the attempt number.
+   * Queues parked deliveries whose time came. The rows stay locked (SKIP LOCKED: schedulers on
+   * several workers share the work) while `enqueue` publishes them, and become PENDING in the same
+   * transaction: a failed publish rolls back and the next pass tries again, so no delivery is left
+   * pending without a message.
    */
-  async requeueDue(
-    limit: number,
-    stuckAfterMs: number,
-    enqueue: (d: Delivery) => Promise<void>,
-  ): Promise<number> {
+  async requeueDue(limit: number, enqueue: (d: Delivery) => Promise<void>): Promise<number> {
     return this.orm.em.fork().transactional(async (tx) => {
       const now = new Date();
       const due = await tx.find(
         DeliveryEntity,
-        {
-          $or: [
-            { status: 'RETRYING', nextAttemptAt: { $lte: now } },
-            { status: 'PENDING', updatedAt: { $lt: new Date(now.getTime() - stuckAfterMs) } },
-          ],
-        },
+        { status: 'RETRYING', nextAttemptAt: { $lte: now } },
         {
           limit,
           orderBy: { nextAttemptAt: 'asc' },
@@ -267,10 +263,12 @@ export class DeliveryStore {
           filters: false,
         },
       );
-      for (const delivery of due) {
-        delivery.updatedAt = now;
-        await enqueue(delivery);
-      }
+      await Promise.all(
+        due.map((delivery) => {
+          delivery.updatedAt = now;
+          return enqueue(delivery);
+        }),
+      );
       if (due.length > 0) {
         await tx.nativeUpdate(
           DeliveryEntity,

@@ -42,6 +42,11 @@ export const DeliveryEntity = defineEntity({
     { properties: ['tenantId', 'webhookId', 'createdAt', 'id'], name: 'deliveries_tenant_webhook_index' },
     { properties: ['tenantId', 'status', 'createdAt', 'id'], name: 'deliveries_tenant_status_index' },
     {
+      name: 'deliveries_settled_index',
+      expression:
+        'create index "deliveries_settled_index" on "deliveries" ("updated_at") where "status" in (\'SUCCEEDED\', \'FAILED\')',
+    },
+    {
       name: 'deliveries_due_index',
       expression:
         'create index "deliveries_due_index" on "deliveries" ("next_attempt_at") where "status" = \'RETRYING\'',

@@ -9,7 +9,6 @@ import { EventEntity } from '../events/event.entity.ts';
 import { findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { WebhookEntity, type Webhook } from '../webhooks/webhook.entity.ts';
-import type { DeliveryQueue } from './delivery-queue.ts';
 import {
   DeliveryAttemptEntity,
   DeliveryEntity,
@@ -35,13 +34,11 @@ const isId = (id: string) => z.uuid().safeParse(id).success;
 export class DeliveryService {
   private readonly orm: Orm;
   private readonly audit: AuditService;
-  private readonly queue: DeliveryQueue;
   private readonly eventTypes: EventTypeService;
 
-  constructor(deps: { orm: Orm; audit: AuditService; queue: DeliveryQueue; eventTypes: EventTypeService }) {
+  constructor(deps: { orm: Orm; audit: AuditService; eventTypes: EventTypeService }) {
     this.orm = deps.orm;
     this.audit = deps.audit;
-    this.queue = deps.queue;
     this.eventTypes = deps.eventTypes;
   }
 
@@ -75,14 +72,19 @@ export class DeliveryService {
     );
   }
 
-  /** Sends a delivery again now, whatever its status, as its next attempt. */
+  /**
+   * Sends a delivery again now as its next attempt: a settled one, or a waiting retry brought
+   * forward. One already queued is a ConflictError (it is about to be sent).
+   */
   async redeliver(actor: Actor, id: string): Promise<Delivery> {
-    const delivery = await this.audit.transact(actor, async (tx, record) => {
+    return this.audit.transact(actor, async (tx, record) => {
       const delivery = isId(id) ? await tx.findOne(DeliveryEntity, { id }) : null;
       if (!delivery) throw new NotFoundError('Delivery', id);
+      if (delivery.status === 'PENDING') throw new ConflictError('the delivery is queued already');
       await this.activeWebhook(tx, delivery.webhookId);
-      delivery.status = 'PENDING';
-      delivery.nextAttemptAt = null;
+      // Due now: the scheduler queues it within a moment, and cannot lose it on the way.
+      delivery.status = 'RETRYING';
+      delivery.nextAttemptAt = new Date();
       record({
         action: 'delivery.redelivered',
         relationName: 'Delivery',
@@ -91,9 +93,6 @@ export class DeliveryService {
       });
       return delivery;
     });
-    // Committed first: if queueing fails, the scheduler finds the delivery pending and queues it.
-    await this.queue.enqueue(delivery);
-    return delivery;
   }
 
   /**
@@ -109,7 +108,7 @@ export class DeliveryService {
       throw new InvalidInputError([{ path: ['input', 'until'], message: 'must be after since' }]);
     }
     const statuses: DeliveryStatus[] = input.onlyFailed ? ['FAILED'] : ['FAILED', 'SUCCEEDED'];
-    const queued = await this.audit.transact(actor, async (tx, record) => {
+    return this.audit.transact(actor, async (tx, record) => {
       await this.activeWebhook(tx, input.webhookId);
       const rows = await tx.find(
         DeliveryEntity,
@@ -128,10 +127,12 @@ export class DeliveryService {
           },
         ]);
       }
-      for (const row of rows) {
-        row.status = 'PENDING';
-        row.nextAttemptAt = null;
-      }
+      const now = new Date();
+      await tx.nativeUpdate(
+        DeliveryEntity,
+        { id: { $in: rows.map((row) => row.id) } },
+        { status: 'RETRYING', nextAttemptAt: now },
+      );
       record({
         action: 'deliveries.replayed',
         relationName: 'Webhook',
@@ -143,10 +144,8 @@ export class DeliveryService {
           queued: rows.length,
         },
       });
-      return rows;
+      return rows.length;
     });
-    for (const delivery of queued) await this.queue.enqueue(delivery);
-    return queued.length;
   }
 
   /**
@@ -162,7 +161,7 @@ export class DeliveryService {
       ]);
     }
     await this.eventTypes.require(type, ['input', 'type'], null);
-    const delivery = await this.audit.transact(actor, async (tx, record) => {
+    return this.audit.transact(actor, async (tx, record) => {
       const event = tx.create(EventEntity, {
         tenantId: actor.tenantId,
         type,
@@ -182,6 +181,8 @@ export class DeliveryService {
         webhookId: webhook.id,
         eventId: event.id,
         eventType: type,
+        status: 'RETRYING',
+        nextAttemptAt: new Date(),
       });
       record({
         action: 'webhook.test_sent',
@@ -191,8 +192,6 @@ export class DeliveryService {
       });
       return delivery;
     });
-    await this.queue.enqueue(delivery);
-    return delivery;
   }
 
   /** Within a transaction, pass its EntityManager: embedded PostgreSQL has a single connection. */

@@ -34,6 +34,11 @@ export const EventEntity = defineEntity({
   indexes: [
     { properties: ['tenantId', 'createdAt', 'id'], name: 'events_tenant_created_at_id_index' },
     {
+      name: 'events_dispatched_index',
+      expression:
+        'create index "events_dispatched_index" on "events" ("created_at") where "dispatched_at" is not null',
+    },
+    {
       name: 'events_unpublished_index',
       expression:
         'create index "events_unpublished_index" on "events" ("created_at") where "published_at" is null',

@@ -324,6 +324,8 @@ export class WebhookService {
     webhook.isActive = active;
     webhook.disabledAt = active ? null : new Date();
     webhook.disabledReason = active ? null : reason;
+    // Enabled again: auto-disable counts failures from now, not from before.
+    if (active) webhook.failingSince = null;
   }
 
   /** The webhook, if the actor may change it: DASHBOARD-managed ones are off limits to integrations. */
