@@ -3,7 +3,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EventBus } from './bus/bus.ts';
-import { streams } from './bus/contracts.ts';
+import { decode, encode, streams, subjects, webhooksChangedV1 } from './bus/contracts.ts';
+import { newId } from './db/ids.ts';
 import { MemoryBus } from './bus/memory.ts';
 import { NatsBus } from './bus/nats.ts';
 import type { Config } from './config.ts';
@@ -108,7 +109,7 @@ function startPipeline(
 ) {
   const { orm, bus, audit, box, webhooks, logger } = deps;
   const { delivery } = config;
-  const matcher = new WebhookMatcher(orm);
+  const matcher = new WebhookMatcher(orm, { ttlMs: delivery.webhookCacheTtlMs });
   const store = new DeliveryStore(
     { orm, audit, box },
     {
@@ -118,6 +119,15 @@ function startPipeline(
   );
   const queue = new DeliveryQueue(bus, config.nats.prefix);
   webhooks.events.on('changed', (tenantId) => matcher.invalidate(tenantId));
+  // Changes made in other processes (the API) arrive on the bus; the cache's TTL covers a lost one.
+  const subject = subjects(config.nats.prefix);
+  const invalidations = bus.subscribe(subject.webhooksChanged('*'), (message) => {
+    try {
+      matcher.invalidate(decode(webhooksChangedV1, message.data).tenantId);
+    } catch (error) {
+      logger.warn({ err: error }, 'dropped a cache invalidation that breaks its contract');
+    }
+  });
   const client = new DeliveryHttpClient(config.webhooks, {
     connectTimeoutMs: delivery.connectTimeoutMs,
     totalTimeoutMs: delivery.requestTimeoutMs,
@@ -153,6 +163,7 @@ function startPipeline(
   ];
   return {
     async stop() {
+      invalidations.unsubscribe();
       await Promise.all(running.map((r) => r.stop()));
       await client.close();
     },
@@ -188,6 +199,17 @@ export async function startApp(
   });
   const box = new SecretBox(Buffer.from(secretKey, 'base64'));
   const outbox = new EventOutbox(orm, bus, { prefix: config.nats.prefix }, logger);
+  // Every process announces webhook changes; workers drop their cached copy (startPipeline).
+  const announce = subjects(config.nats.prefix);
+  const announceChange = (tenantId: string) => {
+    bus
+      .publish(announce.webhooksChanged(tenantId), encode(webhooksChangedV1, { v: 1, tenantId }), {
+        msgId: newId(),
+      })
+      .catch((error: unknown) =>
+        logger.warn({ err: error, tenantId }, 'could not announce a webhook change'),
+      );
+  };
   const services: Services = {
     auth,
     audit,
@@ -223,6 +245,7 @@ export async function startApp(
     },
   };
 
+  services.webhooks.events.on('changed', announceChange);
   const relays = roles.worker ? [outbox.startRelay(), auditPublisher.startRelay()] : [];
   const pipeline = roles.worker
     ? startPipeline(config, { orm, bus, audit, box, webhooks: services.webhooks, logger })

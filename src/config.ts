@@ -106,6 +106,8 @@ const deliverySchema = z.object({
     .default(30 * 24 * 3600_000),
   /** How often the pruning runs. */
   retentionIntervalMs: integer().pipe(z.number().positive()).default(3_600_000),
+  /** How long a worker trusts its cached copy of a tenant's webhooks if a change announcement is lost. */
+  webhookCacheTtlMs: integer().pipe(z.number().positive()).default(30_000),
 });
 
 const configSchema = z
@@ -167,6 +169,7 @@ function fromEnv(env: NodeJS.ProcessEnv) {
       autoDisableAfterMs: env.HERALD_AUTO_DISABLE_AFTER_MS,
       retentionMs: env.HERALD_RETENTION_MS,
       retentionIntervalMs: env.HERALD_RETENTION_INTERVAL_MS,
+      webhookCacheTtlMs: env.HERALD_WEBHOOK_CACHE_TTL_MS,
     },
   };
 }
@@ -199,6 +202,7 @@ const envNames: Record<string, string> = {
   'delivery.autoDisableAfterMs': 'HERALD_AUTO_DISABLE_AFTER_MS',
   'delivery.retentionMs': 'HERALD_RETENTION_MS',
   'delivery.retentionIntervalMs': 'HERALD_RETENTION_INTERVAL_MS',
+  'delivery.webhookCacheTtlMs': 'HERALD_WEBHOOK_CACHE_TTL_MS',
 };
 
 export class ConfigError extends Error {

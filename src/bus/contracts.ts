@@ -53,6 +53,9 @@ export const deliveryMessageV1 = z.object({
 });
 export type DeliveryMessage = z.infer<typeof deliveryMessageV1>;
 
+/** A tenant's webhooks changed: every process drops what it cached of them. */
+export const webhooksChangedV1 = z.object({ v: z.literal(1), tenantId: z.string().min(1) });
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -77,10 +80,18 @@ export function subjects(prefix: string) {
     /** `<prefix>.audit.<tenant>`: a tenant's audit entries in sequence order. */
     audit: (tenantId: string) => `${prefix}.audit.${tenantId}`,
     allAudit: `${prefix}.audit.>`,
+    /** `<prefix>.control.webhooks.<tenant>`: cache invalidations between processes. */
+    webhooksChanged: (tenantId: string) => `${prefix}.control.webhooks.${tenantId}`,
+    allControl: `${prefix}.control.>`,
   };
 }
 
-export function streams(prefix: string): { events: StreamSpec; deliveries: StreamSpec; audit: StreamSpec } {
+export function streams(prefix: string): {
+  events: StreamSpec;
+  deliveries: StreamSpec;
+  audit: StreamSpec;
+  control: StreamSpec;
+} {
   const upper = prefix.toUpperCase();
   return {
     events: {
@@ -100,6 +111,12 @@ export function streams(prefix: string): { events: StreamSpec; deliveries: Strea
       subjects: [subjects(prefix).allAudit],
       retention: 'limits',
       maxAgeMs: 7 * 24 * 3600_000,
+    },
+    control: {
+      name: `${upper}_CONTROL`,
+      subjects: [subjects(prefix).allControl],
+      retention: 'limits',
+      maxAgeMs: 3_600_000,
     },
   };
 }

@@ -10,8 +10,8 @@ interface Subscriber {
 
 /**
  * Which active webhooks of a tenant receive an event type. Each tenant's active webhooks are
- * cached: dropped at once when a webhook changes in this process, and after `ttlMs` anyway, which
- * bounds how long a change made in another process goes unseen.
+ * cached, and dropped when a webhook of the tenant changes (announced on the bus by whichever
+ * process changed it), or after `ttlMs` should an announcement be lost.
  */
 export class WebhookMatcher {
   private readonly orm: Orm;
