@@ -352,6 +352,16 @@ describe.each(modes)('webhook subscriptions (%s mode)', (mode) => {
     expect((await h.gql(WebhookById, { id: own.webhook.id })).data!.webhook).toBeNull();
   });
 
+  it('answers malformed and wrong-type ids with BAD_USER_INPUT', async () => {
+    const garbage = await h.gql(WebhookById, { id: 'garbage' });
+    expect(garbage.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const wrongType = await h.gql(UpdateWebhook, { input: { id: h.tenantId, name: 'x' } });
+    expect(wrongType.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(wrongType.errors?.[0]?.message).toMatch(/not of type/);
+    const huge = await h.gql(WebhookById, { id: 'x'.repeat(10_000) });
+    expect(huge.errors?.[0]?.message.length).toBeLessThan(300);
+  });
+
   it('answers what review found with typed errors and no change', async () => {
     const huge = await h.gql(Webhooks, { filter: { eventType: 'a.'.repeat(200_000) } });
     expect(huge.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');

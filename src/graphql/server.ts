@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PothosValidationError } from '@pothos/core';
 import { GraphQLError, type DocumentNode, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, maskError, useErrorHandler, type YogaInitialContext } from 'graphql-yoga';
@@ -49,6 +50,14 @@ const codes = new Map<abstract new (...args: never[]) => Error, string>([
 
 function maskUnexpected(error: unknown, message: string, isDev?: boolean): Error {
   const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+  // Malformed or wrong-type global ids, and other arguments Pothos refuses: the client's input.
+  if (original instanceof PothosValidationError) {
+    const text = original.message.length > 200 ? `${original.message.slice(0, 200)}…` : original.message;
+    return new GraphQLError(text, {
+      ...(error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {}),
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
+  }
   for (const [type, code] of codes) {
     if (original instanceof type) {
       const fields = original instanceof InvalidInputError ? { fields: original.problems } : {};
