@@ -114,7 +114,8 @@ function startPipeline(
     { orm, audit, box },
     {
       autoDisableAfterMs: delivery.autoDisableAfterMs,
-      onWebhookDisabled: (tenantId) => matcher.invalidate(tenantId),
+      // Like any webhook change: this process's cache drops it and the bus tells the others.
+      onWebhookDisabled: (tenantId) => webhooks.events.emit('changed', tenantId),
     },
   );
   const queue = new DeliveryQueue(bus, config.nats.prefix);

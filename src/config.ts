@@ -65,8 +65,11 @@ const webhooksSchema = z.object({
   ),
   /** Accept http:// endpoint URLs (self-hosting, tests). https only otherwise. */
   allowHttp: z.preprocess(
-    (v) => (v === '' || v === undefined ? undefined : v === 'true'),
-    z.boolean().default(false),
+    unsetIfEmpty,
+    z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
   ),
   /** Networks endpoints may be in although private or loopback, e.g. "10.1.0.0/16,127.0.0.1/32". */
   allowedCidrs: optionalString

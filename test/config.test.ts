@@ -28,6 +28,12 @@ describe('config', () => {
       expect(problems).toContain(name);
   });
 
+  it('accepts only true or false for HERALD_ALLOW_HTTP', () => {
+    expect(() => loadConfig({ HERALD_ALLOW_HTTP: 'yes' })).toThrow(/HERALD_ALLOW_HTTP/);
+    expect(loadConfig({ HERALD_ALLOW_HTTP: 'true' }).webhooks.allowHttp).toBe(true);
+    expect(loadConfig({}).webhooks.allowHttp).toBe(false);
+  });
+
   it('requires an operator token in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
       /HERALD_ADMIN_TOKEN: required in production/,

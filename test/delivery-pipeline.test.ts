@@ -1,5 +1,7 @@
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import { modes, rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
 import { AuditLogs, CreateWebhook, PublishEvent, UpsertEventType } from './support/operations.ts';
@@ -25,6 +27,7 @@ const Deliveries = graphql(`
           }
           attemptLog {
             attempt
+            createdAt
             url
             statusCode
             responseTimeMs
@@ -240,6 +243,23 @@ describe.each(modes)('the delivery pipeline (%s mode)', (mode) => {
       { what: 'the 410' },
     );
     expect(delivery).toMatchObject({ attempts: 1, webhook: { isActive: false } });
+    if (mode === 'production') {
+      // The worker announced the change: every other worker drops the webhook from its cache.
+      const disabledAt = new Date(delivery!.attemptLog[0]!.createdAt);
+      const nc = await connect({ servers: inject('natsUrl') });
+      const jsm = await jetstreamManager(nc);
+      const announced = await waitFor(
+        async () => {
+          const last = await jsm.streams.getMessage(`${h.natsPrefix.toUpperCase()}_CONTROL`, {
+            last_by_subj: `${h.natsPrefix}.control.webhooks.${rawId(h.tenantId)}`,
+          });
+          return last && last.time >= disabledAt && last;
+        },
+        { what: 'the disable to be announced' },
+      );
+      await nc.close();
+      expect(announced!.json()).toEqual({ v: 1, tenantId: rawId(h.tenantId) });
+    }
     const audit = (
       await h.gql(AuditLogs, {
         filter: { actions: ['webhook.disabled'], relationId: rawId(webhookId), relationName: 'Webhook' },

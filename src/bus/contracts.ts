@@ -40,7 +40,6 @@ export const auditMessageV1 = z.object({
   previousHash: z.string(),
   hash: z.string(),
 });
-export type AuditMessage = z.infer<typeof auditMessageV1>;
 
 /** One attempt of one delivery, queued for the workers. */
 export const deliveryMessageV1 = z.object({

@@ -1,10 +1,6 @@
+import type { Settlement } from '../domain/deliveries/delivery-store.ts';
 import type { AttemptOutcome } from './http-client.ts';
 import { delayAfter, retryAfterMs, type RetryPolicy } from './retry-schedule.ts';
-
-export type Decision =
-  | { status: 'SUCCEEDED' }
-  | { status: 'RETRYING'; nextAttemptAt: Date; reason: string }
-  | { status: 'FAILED'; reason: string; disableWebhook: string | null };
 
 /**
  * The one place that decides what an attempt's outcome means: done, try again later, or give up
@@ -16,7 +12,7 @@ export function decide(
   policy: RetryPolicy,
   now: Date,
   random: () => number = Math.random,
-): Decision {
+): Settlement {
   if (outcome.kind === 'response' && outcome.statusCode >= 200 && outcome.statusCode < 300) {
     return { status: 'SUCCEEDED' };
   }

@@ -65,7 +65,6 @@ export const AuditChainHeadEntity = defineEntity({
     hash: p.string().length(64),
   },
 });
-export type AuditChainHead = InferEntity<typeof AuditChainHeadEntity>;
 
 /** Entries committed but not yet on the bus (audit rows themselves cannot be updated). */
 export const AuditOutboxEntity = defineEntity({
