@@ -31,6 +31,8 @@ import { DeliveryStore } from './domain/deliveries/delivery-store.ts';
 import { DeliveryService } from './domain/deliveries/delivery.service.ts';
 import { WebhookMatcher } from './domain/webhooks/webhook-matcher.ts';
 import { createServer, type Server } from './graphql/server.ts';
+import { LiveHub } from './live/live-hub.ts';
+import { LiveService } from './live/live.service.ts';
 import { createLogger, type Logger } from './logger.ts';
 
 export interface Roles {
@@ -49,6 +51,7 @@ export interface Services {
   deliveries: DeliveryService;
   eventTypes: EventTypeService;
   events: EventService;
+  live: LiveService;
 }
 
 export type Dependency = 'ok' | 'unavailable';
@@ -222,7 +225,11 @@ export async function startApp(
       { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
     ),
     deliveries: new DeliveryService({ orm, audit, eventTypes }),
-    events: new EventService({ orm, bus, eventTypes, outbox, logger }, { prefix: config.nats.prefix }),
+    events: new EventService({ orm, eventTypes, outbox }),
+    live: new LiveService(
+      { hub: new LiveHub({ bus, logger }, { ...config.live, readyTimeoutMs: 5_000 }) },
+      { prefix: config.nats.prefix },
+    ),
   };
   const probe = async (name: string, work: () => Promise<unknown>): Promise<Dependency> => {
     try {
@@ -271,7 +278,7 @@ export async function startApp(
           failures.push(error);
         }
       };
-      await step(() => services.events.endLive());
+      await step(() => services.live.endAll());
       await step(() => server?.close());
       await step(() => pipeline?.stop());
       await step(() => Promise.all(relays.map((relay) => relay.stop())));

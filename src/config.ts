@@ -113,6 +113,19 @@ const deliverySchema = z.object({
   webhookCacheTtlMs: integer().pipe(z.number().positive()).default(30_000),
 });
 
+const liveSchema = z.object({
+  /** Items waiting for one subscriber before it is cut off as too slow. */
+  bufferMessages: integer().pipe(z.number().min(1)).default(1_000),
+  /** Bytes (as stored on the bus) waiting for one subscriber before it is cut off as too slow. */
+  bufferBytes: integer()
+    .pipe(z.number().min(1024))
+    .default(8 * 1024 * 1024),
+  /** Most missed items a resumed subscription replays; further behind is CURSOR_EXPIRED. */
+  replayLimit: integer().pipe(z.number().min(1)).default(1_000),
+  /** WebSocket ping interval; a socket that misses a pong for as long again is terminated. */
+  keepAliveMs: integer().pipe(z.number().min(1_000)).default(12_000),
+});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('.data'),
@@ -123,10 +136,18 @@ const configSchema = z
     auth: authSchema,
     webhooks: webhooksSchema,
     delivery: deliverySchema,
+    live: liveSchema,
   })
   .superRefine((config, ctx) => {
     if (config.server.production && !config.auth.adminToken) {
       ctx.addIssue({ code: 'custom', path: ['auth', 'adminToken'], message: 'required in production' });
+    }
+    if (config.live.replayLimit > config.live.bufferMessages) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['live', 'replayLimit'],
+        message: 'must not exceed HERALD_LIVE_BUFFER: a replay is buffered before it is sent',
+      });
     }
     if (config.server.production && !config.webhooks.secretKey) {
       ctx.addIssue({ code: 'custom', path: ['webhooks', 'secretKey'], message: 'required in production' });
@@ -174,6 +195,12 @@ function fromEnv(env: NodeJS.ProcessEnv) {
       retentionIntervalMs: env.HERALD_RETENTION_INTERVAL_MS,
       webhookCacheTtlMs: env.HERALD_WEBHOOK_CACHE_TTL_MS,
     },
+    live: {
+      bufferMessages: env.HERALD_LIVE_BUFFER,
+      bufferBytes: env.HERALD_LIVE_BUFFER_BYTES,
+      replayLimit: env.HERALD_LIVE_REPLAY_LIMIT,
+      keepAliveMs: env.HERALD_WS_KEEPALIVE_MS,
+    },
   };
 }
 
@@ -206,6 +233,10 @@ const envNames: Record<string, string> = {
   'delivery.retentionMs': 'HERALD_RETENTION_MS',
   'delivery.retentionIntervalMs': 'HERALD_RETENTION_INTERVAL_MS',
   'delivery.webhookCacheTtlMs': 'HERALD_WEBHOOK_CACHE_TTL_MS',
+  'live.bufferMessages': 'HERALD_LIVE_BUFFER',
+  'live.bufferBytes': 'HERALD_LIVE_BUFFER_BYTES',
+  'live.replayLimit': 'HERALD_LIVE_REPLAY_LIMIT',
+  'live.keepAliveMs': 'HERALD_WS_KEEPALIVE_MS',
 };
 
 export class ConfigError extends Error {

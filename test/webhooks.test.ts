@@ -40,7 +40,7 @@ const UpdateWebhook = graphql(`
 `);
 
 const DeleteWebhook = graphql(`
-  mutation DeleteWebhook($input: WebhookIdInput!) {
+  mutation DeleteWebhook($input: DeleteWebhookInput!) {
     deleteWebhook(input: $input) {
       __typename
     }

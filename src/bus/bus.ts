@@ -66,7 +66,21 @@ export interface Consumption {
 }
 
 export interface Subscription {
+  /**
+   * Resolves once the subscription receives: with the stream's last sequence at that moment. Every
+   * matching message stored with a higher sequence reaches the handler, in order.
+   */
+  ready: Promise<number>;
   unsubscribe(): void;
+}
+
+/** Why a replay was refused: the messages asked for are gone, too many, or never existed. */
+export class ReplayRefusedError extends Error {
+  readonly reason: 'expired' | 'too-many' | 'ahead';
+  constructor(reason: 'expired' | 'too-many' | 'ahead', message: string) {
+    super(message);
+    this.reason = reason;
+  }
 }
 
 export interface EventBus {
@@ -81,6 +95,15 @@ export interface EventBus {
    * now on, once (a publish the stream drops as a duplicate reaches nobody).
    */
   subscribe(subject: string, handler: (message: LiveMessage) => void): Subscription;
+  /**
+   * The stored messages of `subject` with afterSeq < seq <= untilSeq, in order: what a live
+   * subscriber missed. Throws ReplayRefusedError when some were already removed from the stream,
+   * when there are more than `limit`, or when afterSeq is beyond the stream's end.
+   */
+  replay(
+    subject: string,
+    range: { afterSeq: number; untilSeq: number; limit: number },
+  ): Promise<LiveMessage[]>;
   /** True when an error means the bus did not answer (so later may work), not that it refused the message. */
   isUnavailable(error: unknown): boolean;
   /** Readiness: the bus answers now. */

@@ -52,6 +52,26 @@ export const deliveryMessageV1 = z.object({
 });
 export type DeliveryMessage = z.infer<typeof deliveryMessageV1>;
 
+/** One attempt of one delivery, as recorded: what live consoles receive. */
+export const attemptMessageV1 = z.object({
+  v: z.literal(1),
+  id: z.uuid(),
+  tenantId: z.string().min(1),
+  deliveryId: z.uuid(),
+  webhookId: z.uuid(),
+  attempt: z.number().int().positive(),
+  /** The delivery's status once this attempt was judged. */
+  status: z.enum(['PENDING', 'SUCCEEDED', 'FAILED', 'RETRYING']),
+  url: z.string(),
+  statusCode: z.number().int().nullable(),
+  responseTimeMs: z.number().int().nonnegative(),
+  response: z.string().nullable(),
+  errorClass: z.string().nullable(),
+  error: z.string().nullable(),
+  createdAt: z.iso.datetime({ offset: true }),
+});
+export type AttemptMessage = z.infer<typeof attemptMessageV1>;
+
 /** A tenant's webhooks changed: every process drops what it cached of them. */
 export const webhooksChangedV1 = z.object({ v: z.literal(1), tenantId: z.string().min(1) });
 
@@ -76,6 +96,10 @@ export function subjects(prefix: string) {
     /** `<prefix>.deliveries.<tenant>.<webhook>`: the work queue of delivery attempts. */
     delivery: (tenantId: string, webhookId: string) => `${prefix}.deliveries.${tenantId}.${webhookId}`,
     allDeliveries: `${prefix}.deliveries.>`,
+    /** `<prefix>.attempt.<tenant>.<webhook>`: attempts as they are recorded, for live consoles. */
+    attempt: (tenantId: string, webhookId: string) => `${prefix}.attempt.${tenantId}.${webhookId}`,
+    attemptsOfTenant: (tenantId: string) => `${prefix}.attempt.${tenantId}.*`,
+    allAttempts: `${prefix}.attempt.>`,
     /** `<prefix>.audit.<tenant>`: a tenant's audit entries in sequence order. */
     audit: (tenantId: string) => `${prefix}.audit.${tenantId}`,
     allAudit: `${prefix}.audit.>`,
@@ -88,6 +112,7 @@ export function subjects(prefix: string) {
 export function streams(prefix: string): {
   events: StreamSpec;
   deliveries: StreamSpec;
+  attempts: StreamSpec;
   audit: StreamSpec;
   control: StreamSpec;
 } {
@@ -104,6 +129,12 @@ export function streams(prefix: string): {
       subjects: [subjects(prefix).allDeliveries],
       retention: 'workqueue',
       maxAgeMs: 7 * 24 * 3600_000,
+    },
+    attempts: {
+      name: `${upper}_ATTEMPTS`,
+      subjects: [subjects(prefix).allAttempts],
+      retention: 'limits',
+      maxAgeMs: 24 * 3600_000,
     },
     audit: {
       name: `${upper}_AUDIT`,

@@ -1,4 +1,5 @@
 import {
+  ReplayRefusedError,
   retryBackoffMs,
   subjectMatches,
   type BusMessage,
@@ -88,10 +89,7 @@ export class MemoryBus implements EventBus {
 
   async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
     this.assertOpen();
-    const stream = [...this.streams.values()].find((s) =>
-      s.spec.subjects.some((f) => subjectMatches(f, subject)),
-    );
-    if (!stream) throw new Error(`no stream captures subject ${subject}`);
+    const stream = this.streamOf(subject);
     const now = Date.now();
     this.expire(stream, now);
     const seen = stream.seen.get(options.msgId);
@@ -157,7 +155,35 @@ export class MemoryBus implements EventBus {
     this.assertOpen();
     const sub = { subject, handler };
     this.subscribers.add(sub);
-    return { unsubscribe: () => this.subscribers.delete(sub) };
+    return {
+      ready: Promise.resolve(this.streamOf(subject).lastSeq),
+      unsubscribe: () => this.subscribers.delete(sub),
+    };
+  }
+
+  async replay(
+    subject: string,
+    range: { afterSeq: number; untilSeq: number; limit: number },
+  ): Promise<LiveMessage[]> {
+    const { afterSeq, untilSeq, limit } = range;
+    const stream = this.streamOf(subject);
+    this.expire(stream, Date.now());
+    const firstSeq = stream.messages.keys().next().value ?? stream.lastSeq + 1;
+    if (afterSeq > stream.lastSeq) {
+      throw new ReplayRefusedError('ahead', `sequence ${afterSeq} is beyond the end of the stream`);
+    }
+    if (afterSeq + 1 < firstSeq) {
+      throw new ReplayRefusedError('expired', `messages after sequence ${afterSeq} are no longer kept`);
+    }
+    const replayed: LiveMessage[] = [];
+    for (const m of stream.messages.values()) {
+      if (m.seq <= afterSeq || m.seq > untilSeq || !subjectMatches(subject, m.subject)) continue;
+      replayed.push({ subject: m.subject, data: m.data, seq: m.seq });
+      if (replayed.length > limit) {
+        throw new ReplayRefusedError('too-many', `more than ${limit} messages after sequence ${afterSeq}`);
+      }
+    }
+    return replayed;
   }
 
   isUnavailable(error: unknown): boolean {
@@ -253,6 +279,15 @@ export class MemoryBus implements EventBus {
       if (now - m.at < stream.spec.maxAgeMs && stream.messages.size < this.maxMessages) break;
       stream.messages.delete(seq);
     }
+  }
+
+  /** The stream capturing a subject; a subscription's filter may be narrower than the stream's. */
+  private streamOf(subject: string): Stream {
+    const stream = [...this.streams.values()].find((s) =>
+      s.spec.subjects.some((f) => subjectMatches(f, subject)),
+    );
+    if (!stream) throw new Error(`no stream captures subject ${subject}`);
+    return stream;
   }
 
   private assertOpen(): void {

@@ -17,6 +17,7 @@ import {
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../logger.ts';
 import {
+  ReplayRefusedError,
   retryBackoffMs,
   subjectMatches,
   type BusMessage,
@@ -163,27 +164,37 @@ export class NatsBus implements EventBus {
   }
 
   /**
-   * An ordered consumer on the stream, from new messages on: it sees only what the stream stored
-   * (a core subscription would also see publishes the stream dropped as duplicates), and it
-   * recreates itself after a reconnect from the last sequence it delivered.
+   * An ordered consumer on the stream from its current end: it sees only what the stream stored (a
+   * core subscription would also see publishes the stream dropped as duplicates). After a
+   * reconnect, or if nats.js gives up on it, it is recreated from the last sequence it delivered.
+   * (An ordered consumer made with DeliverPolicy.New would restart from sequence 1 if it were
+   * reset before its first message.)
    */
   subscribe(subject: string, handler: (message: LiveMessage) => void): Subscription {
     const stream = this.streamOf(subject);
     let stopped = false;
     let stopCurrent: (() => void) | undefined;
+    let lastSeq: number | undefined;
+    let markReady: (seq: number) => void = () => {};
+    const ready = new Promise<number>((resolve) => (markReady = resolve));
     const run = async () => {
       while (!stopped) {
         try {
+          lastSeq ??= (await this.jsm.streams.info(stream)).state.last_seq;
           // nats-server 2.9 takes one filter subject, as a string.
           const consumer = await this.js.consumers.get(stream, {
             filter_subjects: subject,
-            deliver_policy: DeliverPolicy.New,
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: lastSeq + 1,
           });
+          markReady(lastSeq);
           const messages = await consumer.consume();
           stopCurrent = () => messages.stop();
           if (stopped) messages.stop();
-          for await (const msg of messages) handler({ subject: msg.subject, data: msg.data, seq: msg.seq });
-          return;
+          for await (const msg of messages) {
+            lastSeq = msg.seq;
+            handler({ subject: msg.subject, data: msg.data, seq: msg.seq });
+          }
         } catch (error) {
           if (stopped) return;
           this.logger.warn({ err: error, subject }, 'live subscription failed; retrying in 1 s');
@@ -193,11 +204,50 @@ export class NatsBus implements EventBus {
     };
     void run();
     return {
+      ready,
       unsubscribe: () => {
         stopped = true;
         stopCurrent?.();
       },
     };
+  }
+
+  async replay(
+    subject: string,
+    range: { afterSeq: number; untilSeq: number; limit: number },
+  ): Promise<LiveMessage[]> {
+    const { afterSeq, untilSeq, limit } = range;
+    const stream = this.streamOf(subject);
+    const { state } = await this.jsm.streams.info(stream);
+    if (afterSeq > state.last_seq) {
+      throw new ReplayRefusedError('ahead', `sequence ${afterSeq} is beyond the end of the stream`);
+    }
+    if (afterSeq + 1 < state.first_seq) {
+      throw new ReplayRefusedError('expired', `messages after sequence ${afterSeq} are no longer kept`);
+    }
+    if (untilSeq <= afterSeq) return [];
+    const consumer = await this.js.consumers.get(stream, {
+      filter_subjects: subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: afterSeq + 1,
+    });
+    try {
+      const pending = (await consumer.info(true)).num_pending;
+      const replayed: LiveMessage[] = [];
+      if (pending === 0) return replayed;
+      const messages = await consumer.fetch({ max_messages: Math.min(pending, limit + 1), expires: 5_000 });
+      for await (const msg of messages) {
+        if (msg.seq > untilSeq) break;
+        replayed.push({ subject: msg.subject, data: msg.data, seq: msg.seq });
+        if (replayed.length > limit) {
+          throw new ReplayRefusedError('too-many', `more than ${limit} messages after sequence ${afterSeq}`);
+        }
+        if (msg.seq === untilSeq || msg.info.pending === 0) break;
+      }
+      return replayed;
+    } finally {
+      await consumer.delete().catch(() => false);
+    }
   }
 
   isUnavailable(error: unknown): boolean {

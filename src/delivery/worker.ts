@@ -1,6 +1,15 @@
 import { ZodError } from 'zod';
 import type { BusMessage, Consumption, EventBus } from '../bus/bus.ts';
-import { decode, deliveryMessageV1, streams, type DeliveryMessage } from '../bus/contracts.ts';
+import {
+  attemptMessageV1,
+  decode,
+  deliveryMessageV1,
+  encode,
+  streams,
+  subjects,
+  type DeliveryMessage,
+} from '../bus/contracts.ts';
+import type { DeliveryAttempt } from '../domain/deliveries/delivery.entity.ts';
 import type { AttemptJob, DeliveryStore } from '../domain/deliveries/delivery-store.ts';
 import type { Logger } from '../logger.ts';
 import { decide } from './decide.ts';
@@ -22,6 +31,7 @@ export class DeliveryWorker {
   private readonly policy: RetryPolicy;
   private readonly logger: Logger;
   private readonly prefix: string;
+  private readonly subjects: ReturnType<typeof subjects>;
 
   constructor(
     deps: {
@@ -41,6 +51,7 @@ export class DeliveryWorker {
     this.policy = deps.policy;
     this.logger = deps.logger;
     this.prefix = options.prefix;
+    this.subjects = subjects(options.prefix);
   }
 
   start(concurrency: number, ackWaitMs: number): Consumption {
@@ -151,7 +162,37 @@ export class DeliveryWorker {
       decision,
       at,
     );
-    if (!stored)
+    if (!stored) {
       this.logger.debug({ deliveryId: job.delivery.id, attempt }, 'attempt already recorded by a repeat');
+      return;
+    }
+    await this.announce(stored);
+  }
+
+  /**
+   * Puts a recorded attempt on the bus for live consoles. The attempt log in the database is the
+   * record; a console that misses this (the bus is down) reads the log.
+   */
+  private async announce(attempt: DeliveryAttempt): Promise<void> {
+    try {
+      await this.bus.publish(
+        this.subjects.attempt(attempt.tenantId, attempt.webhookId),
+        encode(attemptMessageV1, {
+          v: 1,
+          ...attempt,
+          statusCode: attempt.statusCode ?? null,
+          response: attempt.response ?? null,
+          errorClass: attempt.errorClass ?? null,
+          error: attempt.error ?? null,
+          createdAt: attempt.createdAt.toISOString(),
+        }),
+        { msgId: `attempt:${attempt.id}` },
+      );
+    } catch (error) {
+      this.logger.warn(
+        { err: error, deliveryId: attempt.deliveryId },
+        'attempt recorded, not announced live',
+      );
+    }
   }
 }

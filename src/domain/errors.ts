@@ -43,3 +43,9 @@ export class PlanLimitError extends Error {
     this.limit = limit;
   }
 }
+
+/** A live subscription's resume cursor points to items no longer kept, or too many to replay. */
+export class CursorExpiredError extends Error {}
+
+/** A live subscriber fell too far behind: its subscription ends with this error. */
+export class SlowSubscriberError extends Error {}

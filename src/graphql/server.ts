@@ -10,10 +10,12 @@ import type { Health, Services } from '../app.ts';
 import type { Config } from '../config.ts';
 import {
   ConflictError,
+  CursorExpiredError,
   ForbiddenError,
   InvalidInputError,
   NotFoundError,
   PlanLimitError,
+  SlowSubscriberError,
 } from '../domain/errors.ts';
 import { auditExport } from '../http/audit-export.ts';
 import { TokenSockets } from './token-sockets.ts';
@@ -46,6 +48,8 @@ const codes = new Map<abstract new (...args: never[]) => Error, string>([
   [ForbiddenError, 'FORBIDDEN'],
   [ConflictError, 'CONFLICT'],
   [PlanLimitError, 'PLAN_LIMIT'],
+  [CursorExpiredError, 'CURSOR_EXPIRED'],
+  [SlowSubscriberError, 'SLOW_SUBSCRIBER'],
 ]);
 
 function maskUnexpected(error: unknown, message: string, isDev?: boolean): Error {
@@ -264,7 +268,7 @@ export async function createServer(deps: {
       },
     },
     wss,
-    12_000,
+    config.live.keepAliveMs,
   );
 
   await new Promise<void>((resolve, reject) => {

@@ -7,7 +7,12 @@ import type { PublishedEvent } from '../events/published-event.ts';
 import { systemActor } from '../tenancy/actor.ts';
 import type { SecretBox } from '../webhooks/webhook-secret.ts';
 import { WebhookEntity, type Webhook } from '../webhooks/webhook.entity.ts';
-import { DeliveryAttemptEntity, DeliveryEntity, type Delivery } from './delivery.entity.ts';
+import {
+  DeliveryAttemptEntity,
+  DeliveryEntity,
+  type Delivery,
+  type DeliveryAttempt,
+} from './delivery.entity.ts';
 
 /** What a worker needs for one attempt. */
 export interface AttemptJob {
@@ -139,7 +144,8 @@ export class DeliveryStore {
    * Stores attempt `attempt` of a delivery and its settlement in one transaction: the attempt row,
    * the delivery's status, the webhook's lastSuccessAt / lastFailureAt, and — after failing
    * continuously for autoDisableAfterMs, or on 410 — the webhook disabled, audited as the system.
-   * Returns false when the attempt was already recorded (a repeated message raced this one).
+   * Returns the attempt as stored, or null when it was already recorded (a repeated message raced
+   * this one).
    */
   async record(
     job: AttemptJob,
@@ -147,7 +153,7 @@ export class DeliveryStore {
     result: AttemptRecord,
     settlement: Settlement,
     now: Date,
-  ): Promise<boolean> {
+  ): Promise<DeliveryAttempt | null> {
     const { delivery, webhook } = job;
     let disabled = false;
     const stored = await this.audit.transact(systemActor(delivery.tenantId), async (tx, record) => {
@@ -165,16 +171,17 @@ export class DeliveryStore {
           updatedAt: now,
         },
       );
-      if (updated === 0) return false;
-      tx.create(DeliveryAttemptEntity, {
+      if (updated === 0) return null;
+      const row = tx.create(DeliveryAttemptEntity, {
         tenantId: delivery.tenantId,
         deliveryId: delivery.id,
         webhookId: delivery.webhookId,
         attempt,
+        status: settlement.status,
         ...result,
         createdAt: now,
       });
-      if (!webhook) return true;
+      if (!webhook) return row;
       // Plain conditional updates, no row lock held across the attempt's writes: lastSuccessAt /
       // lastFailureAt are a status, written when the state changes or at most once a second.
       const aSecondAgo = new Date(now.getTime() - 1_000);
@@ -183,7 +190,7 @@ export class DeliveryStore {
           'update webhooks set last_success_at = ?, failing_since = null where id = ? and (failing_since is not null or last_success_at is null or last_success_at < ?)',
           [now, webhook.id, aSecondAgo],
         );
-        return true;
+        return row;
       }
       await tx.execute(
         'update webhooks set last_failure_at = ?, failing_since = coalesce(failing_since, ?) where id = ? and (failing_since is null or last_failure_at is null or last_failure_at < ?)',
@@ -214,7 +221,7 @@ export class DeliveryStore {
           },
         });
       }
-      return true;
+      return row;
     });
     if (disabled) this.onWebhookDisabled(delivery.tenantId);
     return stored;

@@ -69,6 +69,8 @@ export const DeliveryAttemptEntity = defineEntity({
     deliveryId: p.uuid(),
     webhookId: p.uuid(),
     attempt: p.integer(),
+    /** The delivery's status once this attempt was judged: SUCCEEDED, RETRYING or FAILED. */
+    status: p.string().length(16).$type<DeliveryStatus>(),
     url: p.string().length(2048),
     statusCode: p.integer().nullable(),
     responseTimeMs: p.integer(),

@@ -33,6 +33,7 @@ export const EventEntity = defineEntity({
   uniques: [{ properties: ['tenantId', 'idempotencyKey'], name: 'events_tenant_idempotency_key_unique' }],
   indexes: [
     { properties: ['tenantId', 'createdAt', 'id'], name: 'events_tenant_created_at_id_index' },
+    { properties: ['tenantId', 'type', 'createdAt', 'id'], name: 'events_tenant_type_index' },
     {
       name: 'events_dispatched_index',
       expression:

@@ -1,13 +1,9 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { Repeater } from '@repeaterjs/repeater';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
-import type { EventBus } from '../../bus/bus.ts';
-import { decode, eventMessageV1, subjects } from '../../bus/contracts.ts';
 import { newId } from '../../db/ids.ts';
 import type { Orm } from '../../db/orm.ts';
 import { tenantEm } from '../../db/tenant-scope.ts';
-import type { Logger } from '../../logger.ts';
 import {
   eventTypeName,
   parseEventTypeName,
@@ -15,6 +11,7 @@ import {
 } from '../event-types/event-type.service.ts';
 import { InvalidInputError } from '../errors.ts';
 import { parse } from '../input.ts';
+import { findPage, timeRange, type Cursor, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { EventOutbox } from './event-outbox.ts';
 import { EventEntity } from './event.entity.ts';
@@ -49,28 +46,15 @@ export interface PublishResult {
   duplicate: boolean;
 }
 
-/** How many live events may wait for a slow subscriber before it is cut off. */
-const LIVE_BUFFER = 1_000;
-
 export class EventService {
   private readonly orm: Orm;
-  private readonly bus: EventBus;
   private readonly eventTypes: EventTypeService;
   private readonly outbox: EventOutbox;
-  private readonly subjects: ReturnType<typeof subjects>;
-  private readonly logger: Logger;
-  private readonly live = new Set<() => void>();
 
-  constructor(
-    deps: { orm: Orm; bus: EventBus; eventTypes: EventTypeService; outbox: EventOutbox; logger: Logger },
-    options: { prefix: string },
-  ) {
+  constructor(deps: { orm: Orm; eventTypes: EventTypeService; outbox: EventOutbox }) {
     this.orm = deps.orm;
-    this.bus = deps.bus;
     this.eventTypes = deps.eventTypes;
     this.outbox = deps.outbox;
-    this.logger = deps.logger;
-    this.subjects = subjects(options.prefix);
   }
 
   /**
@@ -114,6 +98,21 @@ export class EventService {
     return { event: published, duplicate: false };
   }
 
+  /** The tenant's events, newest first, optionally of some types and received within [from, to). */
+  async list(
+    actor: Actor,
+    filter: { types?: readonly string[] | null; from?: Date | null; to?: Date | null },
+    page: PageRequest,
+  ): Promise<Page<PublishedEvent & Cursor>> {
+    const types = [...new Set(filter.types ?? [])];
+    const where = { ...(types.length > 0 ? { type: { $in: types } } : {}), ...timeRange(filter) };
+    const found = await findPage(tenantEm(this.orm, actor), EventEntity, where, page);
+    return {
+      items: found.items.map((row) => ({ ...fromEntity(row), createdAt: row.createdAt })),
+      hasNextPage: found.hasNextPage,
+    };
+  }
+
   /** Events of the actor's tenant by id, in the order asked; null for unknown ids and other tenants' events. */
   async getMany(actor: Actor, ids: readonly string[]): Promise<(PublishedEvent | null)[]> {
     const valid = ids.filter((id) => z.uuid().safeParse(id).success);
@@ -122,49 +121,6 @@ export class EventService {
       : [];
     const byId = new Map(rows.map((row) => [row.id, fromEntity(row)]));
     return ids.map((id) => byId.get(id) ?? null);
-  }
-
-  /**
-   * Live events of the actor's tenant, optionally of some types only. Filtering is by subject, so a
-   * subscriber never receives another tenant's messages to discard.
-   */
-  watch(actor: Actor, types: readonly string[] | null | undefined): AsyncIterable<PublishedEvent> {
-    const bad = (types ?? []).filter((t) => !eventTypeName.safeParse(t).success);
-    if (bad.length > 0) {
-      throw new InvalidInputError([{ path: ['types'], message: `not event type names: ${bad.join(', ')}` }]);
-    }
-    const filters = types?.length
-      ? [...new Set(types)].map((t) => this.subjects.event(actor.tenantId, t))
-      : [this.subjects.eventsOfTenant(actor.tenantId)];
-    return new Repeater<PublishedEvent>(async (push, stop) => {
-      this.live.add(stop);
-      let buffered = 0;
-      const subscriptions = filters.map((filter) =>
-        this.bus.subscribe(filter, (message) => {
-          if (++buffered > LIVE_BUFFER) {
-            stop(new Error('subscriber too slow: more than 1000 events waiting'));
-            return;
-          }
-          try {
-            void push(fromMessage(decode(eventMessageV1, message.data))).then(() => buffered--);
-          } catch (error) {
-            buffered--;
-            this.logger.error(
-              { err: error, subject: message.subject },
-              'dropped an event message that breaks its contract',
-            );
-          }
-        }),
-      );
-      await stop;
-      this.live.delete(stop);
-      for (const subscription of subscriptions) subscription.unsubscribe();
-    });
-  }
-
-  /** Ends every live subscription (at shutdown): SSE responses and sockets finish cleanly. */
-  endLive(): void {
-    for (const stop of this.live) stop();
   }
 
   private async replay(

@@ -1,6 +1,8 @@
 import type { AuditLog, Party } from '../../domain/audit/audit-log.entity.ts';
 import type { AuditTrailVerification } from '../../domain/audit/audit.service.ts';
+import type { Streamed } from '../../live/cursor.ts';
 import { builder } from '../builder.ts';
+import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 
 const readsAudit = { $any: { admin: true, scope: 'audit:read' as const } };
@@ -14,7 +16,7 @@ const AuditPartyRef = builder.objectRef<Party>('AuditParty').implement({
   }),
 });
 
-export const AuditLogRef = builder.objectRef<AuditLog>('AuditLog');
+export const AuditLogRef = builder.objectRef<AuditLog & Streamed>('AuditLog');
 builder.node(AuditLogRef, {
   description: 'One recorded change, in a per-tenant hash chain.',
   id: { resolve: (entry) => entry.id },
@@ -41,6 +43,7 @@ builder.node(AuditLogRef, {
     previousHash: t.exposeString('previousHash'),
     hash: t.exposeString('hash', { description: 'SHA-256 of the canonical entry, previousHash included.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    streamCursor: t.string({ ...streamCursorField, resolve: (entry) => entry.streamCursor ?? null }),
   }),
 });
 
@@ -93,5 +96,16 @@ builder.queryFields((t) => ({
     description: "Recomputes the tenant's hash chain and reports the first broken link.",
     authScopes: readsAudit,
     resolve: (_root, _args, ctx) => ctx.services.audit.verify(ctx.actor),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  auditLogAdded: t.field({
+    type: AuditLogRef,
+    description: "The caller's tenant's audit entries as they are committed.",
+    authScopes: { scope: 'audit:read' },
+    args: { after: t.arg.string(liveAfterArg) },
+    subscribe: (_root, args, ctx) => ctx.services.live.audit(ctx.actor, args),
+    resolve: (entry) => liveItem(entry),
   }),
 }));

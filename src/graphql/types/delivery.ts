@@ -5,7 +5,9 @@ import {
 } from '../../domain/deliveries/delivery.entity.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../domain/errors.ts';
 import { eventTypeName } from '../../domain/event-types/event-type.service.ts';
+import type { Streamed } from '../../live/cursor.ts';
 import { builder } from '../builder.ts';
+import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { EventRef } from './event.ts';
 import { WebhookRef } from './webhook.ts';
@@ -17,25 +19,7 @@ export const DeliveryStatusRef = builder.enumType('DeliveryStatus', {
   values: deliveryStatuses,
 });
 
-export const DeliveryAttemptRef = builder.objectRef<DeliveryAttempt>('DeliveryAttempt').implement({
-  description: 'One HTTP try of a delivery.',
-  fields: (t) => ({
-    attempt: t.exposeInt('attempt', { description: 'From 1.' }),
-    url: t.exposeString('url'),
-    statusCode: t.exposeInt('statusCode', { nullable: true, description: 'Null when no response came.' }),
-    responseTimeMs: t.exposeInt('responseTimeMs'),
-    response: t.exposeString('response', {
-      nullable: true,
-      description: 'The first 4 KiB of the response body.',
-    }),
-    errorClass: t.exposeString('errorClass', {
-      nullable: true,
-      description: 'timeout, connect, dns, ssrf, tls or network, when no response came.',
-    }),
-    error: t.exposeString('error', { nullable: true }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-  }),
-});
+export const DeliveryAttemptRef = builder.objectRef<DeliveryAttempt & Streamed>('DeliveryAttempt');
 
 export const DeliveryRef = builder.objectRef<Delivery>('Delivery');
 builder.node(DeliveryRef, {
@@ -77,6 +61,41 @@ builder.node(DeliveryRef, {
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.objectType(DeliveryAttemptRef, {
+  description: 'One HTTP try of a delivery.',
+  fields: (t) => ({
+    deliveryId: t.globalID({ resolve: (attempt) => ({ type: 'Delivery', id: attempt.deliveryId }) }),
+    delivery: t.field({
+      type: DeliveryRef,
+      nullable: true,
+      description: 'Null once pruned by retention.',
+      resolve: async (attempt, _args, ctx) =>
+        (await ctx.services.deliveries.getMany(ctx.actor, [attempt.deliveryId]))[0] ?? null,
+    }),
+    webhookId: t.globalID({ resolve: (attempt) => ({ type: 'Webhook', id: attempt.webhookId }) }),
+    attempt: t.exposeInt('attempt', { description: 'From 1.' }),
+    status: t.field({
+      type: DeliveryStatusRef,
+      description: "The delivery's status once this attempt was judged.",
+      resolve: (attempt) => attempt.status,
+    }),
+    url: t.exposeString('url'),
+    statusCode: t.exposeInt('statusCode', { nullable: true, description: 'Null when no response came.' }),
+    responseTimeMs: t.exposeInt('responseTimeMs'),
+    response: t.exposeString('response', {
+      nullable: true,
+      description: 'The first 4 KiB of the response body.',
+    }),
+    errorClass: t.exposeString('errorClass', {
+      nullable: true,
+      description: 'timeout, connect, dns, ssrf, tls or network, when no response came.',
+    }),
+    error: t.exposeString('error', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    streamCursor: t.string({ ...streamCursorField, resolve: (attempt) => attempt.streamCursor ?? null }),
   }),
 });
 
@@ -191,5 +210,22 @@ builder.mutationFields((t) => ({
         webhookId: input.webhookId.id,
       }),
     }),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  deliveryAttempted: t.field({
+    type: DeliveryAttemptRef,
+    description:
+      "Delivery attempts of the caller's tenant as workers record them; of one webhook, and of deliveries left in some statuses, when given.",
+    authScopes: reads,
+    args: {
+      webhookId: t.arg.globalID({ for: WebhookRef }),
+      statuses: t.arg({ type: [DeliveryStatusRef] }),
+      after: t.arg.string(liveAfterArg),
+    },
+    subscribe: (_root, { webhookId, ...args }, ctx) =>
+      ctx.services.live.attempts(ctx.actor, { ...args, webhookId: webhookId?.id }),
+    resolve: (attempt) => liveItem(attempt),
   }),
 }));

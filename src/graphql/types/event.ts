@@ -3,7 +3,10 @@ import { eventTypeName } from '../../domain/event-types/event-type.service.ts';
 import { ConflictError, InvalidInputError } from '../../domain/errors.ts';
 import type { PublishedEvent } from '../../domain/events/published-event.ts';
 import type { PublishResult } from '../../domain/events/event.service.ts';
+import type { Streamed } from '../../live/cursor.ts';
 import { builder } from '../builder.ts';
+import { firstArg, pageRequest, toConnection } from '../pagination.ts';
+import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
 
 const EventMetaRef = builder.objectRef<PublishedEvent['meta']>('EventMeta').implement({
   description: 'The parts of the event type: `[module.]model.action`.',
@@ -14,7 +17,7 @@ const EventMetaRef = builder.objectRef<PublishedEvent['meta']>('EventMeta').impl
   }),
 });
 
-export const EventRef = builder.objectRef<PublishedEvent>('Event');
+export const EventRef = builder.objectRef<PublishedEvent & Streamed>('Event');
 builder.node(EventRef, {
   description: 'A domain event published by the host.',
   id: { resolve: (event) => event.id },
@@ -35,8 +38,34 @@ builder.node(EventRef, {
     }),
     occurredAt: t.expose('occurredAt', { type: 'DateTime' }),
     idempotencyKey: t.exposeString('idempotencyKey'),
+    streamCursor: t.string({ ...streamCursorField, resolve: (event) => event.streamCursor ?? null }),
   }),
 });
+
+const EventConnection = builder.connectionObject({ type: EventRef, name: 'EventConnection' });
+
+const EventFilter = builder.inputType('EventFilter', {
+  fields: (t) => ({
+    types: t.stringList({ description: 'Any of these types.', validate: z.array(eventTypeName).max(100) }),
+    from: t.field({ type: 'DateTime', description: 'Received at or after; inclusive.' }),
+    to: t.field({ type: 'DateTime', description: 'Received before; exclusive.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  events: t.field({
+    type: EventConnection,
+    description: "The tenant's published events, newest first.",
+    authScopes: { scope: 'events:read' },
+    args: {
+      first: t.arg.int({ validate: firstArg }),
+      after: t.arg.string(),
+      filter: t.arg({ type: EventFilter }),
+    },
+    resolve: async (_root, args, ctx) =>
+      toConnection(await ctx.services.events.list(ctx.actor, args.filter ?? {}, pageRequest(args))),
+  }),
+}));
 
 const PublishEventInput = builder.inputType('PublishEventInput', {
   fields: (t) => ({
@@ -79,8 +108,11 @@ builder.subscriptionFields((t) => ({
     type: EventRef,
     description: "Events of the caller's tenant as they are published; all types unless `types` is given.",
     authScopes: { scope: 'events:read' },
-    args: { types: t.arg.stringList({ validate: z.array(eventTypeName).max(100).nullish() }) },
-    subscribe: (_root, { types }, ctx) => ctx.services.events.watch(ctx.actor, types),
-    resolve: (event) => event,
+    args: {
+      types: t.arg.stringList({ validate: z.array(eventTypeName).max(100).nullish() }),
+      after: t.arg.string(liveAfterArg),
+    },
+    subscribe: (_root, args, ctx) => ctx.services.live.events(ctx.actor, args),
+    resolve: (event) => liveItem(event),
   }),
 }));

@@ -125,6 +125,10 @@ const WebhookIdInput = builder.inputType('WebhookIdInput', {
   fields: (t) => ({ id: t.globalID({ required: true, for: WebhookRef }) }),
 });
 
+const DeleteWebhookInput = builder.inputType('DeleteWebhookInput', {
+  fields: (t) => ({ id: t.globalID({ required: true, for: WebhookRef }) }),
+});
+
 const DisableWebhookInput = builder.inputType('DisableWebhookInput', {
   fields: (t) => ({ id: t.globalID({ required: true, for: WebhookRef }), reason: t.string() }),
 });
@@ -202,7 +206,7 @@ builder.mutationFields((t) => ({
     type: WebhookPayload,
     description: 'Deletes the webhook; the payload holds it as it was.',
     authScopes: manages,
-    args: { input: t.arg({ type: WebhookIdInput, required: true }) },
+    args: { input: t.arg({ type: DeleteWebhookInput, required: true }) },
     errors: { types: changeErrors, directResult: true, union: { name: 'DeleteWebhookResult' } },
     resolve: async (_root, { input }, ctx) => ({
       webhook: await ctx.services.webhooks.delete(ctx.actor, input.id.id),

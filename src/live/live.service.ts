@@ -1,0 +1,106 @@
+import type { LiveMessage } from '../bus/bus.ts';
+import { attemptMessageV1, auditMessageV1, decode, eventMessageV1, subjects } from '../bus/contracts.ts';
+import type { AuditLog } from '../domain/audit/audit-log.entity.ts';
+import type { DeliveryAttempt, DeliveryStatus } from '../domain/deliveries/delivery.entity.ts';
+import { eventTypeName } from '../domain/event-types/event-type.service.ts';
+import { InvalidInputError } from '../domain/errors.ts';
+import { fromMessage, type PublishedEvent } from '../domain/events/published-event.ts';
+import type { Actor } from '../domain/tenancy/actor.ts';
+import { decodeCursor, encodeCursor, type LiveKind, type Streamed } from './cursor.ts';
+import type { LiveHub, LiveStream } from './live-hub.ts';
+
+export type LiveAttempt = DeliveryAttempt & Streamed;
+
+/**
+ * The three live streams of a tenant. Each subscription is one subject of the caller's tenant:
+ * isolation is the subject, never a check after the fact.
+ */
+export class LiveService {
+  private readonly hub: LiveHub;
+  private readonly subjects: ReturnType<typeof subjects>;
+
+  constructor(deps: { hub: LiveHub }, options: { prefix: string }) {
+    this.hub = deps.hub;
+    this.subjects = subjects(options.prefix);
+  }
+
+  /** Published events; of one type by subject, of several by subject and then by type. */
+  async events(
+    actor: Actor,
+    options: { types?: readonly string[] | null; after?: string | null },
+  ): Promise<LiveStream<PublishedEvent & Streamed>> {
+    const types = [...new Set(options.types ?? [])];
+    const bad = types.filter((t) => !eventTypeName.safeParse(t).success);
+    if (bad.length > 0) {
+      throw new InvalidInputError([{ path: ['types'], message: `not event type names: ${bad.join(', ')}` }]);
+    }
+    const wanted = new Set(types);
+    return this.open('events', {
+      subject:
+        types.length === 1
+          ? this.subjects.event(actor.tenantId, types[0]!)
+          : this.subjects.eventsOfTenant(actor.tenantId),
+      decode: (m) => ({
+        ...fromMessage(decode(eventMessageV1, m.data)),
+        streamCursor: cursorOf('events', m),
+      }),
+      accept: wanted.size > 1 ? (event) => wanted.has(event.type) : undefined,
+      after: options.after,
+    });
+  }
+
+  /** Delivery attempts as workers record them: of one webhook by subject, optionally by status. */
+  async attempts(
+    actor: Actor,
+    options: {
+      webhookId?: string | null;
+      statuses?: readonly DeliveryStatus[] | null;
+      after?: string | null;
+    },
+  ): Promise<LiveStream<LiveAttempt>> {
+    const statuses = new Set(options.statuses ?? []);
+    return this.open('attempts', {
+      subject: options.webhookId
+        ? this.subjects.attempt(actor.tenantId, options.webhookId)
+        : this.subjects.attemptsOfTenant(actor.tenantId),
+      decode: (m) => {
+        const { v: _v, ...attempt } = decode(attemptMessageV1, m.data);
+        return { ...attempt, createdAt: new Date(attempt.createdAt), streamCursor: cursorOf('attempts', m) };
+      },
+      accept: statuses.size > 0 ? (attempt) => statuses.has(attempt.status) : undefined,
+      after: options.after,
+    });
+  }
+
+  /** Audit entries of the tenant as they are committed. */
+  async audit(actor: Actor, options: { after?: string | null }): Promise<LiveStream<AuditLog & Streamed>> {
+    return this.open('audit', {
+      subject: this.subjects.audit(actor.tenantId),
+      decode: (m) => {
+        const { v: _v, ...entry } = decode(auditMessageV1, m.data);
+        return { ...entry, createdAt: new Date(entry.createdAt), streamCursor: cursorOf('audit', m) };
+      },
+      after: options.after,
+    });
+  }
+
+  /** Ends every live subscription (at shutdown): SSE responses and sockets finish cleanly. */
+  endAll(): void {
+    this.hub.close();
+  }
+
+  private async open<T>(
+    kind: LiveKind,
+    request: {
+      subject: string;
+      decode: (message: LiveMessage) => T & Streamed;
+      accept?: (value: T & Streamed) => boolean;
+      after: string | null | undefined;
+    },
+  ): Promise<LiveStream<T & Streamed>> {
+    const after = request.after == null ? null : decodeCursor(kind, request.after);
+    return this.hub.open({ ...request, after });
+  }
+}
+
+const cursorOf = (kind: LiveKind, message: LiveMessage) => encodeCursor(kind, message.seq);
