@@ -30,13 +30,13 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
   });
 
   /** A stream of its own for each test, so tests never see each other's messages. */
-  async function freshStream(retention: StreamSpec['retention'] = 'limits') {
+  async function freshStream(retention: StreamSpec['retention'] = 'limits', maxAgeMs = 3_600_000) {
     const token = `s${randomUUID().slice(0, 8)}`;
     const stream: StreamSpec = {
       name: `${prefix.toUpperCase()}_${token.toUpperCase()}`,
       subjects: [`${prefix}.${token}.>`],
       retention,
-      maxAgeMs: 3_600_000,
+      maxAgeMs,
     };
     await bus.declareStreams([stream]);
     const consumer = (overrides: Partial<ConsumerSpec> = {}): ConsumerSpec => ({
@@ -200,5 +200,57 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
       subject('tenant-a.invoice.paid'),
     ]);
     expect(everything[1]!.seq).toBeGreaterThan(everything[0]!.seq);
+  });
+
+  it('delivers every message stored after a subscription is ready, and says from where', async () => {
+    const { subject } = await freshStream();
+    const before = await bus.publish(subject('a.x'), text('before'), { msgId: 'before' });
+    const seen: LiveMessage[] = [];
+    const sub = bus.subscribe(subject('a.>'), (m) => seen.push(m));
+    expect(await sub.ready).toBe(before.seq);
+    for (let n = 0; n < 5; n++)
+      await bus.publish(subject('a.x'), text(`after-${n}`), { msgId: `after-${n}` });
+    await waitFor(() => seen.length === 5, { what: 'five messages' });
+    sub.unsubscribe();
+    expect(seen.map(read)).toEqual(['after-0', 'after-1', 'after-2', 'after-3', 'after-4']);
+  });
+
+  it('replays the stored messages of a subject within a sequence range, in order', async () => {
+    const { subject } = await freshStream();
+    const seqs: number[] = [];
+    for (let n = 0; n < 6; n++) {
+      const tenant = n % 2 === 0 ? 'a' : 'b';
+      seqs.push((await bus.publish(subject(`${tenant}.x`), text(`${tenant}${n}`), { msgId: `m${n}` })).seq);
+    }
+    const all = await bus.replay(subject('a.>'), { afterSeq: 0, untilSeq: seqs[5]!, limit: 10 });
+    expect(all.map(read)).toEqual(['a0', 'a2', 'a4']);
+    const middle = await bus.replay(subject('a.>'), { afterSeq: seqs[0]!, untilSeq: seqs[3]!, limit: 10 });
+    expect(middle.map((m) => [read(m), m.seq])).toEqual([['a2', seqs[2]]]);
+    expect(await bus.replay(subject('a.>'), { afterSeq: seqs[5]!, untilSeq: seqs[5]!, limit: 10 })).toEqual(
+      [],
+    );
+    await expect(
+      bus.replay(subject('a.>'), { afterSeq: 0, untilSeq: seqs[5]!, limit: 2 }),
+    ).rejects.toMatchObject({ reason: 'too-many' });
+    await expect(
+      bus.replay(subject('a.>'), { afterSeq: seqs[5]! + 100, untilSeq: seqs[5]! + 200, limit: 10 }),
+    ).rejects.toMatchObject({ reason: 'ahead' });
+  });
+
+  it('refuses to replay messages the stream no longer keeps', async () => {
+    const { subject } = await freshStream('limits', 1_000);
+    await bus.publish(subject('a.x'), text('old'), { msgId: 'old' });
+    const last = await bus.publish(subject('a.x'), text('older still'), { msgId: 'older' });
+    const refusal = await waitFor(
+      async () => {
+        const outcome = await bus.replay(subject('a.>'), { afterSeq: 0, untilSeq: last.seq, limit: 10 }).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        return outcome ?? false;
+      },
+      { what: 'the messages to expire' },
+    );
+    expect(refusal).toMatchObject({ reason: 'expired' });
   });
 });

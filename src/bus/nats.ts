@@ -102,7 +102,8 @@ export class NatsBus implements EventBus {
         retention: spec.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
         discard: DiscardPolicy.Old,
         max_age: nanos(spec.maxAgeMs),
-        duplicate_window: nanos(this.options.duplicateWindowMs),
+        // JetStream refuses a duplicate window longer than what the stream keeps.
+        duplicate_window: nanos(Math.min(this.options.duplicateWindowMs, spec.maxAgeMs)),
         num_replicas: this.options.replicas,
       };
       try {

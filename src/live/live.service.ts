@@ -84,6 +84,11 @@ export class LiveService {
     });
   }
 
+  /** Bus subscriptions and live subscribers in this process. */
+  stats(): { feeds: number; subscribers: number } {
+    return this.hub.stats();
+  }
+
   /** Ends every live subscription (at shutdown): SSE responses and sockets finish cleanly. */
   endAll(): void {
     this.hub.close();

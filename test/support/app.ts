@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
@@ -69,6 +70,32 @@ export const wsClient = (url: string, token: string): Client =>
     connectionParams: { authorization: `Bearer ${token}` },
     retryAttempts: 0,
   });
+
+/**
+ * A graphql-ws client whose socket can stop reading, as a client too slow to keep up does: what
+ * the server sends piles up in the TCP buffers until the server stops being able to write.
+ */
+export function pausableWsClient(url: string, token: string) {
+  const sockets: WebSocket[] = [];
+  class Tracked extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      sockets.push(this);
+    }
+  }
+  const raw = (socket: WebSocket | undefined) => (socket as unknown as { _socket: Socket })._socket;
+  return {
+    client: createClient({
+      url: `${url.replace('http', 'ws')}/graphql`,
+      webSocketImpl: Tracked,
+      connectionParams: { authorization: `Bearer ${token}` },
+      retryAttempts: 0,
+    }),
+    pause: () => raw(sockets.at(-1)).pause(),
+    resume: () => raw(sockets.at(-1)).resume(),
+    closed: () => sockets.at(-1)?.readyState === WebSocket.CLOSED,
+  };
+}
 
 export interface TenantClient {
   tenantId: string;

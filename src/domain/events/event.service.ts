@@ -16,7 +16,7 @@ import type { Actor } from '../tenancy/actor.ts';
 import type { EventOutbox } from './event-outbox.ts';
 import { EventEntity } from './event.entity.ts';
 import { IdempotencyKeyReusedError } from './event.errors.ts';
-import { fromEntity, fromMessage, type PublishedEvent } from './published-event.ts';
+import { fromEntity, type PublishedEvent } from './published-event.ts';
 
 /** The largest `current` + `previous` accepted, serialised: it is what every delivery carries. */
 export const MAX_EVENT_PAYLOAD_BYTES = 256 * 1024;

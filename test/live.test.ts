@@ -1,0 +1,496 @@
+import { randomBytes } from 'node:crypto';
+import type { ExecutionResult } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphql } from './gql/index.ts';
+import {
+  collect,
+  modes,
+  pausableWsClient,
+  rawId,
+  startTestApp,
+  uniqueType,
+  type Gql,
+  type TestApp,
+} from './support/app.ts';
+import {
+  CreateApiToken,
+  CreateWebhook,
+  PublishEvent,
+  RevokeApiToken,
+  UpsertEventType,
+} from './support/operations.ts';
+import { startReceiver, type Reply } from './support/receiver.ts';
+import { waitFor } from './support/wait.ts';
+
+const LiveEvents = graphql(`
+  subscription LiveEvents($types: [String!], $after: String) {
+    eventPublished(types: $types, after: $after) {
+      id
+      type
+      idempotencyKey
+      streamCursor
+    }
+  }
+`);
+
+const LiveEventBodies = graphql(`
+  subscription LiveEventBodies($types: [String!]) {
+    eventPublished(types: $types) {
+      idempotencyKey
+      current
+    }
+  }
+`);
+
+const LiveAttempts = graphql(`
+  subscription LiveAttempts($webhookId: ID, $statuses: [DeliveryStatus!], $after: String) {
+    deliveryAttempted(webhookId: $webhookId, statuses: $statuses, after: $after) {
+      deliveryId
+      webhookId
+      attempt
+      status
+      statusCode
+      streamCursor
+      delivery {
+        id
+        eventType
+      }
+    }
+  }
+`);
+
+const LiveAudit = graphql(`
+  subscription LiveAudit($after: String) {
+    auditLogAdded(after: $after) {
+      action
+      relationName
+      relationId
+      sequence
+      streamCursor
+    }
+  }
+`);
+
+const LiveDeliveryLog = graphql(`
+  query LiveDeliveryLog($id: ID!) {
+    delivery(id: $id) {
+      attemptLog {
+        attempt
+        status
+        statusCode
+        streamCursor
+      }
+    }
+  }
+`);
+
+const ok: Reply = (_req, res) => res.writeHead(204).end();
+const failing: Reply = (_req, res) => res.writeHead(500).end('no');
+
+/** A collected subscription, its results read loosely: each test casts what it selected. */
+interface Sub {
+  results: ExecutionResult<unknown>[];
+  failure(): unknown;
+  stop(): Promise<void>;
+}
+const codeOf = (result: { errors?: readonly { extensions?: Record<string, unknown> }[] } | undefined) =>
+  result?.errors?.[0]?.extensions?.code;
+
+describe.each(modes)('live subscriptions (%s mode)', (mode) => {
+  let h: TestApp;
+  const receivers: Awaited<ReturnType<typeof startReceiver>>[] = [];
+
+  beforeAll(async () => {
+    h = await startTestApp(mode, {
+      env: {
+        HERALD_ALLOWED_CIDRS: '127.0.0.0/8',
+        HERALD_ALLOW_HTTP: 'true',
+        HERALD_RETRY_SCHEDULE_MS: '0,50,50',
+        HERALD_CIRCUIT_FAILURES: '1000',
+        HERALD_LIVE_REPLAY_LIMIT: '40',
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await Promise.all(receivers.map((r) => r.close()));
+  });
+
+  async function endpoint(gql: Gql, reply: Reply) {
+    const receiver = await startReceiver(reply);
+    receivers.push(receiver);
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const created = (
+      await gql(CreateWebhook, { input: { url: `${receiver.url}/in`, subscribedEvents: [type] } })
+    ).data!.createWebhook;
+    if (created.__typename !== 'CreateWebhookPayload') throw new Error(JSON.stringify(created));
+    return { type, webhookId: created.webhook.id };
+  }
+  const publish = async (gql: Gql, type: string, idempotencyKey?: string) => {
+    const result = (await gql(PublishEvent, { input: { type, idempotencyKey } })).data!.publishEvent;
+    if (result.__typename !== 'PublishEventPayload') throw new Error(JSON.stringify(result));
+    return result.event;
+  };
+  const issue = async (scopes: string[]) => {
+    const created = (await h.gql(CreateApiToken, { input: { name: 'live', scopes: scopes as never } })).data!
+      .createApiToken;
+    if (created.__typename !== 'CreateApiTokenPayload') throw new Error(JSON.stringify(created));
+    return created;
+  };
+
+  it('streams attempts by webhook and status, each with its delivery, to its own tenant only', async () => {
+    const good = await endpoint(h.gql, ok);
+    const bad = await endpoint(h.gql, failing);
+    const other = await h.tenant('Other');
+    const theirs = await endpoint(other.gql, ok);
+
+    const ofGood = collect(h.ws(), LiveAttempts, { webhookId: good.webhookId }) as Sub;
+    const unsettled = collect(h.ws(), LiveAttempts, {
+      statuses: ['RETRYING', 'FAILED'],
+    } as never) as Sub;
+    const everything = collect(h.ws(), LiveAttempts, {}) as Sub;
+    const otherTenant = collect(h.ws({ token: other.token }), LiveAttempts, {}) as Sub;
+    await live(ofGood, () => publish(h.gql, good.type));
+    await live(unsettled, () => publish(h.gql, bad.type));
+    await live(everything, () => publish(h.gql, good.type));
+    await live(otherTenant, () => publish(other.gql, theirs.type));
+
+    const event = await publish(h.gql, bad.type);
+    type Attempt = {
+      deliveryId: string;
+      webhookId: string;
+      attempt: number;
+      status: string;
+      statusCode: number | null;
+      streamCursor: string | null;
+      delivery: { id: string; eventType: string } | null;
+    };
+    const attempts = (sub: Sub) =>
+      sub.results.map((r) => (r.data as { deliveryAttempted: Attempt } | undefined)?.deliveryAttempted);
+    const ofEvent = (sub: Sub) => {
+      const mine = attempts(sub).filter((a) => a?.delivery?.eventType === bad.type);
+      const deliveryIds = new Set(mine.map((a) => a!.deliveryId));
+      return { mine, deliveryIds };
+    };
+    // The failing endpoint's delivery: attempts 1 and 2 retry, 3 gives up.
+    const seen = await waitFor(
+      () => {
+        const found = attempts(unsettled).filter((a) => a?.status === 'FAILED');
+        return found.length > 0 && found;
+      },
+      { what: 'the delivery to fail' },
+    );
+    const deliveryId = seen[0]!.deliveryId;
+    const trail = attempts(unsettled).filter((a) => a?.deliveryId === deliveryId);
+    expect(trail.map((a) => [a!.attempt, a!.status, a!.statusCode])).toEqual([
+      [1, 'RETRYING', 500],
+      [2, 'RETRYING', 500],
+      [3, 'FAILED', 500],
+    ]);
+    expect(trail.every((a) => a!.webhookId === bad.webhookId && a!.streamCursor)).toBe(true);
+    await waitFor(() => attempts(everything).filter((a) => a?.deliveryId === deliveryId).length === 3, {
+      what: 'the tenant-wide subscriber to see all three',
+    });
+
+    // Succeeded attempts never reach the RETRYING/FAILED subscriber, and another webhook's never
+    // reach the webhook's own.
+    expect(attempts(unsettled).every((a) => a!.status !== 'SUCCEEDED')).toBe(true);
+    expect(attempts(ofGood).every((a) => a!.webhookId === good.webhookId && a!.status === 'SUCCEEDED')).toBe(
+      true,
+    );
+    expect(ofEvent(ofGood).mine).toHaveLength(0);
+    // The other tenant saw its own attempts only.
+    expect(attempts(otherTenant).length).toBeGreaterThan(0);
+    expect(attempts(otherTenant).every((a) => a!.webhookId === theirs.webhookId)).toBe(true);
+    expect(ofEvent(otherTenant).deliveryIds.size).toBe(0);
+
+    // The attempt log says the same, and items read by a query carry no cursor.
+    const log = (await h.gql(LiveDeliveryLog, { id: deliveryId })).data!.delivery!.attemptLog;
+    expect(log.map((a) => [a.attempt, a.status, a.statusCode, a.streamCursor])).toEqual([
+      [1, 'RETRYING', 500, null],
+      [2, 'RETRYING', 500, null],
+      [3, 'FAILED', 500, null],
+    ]);
+    expect(event.type).toBe(bad.type);
+    await Promise.all([ofGood, unsettled, everything, otherTenant].map((s) => s.stop()));
+  });
+
+  it('streams audit entries to their own tenant only', async () => {
+    const other = await h.tenant('Audited');
+    const mine = collect(h.ws(), LiveAudit, {}) as Sub;
+    const theirs = collect(h.ws({ token: other.token }), LiveAudit, {}) as Sub;
+    await live(mine, () => issue(['events:read']));
+    await live(theirs, () =>
+      other.gql(CreateApiToken, { input: { name: 'probe', scopes: ['events:read'] } }),
+    );
+
+    const created = await issue(['webhooks:read']);
+    type Entry = { action: string; relationId: string | null; sequence: number; streamCursor: string };
+    const entries = (sub: Sub) => sub.results.map((r) => (r.data as { auditLogAdded: Entry }).auditLogAdded);
+    const entry = await waitFor(
+      () => entries(mine).find((e) => e.relationId === rawId(created.apiToken.id)),
+      { what: 'the audit entry' },
+    );
+    expect(entry.streamCursor).toBeTruthy();
+    const sequences = entries(mine).map((e) => e.sequence);
+    expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+    const ownIds = new Set(entries(mine).map((e) => e.relationId));
+    expect(entries(theirs).some((e) => ownIds.has(e.relationId))).toBe(false);
+    await Promise.all([mine.stop(), theirs.stop()]);
+  });
+
+  it('checks scopes when subscribing', async () => {
+    const reader = await issue(['events:read']);
+    const client = h.ws({ token: reader.token });
+    for (const [document, variables] of [
+      [LiveAttempts, {}],
+      [LiveAudit, {}],
+    ] as const) {
+      const sub: Sub = collect(client, document as never, variables as never);
+      const [result] = await waitFor(() => sub.results.length > 0 && sub.results, { what: 'the refusal' });
+      expect(codeOf(result)).toBe('FORBIDDEN');
+      expect(result!.data ?? null).toBeNull();
+      await sub.stop();
+    }
+  });
+
+  it('resumes from a cursor: the missed events first, then live ones, no gap and no repeat', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const run = randomBytes(3).toString('hex');
+    const key = (n: number) => `${run}-${String(n).padStart(3, '0')}`;
+    type Item = { idempotencyKey: string; streamCursor: string };
+    const items = (sub: Sub) => sub.results.map((r) => (r.data as { eventPublished: Item }).eventPublished);
+
+    const first = collect(h.ws(), LiveEvents, { types: [type] }) as Sub;
+    let probes = 0;
+    await live(first, () => publish(h.gql, type, `${run}-probe-${probes++}`));
+    for (let n = 1; n <= 5; n++) await publish(h.gql, type, key(n));
+    await waitFor(() => items(first).some((i) => i.idempotencyKey === key(5)), { what: 'the first five' });
+    const cursor = items(first).find((i) => i.idempotencyKey === key(2))!.streamCursor;
+    await first.stop();
+
+    // Missed while away.
+    for (let n = 6; n <= 15; n++) await publish(h.gql, type, key(n));
+    // Published while the subscription opens, so some land on the seam.
+    const racing = (async () => {
+      for (let n = 16; n <= 30; n++) await publish(h.gql, type, key(n));
+    })();
+    const resumed = collect(h.ws(), LiveEvents, { types: [type], after: cursor }) as Sub;
+    await racing;
+    await waitFor(() => items(resumed).some((i) => i.idempotencyKey === key(30)), {
+      what: 'the resumed stream to catch up',
+    });
+    const keys = items(resumed).map((i) => i.idempotencyKey);
+    expect(keys).toEqual(Array.from({ length: 28 }, (_, i) => key(i + 3)));
+
+    // Several types: the tenant's stream, filtered by type, resumes the same way.
+    const second = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: second, group: 'Live' } });
+    const lastCursor = items(resumed).at(-1)!.streamCursor;
+    await resumed.stop();
+    await publish(h.gql, second, `${run}-second-1`);
+    await publish(h.gql, type, key(31));
+    const both = collect(h.ws(), LiveEvents, {
+      types: [type, second],
+      after: lastCursor,
+    }) as Sub;
+    await waitFor(() => items(both).length >= 2, { what: 'the two missed events' });
+    expect(items(both).map((i) => i.idempotencyKey)).toEqual([`${run}-second-1`, key(31)]);
+    await both.stop();
+  });
+
+  it('refuses cursors it cannot resume from, with a typed error', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const run = randomBytes(3).toString('hex');
+    const first = collect(h.ws(), LiveEvents, { types: [type] }) as Sub;
+    let probes = 0;
+    await live(first, () => publish(h.gql, type, `${run}-probe-${probes++}`));
+    const cursor = (first.results[0]!.data as { eventPublished: { streamCursor: string } }).eventPublished
+      .streamCursor;
+    await first.stop();
+    // More missed than HERALD_LIVE_REPLAY_LIMIT (40).
+    for (let n = 0; n < 45; n++) await publish(h.gql, type, `${run}-${n}`);
+
+    const refusal = async (variables: Record<string, unknown>, document: unknown = LiveEvents) => {
+      const sub: Sub = collect(h.ws(), document as never, variables as never);
+      const [result] = await waitFor(() => sub.results.length > 0 && sub.results, { what: 'the refusal' });
+      await sub.stop();
+      return result;
+    };
+    expect(codeOf(await refusal({ types: [type], after: cursor }))).toBe('CURSOR_EXPIRED');
+    expect(codeOf(await refusal({ types: [type], after: 'not a cursor' }))).toBe('BAD_USER_INPUT');
+    // A cursor of another stream, and one beyond the end of this one.
+    expect(codeOf(await refusal({ after: cursor }, LiveAudit))).toBe('BAD_USER_INPUT');
+    const ahead = Buffer.from('events:999999999').toString('base64url');
+    expect(codeOf(await refusal({ types: [type], after: ahead }))).toBe('CURSOR_EXPIRED');
+    expect(h.app.services.live.stats().subscribers).toBe(0);
+  });
+
+  it('shares one bus subscription per subject among local subscribers, and releases it', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const before = h.app.services.live.stats();
+    const subs = Array.from({ length: 5 }, () => collect(h.ws(), LiveEvents, { types: [type] }) as Sub);
+    let probes = 0;
+    for (const sub of subs) await live(sub, () => publish(h.gql, type, `probe-${type}-${probes++}`));
+    expect(h.app.services.live.stats()).toEqual({
+      feeds: before.feeds + 1,
+      subscribers: before.subscribers + 5,
+    });
+    await publish(h.gql, type, `${type}-all`);
+    for (const sub of subs) {
+      await waitFor(
+        () =>
+          sub.results.some(
+            (r) =>
+              (r.data as { eventPublished: { idempotencyKey: string } }).eventPublished.idempotencyKey ===
+              `${type}-all`,
+          ),
+        { what: 'every subscriber to get the event' },
+      );
+    }
+    await Promise.all(subs.map((s) => s.stop()));
+    await waitFor(() => h.app.services.live.stats().feeds === before.feeds, { what: 'the feed to go' });
+  });
+
+  it('closes the sockets of a revoked token and releases their subscriptions', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const doomed = await issue(['events:read']);
+    const before = h.app.services.live.stats().subscribers;
+    const sub = collect(h.ws({ token: doomed.token }), LiveEvents, { types: [type] }) as Sub;
+    let probes = 0;
+    await live(sub, () => publish(h.gql, type, `${type}-probe-${probes++}`));
+    expect(h.app.services.live.stats().subscribers).toBe(before + 1);
+    await h.gql(RevokeApiToken, { input: { id: doomed.apiToken.id } });
+    await waitFor(() => sub.failure(), { what: 'the socket to close' });
+    expect((sub.failure() as { code: number }).code).toBe(4401);
+    await waitFor(() => h.app.services.live.stats().subscribers === before, { what: 'the release' });
+  });
+
+  it('streams over server-sent events too', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const abort = new AbortController();
+    const response = await fetch(`${h.url}/graphql`, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: {
+        authorization: `Bearer ${h.token}`,
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+      },
+      body: JSON.stringify({
+        query: 'subscription ($types: [String!]) { eventPublished(types: $types) { idempotencyKey } }',
+        variables: { types: [type] },
+      }),
+    });
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    let text = '';
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of response.body!) text += decoder.decode(chunk);
+      } catch {
+        // aborted below
+      }
+    })();
+    let n = 0;
+    await waitFor(
+      async () => {
+        if (text.includes(`"${type}-sse-`)) return true;
+        await publish(h.gql, type, `${type}-sse-${n++}`);
+        return false;
+      },
+      { what: 'an event over SSE' },
+    );
+    expect(text).toMatch(/event: next\ndata: \{"data":\{"eventPublished":\{"idempotencyKey":/);
+    abort.abort();
+    await reading;
+  });
+});
+
+describe('a slow subscriber', () => {
+  let h: TestApp;
+  beforeAll(async () => {
+    h = await startTestApp('production', {
+      env: { HERALD_LIVE_BUFFER: '20', HERALD_LIVE_REPLAY_LIMIT: '20', HERALD_WS_KEEPALIVE_MS: '60000' },
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  it('is cut off with SLOW_SUBSCRIBER once its buffer is full, instead of growing memory', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const slow = pausableWsClient(h.url, h.token);
+    const sub = collect(slow.client, LiveEventBodies, { types: [type] }) as Sub;
+    let probes = 0;
+    await live(sub, () => h.gql(PublishEvent, { input: { type, idempotencyKey: `probe-${probes++}` } }));
+    const subscribers = h.app.services.live.stats().subscribers;
+    expect(subscribers).toBe(1);
+
+    slow.pause();
+    // 100 KB each: the socket buffers fill, then the subscriber's queue of 20.
+    const current = { blob: 'x'.repeat(100_000) };
+    let published = 0;
+    await waitFor(
+      async () => {
+        if (h.app.services.live.stats().subscribers === 0) return true;
+        for (let i = 0; i < 10; i++) {
+          await h.gql(PublishEvent, { input: { type, current, idempotencyKey: `big-${published++}` } });
+        }
+        return false;
+      },
+      { what: 'the subscriber to be cut off', timeoutMs: 20_000 },
+    );
+    slow.resume();
+    await waitFor(() => sub.results.some((r) => codeOf(r) === 'SLOW_SUBSCRIBER'), { what: 'the notice' });
+    const last = sub.results.at(-1)!;
+    expect(codeOf(last)).toBe('SLOW_SUBSCRIBER');
+    expect(sub.results.length).toBeLessThan(published + probes);
+    await sub.stop();
+    expect(sub.failure()).toBeUndefined();
+    await slow.client.dispose();
+  });
+});
+
+describe('keep-alives', () => {
+  let h: TestApp;
+  beforeAll(async () => {
+    h = await startTestApp('embedded', { env: { HERALD_WS_KEEPALIVE_MS: '1000' } });
+  });
+  afterAll(async () => h?.stop());
+
+  it('terminate a socket that stops answering pings', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const silent = pausableWsClient(h.url, h.token);
+    const sub = collect(silent.client, LiveEvents, { types: [type] }) as Sub;
+    let probes = 0;
+    await live(sub, () => h.gql(PublishEvent, { input: { type, idempotencyKey: `probe-${probes++}` } }));
+    expect(h.app.services.live.stats().subscribers).toBe(1);
+    silent.pause();
+    await waitFor(() => h.app.services.live.stats().subscribers === 0, {
+      what: 'the server to drop the silent socket',
+      timeoutMs: 5_000,
+    });
+    silent.resume();
+    await waitFor(() => silent.closed(), { what: 'the client to see the close' });
+    await sub.stop();
+  });
+});
+
+/** Publishes through `probe` until the subscription delivers something: from then on it is live. */
+async function live(sub: Sub, probe: () => Promise<unknown>) {
+  await waitFor(
+    async () => {
+      if (sub.results.length > 0) return true;
+      await probe();
+      return false;
+    },
+    { what: 'the subscription to go live' },
+  );
+}
