@@ -143,6 +143,8 @@ function startPipeline(
       client,
       gate: new EndpointGate({
         maxInFlight: delivery.maxInFlightPerEndpoint,
+        // A hanging endpoint holds at most its slots and a quarter of the worker's.
+        maxWaiting: Math.min(3 * delivery.maxInFlightPerEndpoint, Math.floor(delivery.concurrency / 4)),
         failureThreshold: delivery.circuitFailures,
         openMs: delivery.circuitOpenMs,
       }),

@@ -115,7 +115,7 @@ const deliverySchema = z.object({
 
 const liveSchema = z.object({
   /** Items waiting for one subscriber before it is cut off as too slow. */
-  bufferMessages: integer().pipe(z.number().min(1)).default(1_000),
+  bufferMessages: integer().pipe(z.number().min(2)).default(2_000),
   /** Bytes (as stored on the bus) waiting for one subscriber before it is cut off as too slow. */
   bufferBytes: integer()
     .pipe(z.number().min(1024))
@@ -142,11 +142,12 @@ const configSchema = z
     if (config.server.production && !config.auth.adminToken) {
       ctx.addIssue({ code: 'custom', path: ['auth', 'adminToken'], message: 'required in production' });
     }
-    if (config.live.replayLimit > config.live.bufferMessages) {
+    if (config.live.replayLimit * 2 > config.live.bufferMessages) {
       ctx.addIssue({
         code: 'custom',
         path: ['live', 'replayLimit'],
-        message: 'must not exceed HERALD_LIVE_BUFFER: a replay is buffered before it is sent',
+        message:
+          'must be at most half of HERALD_LIVE_BUFFER: a replay is queued whole, with room left for live items',
       });
     }
     if (config.server.production && !config.webhooks.secretKey) {

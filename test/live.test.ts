@@ -324,6 +324,8 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
     expect(codeOf(await refusal({ types: [type], after: 'not a cursor' }))).toBe('BAD_USER_INPUT');
     // A cursor of another stream, and one beyond the end of this one.
     expect(codeOf(await refusal({ after: cursor }, LiveAudit))).toBe('BAD_USER_INPUT');
+    const notAWebhook = Buffer.from('Webhook:not-a-uuid').toString('base64');
+    expect(codeOf(await refusal({ webhookId: notAWebhook }, LiveAttempts))).toBe('BAD_USER_INPUT');
     const ahead = Buffer.from('events:999999999').toString('base64url');
     expect(codeOf(await refusal({ types: [type], after: ahead }))).toBe('CURSOR_EXPIRED');
     expect(h.app.services.live.stats().subscribers).toBe(0);
@@ -417,7 +419,7 @@ describe('a slow subscriber', () => {
   let h: TestApp;
   beforeAll(async () => {
     h = await startTestApp('production', {
-      env: { HERALD_LIVE_BUFFER: '20', HERALD_LIVE_REPLAY_LIMIT: '20', HERALD_WS_KEEPALIVE_MS: '60000' },
+      env: { HERALD_LIVE_BUFFER: '20', HERALD_LIVE_REPLAY_LIMIT: '10', HERALD_WS_KEEPALIVE_MS: '60000' },
     });
   });
   afterAll(async () => h?.stop());

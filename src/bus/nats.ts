@@ -175,6 +175,7 @@ export class NatsBus implements EventBus {
     const stream = this.streamOf(subject);
     let stopped = false;
     let stopCurrent: (() => void) | undefined;
+    let current: { delete(): Promise<boolean> } | undefined;
     let lastSeq: number | undefined;
     let markReady: (seq: number) => void = () => {};
     const ready = new Promise<number>((resolve) => (markReady = resolve));
@@ -188,6 +189,7 @@ export class NatsBus implements EventBus {
             deliver_policy: DeliverPolicy.StartSequence,
             opt_start_seq: lastSeq + 1,
           });
+          current = consumer;
           markReady(lastSeq);
           const messages = await consumer.consume();
           stopCurrent = () => messages.stop();
@@ -209,6 +211,8 @@ export class NatsBus implements EventBus {
       unsubscribe: () => {
         stopped = true;
         stopCurrent?.();
+        // The server would keep an idle ordered consumer for minutes.
+        void current?.delete().catch(() => false);
       },
     };
   }
@@ -244,6 +248,10 @@ export class NatsBus implements EventBus {
           throw new ReplayRefusedError('too-many', `more than ${limit} messages after sequence ${afterSeq}`);
         }
         if (msg.seq === untilSeq || msg.info.pending === 0) break;
+      }
+      // Messages that expired while being read were skipped: that is a gap, not an empty range.
+      if (afterSeq + 1 < (await this.jsm.streams.info(stream)).state.first_seq) {
+        throw new ReplayRefusedError('expired', `messages after sequence ${afterSeq} are no longer kept`);
       }
       return replayed;
     } finally {

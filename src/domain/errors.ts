@@ -49,3 +49,6 @@ export class CursorExpiredError extends Error {}
 
 /** A live subscriber fell too far behind: its subscription ends with this error. */
 export class SlowSubscriberError extends Error {}
+
+/** The bus did not start a live stream in time: subscribing again later may work. */
+export class LiveUnavailableError extends Error {}

@@ -13,6 +13,7 @@ import {
   CursorExpiredError,
   ForbiddenError,
   InvalidInputError,
+  LiveUnavailableError,
   NotFoundError,
   PlanLimitError,
   SlowSubscriberError,
@@ -50,6 +51,7 @@ const codes = new Map<abstract new (...args: never[]) => Error, string>([
   [PlanLimitError, 'PLAN_LIMIT'],
   [CursorExpiredError, 'CURSOR_EXPIRED'],
   [SlowSubscriberError, 'SLOW_SUBSCRIBER'],
+  [LiveUnavailableError, 'UNAVAILABLE'],
 ]);
 
 function maskUnexpected(error: unknown, message: string, isDev?: boolean): Error {

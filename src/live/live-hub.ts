@@ -1,6 +1,6 @@
 import type { EventBus, LiveMessage, Subscription } from '../bus/bus.ts';
 import { ReplayRefusedError } from '../bus/bus.ts';
-import { CursorExpiredError, SlowSubscriberError } from '../domain/errors.ts';
+import { CursorExpiredError, LiveUnavailableError, SlowSubscriberError } from '../domain/errors.ts';
 import type { Logger } from '../logger.ts';
 
 /**
@@ -55,8 +55,15 @@ export class LiveHub {
     const feed = this.feed(request.subject, request.decode);
     const accept = request.accept as ((value: unknown) => boolean) | undefined;
     const listener = new Listener<T>(feed, accept, this.limits);
+    feed.opening++;
     try {
       await withTimeout(feed.ready, this.limits.readyTimeoutMs);
+    } catch (error) {
+      feed.abandon();
+      throw new LiveUnavailableError((error as Error).message);
+    }
+    feed.opening--;
+    try {
       // From here every message past feed.lastSeq reaches the listener (held until the replay is in).
       const seen = feed.attach(listener);
       if (request.after != null) await this.replay(request.subject, feed, listener, request.after, seen);
@@ -83,7 +90,10 @@ export class LiveHub {
   private feed(subject: string, decode: (message: LiveMessage) => unknown): Feed {
     let feed = this.feeds.get(subject);
     if (!feed) {
-      feed = new Feed(subject, decode, this.logger, () => this.feeds.delete(subject));
+      const created = new Feed(subject, decode, this.logger, () => {
+        if (this.feeds.get(subject) === created) this.feeds.delete(subject);
+      });
+      feed = created;
       feed.start(this.bus);
       this.feeds.set(subject, feed);
     }
@@ -129,6 +139,8 @@ class Feed {
   private subscription: Subscription | undefined;
   /** The last sequence handed to listeners (or the stream's end when the feed started). */
   lastSeq = 0;
+  /** Subscribers waiting for the feed to be ready: it stays while any wait. */
+  opening = 0;
   ready: Promise<number> = Promise.resolve(0);
 
   constructor(
@@ -158,12 +170,23 @@ class Feed {
   /** Adds a listener; returns the last sequence it will not receive from the feed. */
   attach(listener: Listener<unknown>): number {
     this.listeners.add(listener);
+    listener.attached = true;
     return this.lastSeq;
   }
 
   detach(listener: Listener<unknown>): void {
     this.listeners.delete(listener);
-    if (this.listeners.size > 0) return;
+    this.closeIfUnused();
+  }
+
+  /** A subscriber gave up waiting for the feed to be ready. */
+  abandon(): void {
+    this.opening--;
+    this.closeIfUnused();
+  }
+
+  private closeIfUnused(): void {
+    if (this.listeners.size > 0 || this.opening > 0) return;
     this.subscription?.unsubscribe();
     this.onEmpty();
   }
@@ -204,7 +227,7 @@ class Listener<T> implements LiveStream<T> {
   private lastSeq = 0;
   private failure: SlowSubscriberError | null = null;
   private ended = false;
-  private attached = true;
+  attached = false;
   private wake: (() => void) | null = null;
 
   constructor(feed: Feed, accept: ((value: unknown) => boolean) | undefined, limits: LiveLimits) {
@@ -214,8 +237,9 @@ class Listener<T> implements LiveStream<T> {
   }
 
   offer(seq: number, value: unknown, bytes: number): void {
-    if (this.held) this.held.push({ seq, value, bytes });
-    else this.enqueue(seq, value, bytes);
+    if (!this.held) return this.enqueue(seq, value, bytes);
+    this.held.push({ seq, value, bytes });
+    if (this.held.length > this.limits.bufferMessages) this.overflow();
   }
 
   replayed(seq: number, value: unknown, bytes: number): void {
@@ -275,18 +299,22 @@ class Listener<T> implements LiveStream<T> {
     this.lastSeq = seq;
     if (value === null || (this.accept && !this.accept(value))) return;
     if (this.queue.length >= this.limits.bufferMessages || this.bytes + bytes > this.limits.bufferBytes) {
-      // What is queued is dropped at once: a subscriber this far behind cannot hold memory.
-      this.queue = [];
-      this.bytes = 0;
-      this.failure = new SlowSubscriberError(
-        `the subscriber fell more than ${this.limits.bufferMessages} items or ${this.limits.bufferBytes} bytes behind; resubscribe with the last cursor received`,
-      );
-      this.detach();
-      this.notify();
-      return;
+      return this.overflow();
     }
     this.queue.push({ seq, value: value as T, bytes });
     this.bytes += bytes;
+    this.notify();
+  }
+
+  /** What is queued is dropped at once: a subscriber this far behind cannot hold memory. */
+  private overflow(): void {
+    this.queue = [];
+    this.held = this.held && [];
+    this.bytes = 0;
+    this.failure = new SlowSubscriberError(
+      `the subscriber fell more than ${this.limits.bufferMessages} items or ${this.limits.bufferBytes} bytes behind; resubscribe with the last cursor received`,
+    );
+    this.detach();
     this.notify();
   }
 

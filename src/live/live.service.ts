@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { LiveMessage } from '../bus/bus.ts';
 import { attemptMessageV1, auditMessageV1, decode, eventMessageV1, subjects } from '../bus/contracts.ts';
 import type { AuditLog } from '../domain/audit/audit-log.entity.ts';
@@ -58,6 +59,9 @@ export class LiveService {
       after?: string | null;
     },
   ): Promise<LiveStream<LiveAttempt>> {
+    if (options.webhookId != null && !z.uuid().safeParse(options.webhookId).success) {
+      throw new InvalidInputError([{ path: ['webhookId'], message: 'not a webhook id' }]);
+    }
     const statuses = new Set(options.statuses ?? []);
     return this.open('attempts', {
       subject: options.webhookId

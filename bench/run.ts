@@ -1,0 +1,113 @@
+/**
+ * Runs the benchmark scenarios, each next to its raw baseline in the same run, prints a table and
+ * writes bench/results/<timestamp>.json and .md. Figures, not assertions: nothing here fails on a
+ * time. Usage: npm run bench [-- S2 S3 …]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { heraldPipeline, rawPipeline, type PipelineOptions, type PipelineRun } from './scenarios/pipeline.ts';
+
+interface Row {
+  scenario: string;
+  system: string;
+  throughput: number;
+  unit: string;
+  p50: number;
+  p95: number;
+  p99: number;
+  cpu: string;
+  ledger: string;
+  ratio: string;
+}
+
+const timing = { warmupMs: 3_000, steadyMs: 10_000 };
+/** Herald's defaults, except a higher in-flight cap per endpoint: these runs have one or ten endpoints. */
+const env = { HERALD_MAX_IN_FLIGHT_PER_ENDPOINT: '64', HERALD_REQUEST_TIMEOUT_MS: '5000' };
+
+function row(scenario: string, system: string, run: PipelineRun, baseline?: number): Row {
+  const { ledger } = run;
+  return {
+    scenario,
+    system,
+    throughput: run.throughput,
+    unit: 'deliveries/s',
+    ...run.latency,
+    cpu: Object.entries(run.cpu)
+      .map(([name, pct]) => `${name} ${pct}%`)
+      .join(', '),
+    ledger: `${ledger.published} published, ${ledger.delivered}/${ledger.expected} delivered, ${ledger.pending} pending, ${ledger.duplicates} dup${ledger.balanced ? '' : ' — VOID'}`,
+    ratio: baseline ? `${Math.round((run.throughput / baseline) * 100)} %` : '',
+  };
+}
+
+const scenarios: Record<string, () => Promise<Row[]>> = {
+  /** S2: end-to-end deliveries of 1 KB events to one local receiver. */
+  async S2() {
+    const options: PipelineOptions = { rate: 3_000, endpoints: ['ok'], ...timing, env };
+    const raw = await rawPipeline(options);
+    const herald = await heraldPipeline(options);
+    return [
+      row('S2 end to end, 1 endpoint', 'raw', raw),
+      row('S2 end to end, 1 endpoint', 'Herald', herald, raw.throughput),
+    ];
+  },
+  /** S3: one event to ten endpoints on separate ports. */
+  async S3() {
+    const options: PipelineOptions = { rate: 400, endpoints: Array(10).fill('ok'), ...timing, env };
+    const raw = await rawPipeline(options);
+    const herald = await heraldPipeline(options);
+    return [row('S3 fan-out 1 → 10', 'raw', raw), row('S3 fan-out 1 → 10', 'Herald', herald, raw.throughput)];
+  },
+  /** S4: one endpoint in ten hangs; healthy throughput against the all-healthy run. */
+  async S4() {
+    const base: PipelineOptions = { rate: 400, endpoints: Array(10).fill('ok'), ...timing, env };
+    const healthy = await heraldPipeline(base);
+    const degraded = await heraldPipeline({ ...base, endpoints: [...Array(9).fill('ok'), 'hang'] });
+    // Per healthy endpoint, so nine against ten compare fairly.
+    const perEndpoint = (run: PipelineRun, n: number) => ({
+      ...run,
+      throughput: Math.round(run.throughput / n),
+    });
+    return [
+      row('S4 isolation, per healthy endpoint', 'Herald, all healthy', perEndpoint(healthy, 10)),
+      row(
+        'S4 isolation, per healthy endpoint',
+        'Herald, 1 in 10 hangs',
+        perEndpoint(degraded, 9),
+        healthy.throughput / 10,
+      ),
+    ];
+  },
+};
+
+const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios);
+const rows: Row[] = [];
+for (const name of wanted) {
+  const scenario = scenarios[name];
+  if (!scenario) throw new Error(`no scenario ${name}; there are ${Object.keys(scenarios).join(', ')}`);
+  console.error(`running ${name}…`);
+  const result = await scenario();
+  for (const r of result)
+    console.error(`  ${r.system}: ${r.throughput} ${r.unit}, p99 ${r.p99} ms ${r.ratio}`);
+  rows.push(...result);
+}
+
+const header =
+  '| scenario | system | throughput | p50 ms | p95 ms | p99 ms | CPU (% of a core) | ledger | vs baseline |';
+const table = [
+  header,
+  '|---|---|---|---|---|---|---|---|---|',
+  ...rows.map(
+    (r) =>
+      `| ${r.scenario} | ${r.system} | ${r.throughput} ${r.unit} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.cpu} | ${r.ledger} | ${r.ratio} |`,
+  ),
+].join('\n');
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const dir = new URL('./results/', import.meta.url);
+mkdirSync(dir, { recursive: true });
+writeFileSync(
+  new URL(`${stamp}.json`, dir),
+  `${JSON.stringify({ at: new Date().toISOString(), rows }, null, 2)}\n`,
+);
+writeFileSync(new URL(`${stamp}.md`, dir), `${table}\n`);
+console.log(table);
+process.exit(0);
