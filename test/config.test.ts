@@ -34,6 +34,16 @@ describe('config', () => {
     expect(loadConfig({}).webhooks.allowHttp).toBe(false);
   });
 
+  it('keeps a live replay within half the subscriber buffer', () => {
+    expect(() => loadConfig({ HERALD_LIVE_REPLAY_LIMIT: '1500' })).toThrow(
+      /HERALD_LIVE_REPLAY_LIMIT: must be at most half/,
+    );
+    expect(loadConfig({ HERALD_LIVE_BUFFER: '4000', HERALD_LIVE_REPLAY_LIMIT: '1500' }).live).toMatchObject({
+      bufferMessages: 4000,
+      replayLimit: 1500,
+    });
+  });
+
   it('requires an operator token in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
       /HERALD_ADMIN_TOKEN: required in production/,

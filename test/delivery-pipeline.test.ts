@@ -3,8 +3,16 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { graphql } from './gql/index.ts';
-import { modes, rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
-import { AuditLogs, CreateWebhook, PublishEvent, UpsertEventType } from './support/operations.ts';
+import {
+  modes,
+  newEventType,
+  publishOrFail,
+  rawId,
+  startTestApp,
+  webhookTo,
+  type TestApp,
+} from './support/app.ts';
+import { AuditLogs, CreateWebhook } from './support/operations.ts';
 import { startReceiver, type Reply } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -122,19 +130,10 @@ describe.each(modes)('the delivery pipeline (%s mode)', (mode) => {
   async function endpoint(reply: Reply = ok) {
     const receiver = await startReceiver(reply);
     receivers.push(receiver);
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Pipeline' } });
-    const created = (
-      await h.gql(CreateWebhook, { input: { url: `${receiver.url}/in`, subscribedEvents: [type] } })
-    ).data!.createWebhook;
-    if (created.__typename !== 'CreateWebhookPayload') throw new Error(JSON.stringify(created));
-    return { receiver, type, webhookId: created.webhook.id, secret: created.secret! };
+    const type = await newEventType(h.operator, 'Pipeline');
+    return { receiver, type, ...(await webhookTo(h.gql, `${receiver.url}/in`, [type])) };
   }
-  const publish = async (type: string, current: unknown = { n: 1 }) => {
-    const result = (await h.gql(PublishEvent, { input: { type, current } })).data!.publishEvent;
-    if (result.__typename !== 'PublishEventPayload') throw new Error(JSON.stringify(result));
-    return result.event;
-  };
+  const publish = (type: string, current: unknown = { n: 1 }) => publishOrFail(h.gql, { type, current });
   const deliveriesOf = async (webhookId: string) =>
     (await h.gql(Deliveries, { filter: { webhookId }, first: 100 })).data!.deliveries.edges.map(
       (e) => e.node,

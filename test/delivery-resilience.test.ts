@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { graphql } from './gql/index.ts';
-import { modes, rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
-import { AuditLogs, CreateWebhook, PublishEvent, UpsertEventType } from './support/operations.ts';
+import { modes, newEventType, rawId, startTestApp, webhookTo, type TestApp } from './support/app.ts';
+import { AuditLogs, PublishEvent } from './support/operations.ts';
 import { startReceiver, type Reply } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -58,17 +58,9 @@ describe.each(modes)('delivery resilience (%s mode)', (mode) => {
   async function endpoint(h: TestApp, type: string, reply: Reply) {
     const receiver = await startReceiver(reply);
     cleanups.push(() => receiver.close());
-    const created = (
-      await h.gql(CreateWebhook, { input: { url: `${receiver.url}/in`, subscribedEvents: [type] } })
-    ).data!.createWebhook;
-    if (created.__typename !== 'CreateWebhookPayload') throw new Error(JSON.stringify(created));
-    return { receiver, webhookId: created.webhook.id };
+    return { receiver, ...(await webhookTo(h.gql, `${receiver.url}/in`, [type])) };
   }
-  async function eventType(h: TestApp) {
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Resilience' } });
-    return type;
-  }
+  const eventType = (h: TestApp) => newEventType(h.operator, 'Resilience');
 
   it('disables a webhook that keeps failing past the configured time, as the system', async () => {
     const h = await setup({

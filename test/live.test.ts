@@ -5,20 +5,16 @@ import { graphql } from './gql/index.ts';
 import {
   collect,
   modes,
+  newEventType,
   pausableWsClient,
+  publishOrFail,
   rawId,
   startTestApp,
-  uniqueType,
+  webhookTo,
   type Gql,
   type TestApp,
 } from './support/app.ts';
-import {
-  CreateApiToken,
-  CreateWebhook,
-  PublishEvent,
-  RevokeApiToken,
-  UpsertEventType,
-} from './support/operations.ts';
+import { CreateApiToken, PublishEvent, RevokeApiToken } from './support/operations.ts';
 import { startReceiver, type Reply } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -119,19 +115,11 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
   async function endpoint(gql: Gql, reply: Reply) {
     const receiver = await startReceiver(reply);
     receivers.push(receiver);
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
-    const created = (
-      await gql(CreateWebhook, { input: { url: `${receiver.url}/in`, subscribedEvents: [type] } })
-    ).data!.createWebhook;
-    if (created.__typename !== 'CreateWebhookPayload') throw new Error(JSON.stringify(created));
-    return { type, webhookId: created.webhook.id };
+    const type = await newEventType(h.operator, 'Live');
+    return { type, ...(await webhookTo(gql, `${receiver.url}/in`, [type])) };
   }
-  const publish = async (gql: Gql, type: string, idempotencyKey?: string) => {
-    const result = (await gql(PublishEvent, { input: { type, idempotencyKey } })).data!.publishEvent;
-    if (result.__typename !== 'PublishEventPayload') throw new Error(JSON.stringify(result));
-    return result.event;
-  };
+  const publish = (gql: Gql, type: string, idempotencyKey?: string) =>
+    publishOrFail(gql, { type, idempotencyKey });
   const issue = async (scopes: string[]) => {
     const created = (await h.gql(CreateApiToken, { input: { name: 'live', scopes: scopes as never } })).data!
       .createApiToken;
@@ -256,8 +244,7 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
   });
 
   it('resumes from a cursor: the missed events first, then live ones, no gap and no repeat', async () => {
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const type = await newEventType(h.operator, 'Live');
     const run = randomBytes(3).toString('hex');
     const key = (n: number) => `${run}-${String(n).padStart(3, '0')}`;
     type Item = { idempotencyKey: string; streamCursor: string };
@@ -286,8 +273,7 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
     expect(keys).toEqual(Array.from({ length: 28 }, (_, i) => key(i + 3)));
 
     // Several types: the tenant's stream, filtered by type, resumes the same way.
-    const second = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: second, group: 'Live' } });
+    const second = await newEventType(h.operator, 'Live');
     const lastCursor = items(resumed).at(-1)!.streamCursor;
     await resumed.stop();
     await publish(h.gql, second, `${run}-second-1`);
@@ -302,8 +288,7 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
   });
 
   it('refuses cursors it cannot resume from, with a typed error', async () => {
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const type = await newEventType(h.operator, 'Live');
     const run = randomBytes(3).toString('hex');
     const first = collect(h.ws(), LiveEvents, { types: [type] }) as Sub;
     let probes = 0;
@@ -332,8 +317,7 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
   });
 
   it('shares one bus subscription per subject among local subscribers, and releases it', async () => {
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const type = await newEventType(h.operator, 'Live');
     const before = h.app.services.live.stats();
     const subs = Array.from({ length: 5 }, () => collect(h.ws(), LiveEvents, { types: [type] }) as Sub);
     let probes = 0;
@@ -359,8 +343,7 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
   });
 
   it('closes the sockets of a revoked token and releases their subscriptions', async () => {
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const type = await newEventType(h.operator, 'Live');
     const doomed = await issue(['events:read']);
     const before = h.app.services.live.stats().subscribers;
     const sub = collect(h.ws({ token: doomed.token }), LiveEvents, { types: [type] }) as Sub;
@@ -374,8 +357,7 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
   });
 
   it('streams over server-sent events too', async () => {
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const type = await newEventType(h.operator, 'Live');
     const abort = new AbortController();
     const response = await fetch(`${h.url}/graphql`, {
       method: 'POST',
@@ -425,8 +407,7 @@ describe('a slow subscriber', () => {
   afterAll(async () => h?.stop());
 
   it('is cut off with SLOW_SUBSCRIBER once its buffer is full, instead of growing memory', async () => {
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const type = await newEventType(h.operator, 'Live');
     const slow = pausableWsClient(h.url, h.token);
     const sub = collect(slow.client, LiveEventBodies, { types: [type] }) as Sub;
     let probes = 0;
@@ -467,8 +448,7 @@ describe('keep-alives', () => {
   afterAll(async () => h?.stop());
 
   it('terminate a socket that stops answering pings', async () => {
-    const type = uniqueType();
-    await h.operator(UpsertEventType, { input: { name: type, group: 'Live' } });
+    const type = await newEventType(h.operator, 'Live');
     const silent = pausableWsClient(h.url, h.token);
     const sub = collect(silent.client, LiveEvents, { types: [type] }) as Sub;
     let probes = 0;

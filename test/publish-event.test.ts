@@ -1,8 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import type { PublishEventInput } from './gql/graphql.ts';
-import { collect, liveEvents, modes, startTestApp, uniqueType, type TestApp } from './support/app.ts';
-import { EventPublished, PublishEvent, UpsertEventType } from './support/operations.ts';
+import {
+  collect,
+  httpExecutor,
+  liveEvents,
+  modes,
+  startTestApp,
+  uniqueType,
+  type TestApp,
+} from './support/app.ts';
+import { CreateApiToken, EventPublished, PublishEvent, UpsertEventType } from './support/operations.ts';
 import { waitFor } from './support/wait.ts';
 
 const Catalog = graphql(`
@@ -27,6 +35,23 @@ const EventNode = graphql(`
       ... on Event {
         type
         current
+      }
+    }
+  }
+`);
+
+const ListEvents = graphql(`
+  query ListEvents($first: Int, $after: String, $filter: EventFilter) {
+    events(first: $first, after: $after, filter: $filter) {
+      edges {
+        node {
+          idempotencyKey
+          type
+        }
+      }
+      pageInfo {
+        hasNextPage
+        endCursor
       }
     }
   }
@@ -184,6 +209,39 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     expect(await publish({ type, current: { id: 'anything goes' } })).toMatchObject({
       __typename: 'PublishEventPayload',
     });
+  });
+
+  it('lists published events newest first, by type, a page at a time, to readers only', async () => {
+    const [a, b] = [await catalogType(), await catalogType()];
+    for (const [type, key] of [
+      [a, 'a1'],
+      [b, 'b1'],
+      [a, 'a2'],
+      [a, 'a3'],
+    ] as const) {
+      await publish({ type, idempotencyKey: `${a}/${key}` });
+    }
+    const keys = (page: { edges: { node: { idempotencyKey: string } }[] }) =>
+      page.edges.map((e) => e.node.idempotencyKey.split('/')[1]);
+    const first = (await h.gql(ListEvents, { first: 2, filter: { types: [a] } })).data!.events;
+    expect([keys(first), first.pageInfo.hasNextPage]).toEqual([['a3', 'a2'], true]);
+    const next = (
+      await h.gql(ListEvents, { first: 2, after: first.pageInfo.endCursor, filter: { types: [a] } })
+    ).data!.events;
+    expect([keys(next), next.pageInfo.hasNextPage]).toEqual([['a1'], false]);
+    const both = (await h.gql(ListEvents, { first: 10, filter: { types: [a, b] } })).data!.events;
+    expect(keys(both)).toEqual(['a3', 'a2', 'b1', 'a1']);
+
+    const bad = await h.gql(ListEvents, { after: 'nope', filter: { types: ['not a type'] } });
+    expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const other = await h.tenant('Elsewhere');
+    expect(keys((await other.gql(ListEvents, { filter: { types: [a] } })).data!.events)).toEqual([]);
+    const publisher = (
+      await h.gql(CreateApiToken, { input: { name: 'publisher', scopes: ['events:publish'] } })
+    ).data!.createApiToken;
+    if (publisher.__typename !== 'CreateApiTokenPayload') throw new Error('createApiToken failed');
+    const denied = await httpExecutor(h.url, publisher.token)(ListEvents, {});
+    expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
   });
 
   it('lists the catalog flat and grouped', async () => {

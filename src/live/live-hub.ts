@@ -90,11 +90,10 @@ export class LiveHub {
   private feed(subject: string, decode: (message: LiveMessage) => unknown): Feed {
     let feed = this.feeds.get(subject);
     if (!feed) {
-      const created = new Feed(subject, decode, this.logger, () => {
+      const created: Feed = new Feed(this.bus, subject, decode, this.logger, () => {
         if (this.feeds.get(subject) === created) this.feeds.delete(subject);
       });
       feed = created;
-      feed.start(this.bus);
       this.feeds.set(subject, feed);
     }
     return feed;
@@ -136,14 +135,15 @@ class Feed {
   private readonly logger: Logger;
   private readonly onEmpty: () => void;
   private readonly listeners = new Set<Listener<unknown>>();
-  private subscription: Subscription | undefined;
+  private readonly subscription: Subscription;
   /** The last sequence handed to listeners (or the stream's end when the feed started). */
   lastSeq = 0;
   /** Subscribers waiting for the feed to be ready: it stays while any wait. */
   opening = 0;
-  ready: Promise<number> = Promise.resolve(0);
+  readonly ready: Promise<number>;
 
   constructor(
+    bus: EventBus,
     subject: string,
     decode: (message: LiveMessage) => unknown,
     logger: Logger,
@@ -153,18 +153,15 @@ class Feed {
     this.decode = decode;
     this.logger = logger;
     this.onEmpty = onEmpty;
-  }
-
-  get size(): number {
-    return this.listeners.size;
-  }
-
-  start(bus: EventBus): void {
-    this.subscription = bus.subscribe(this.subject, (message) => this.deliver(message));
+    this.subscription = bus.subscribe(subject, (message) => this.deliver(message));
     this.ready = this.subscription.ready.then((seq) => {
       this.lastSeq = Math.max(this.lastSeq, seq);
       return seq;
     });
+  }
+
+  get size(): number {
+    return this.listeners.size;
   }
 
   /** Adds a listener; returns the last sequence it will not receive from the feed. */
@@ -187,7 +184,7 @@ class Feed {
 
   private closeIfUnused(): void {
     if (this.listeners.size > 0 || this.opening > 0) return;
-    this.subscription?.unsubscribe();
+    this.subscription.unsubscribe();
     this.onEmpty();
   }
 

@@ -11,7 +11,8 @@ import WebSocket from 'ws';
 import { startApp, type App, type Roles } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { CreateTenant, EventPublished, PublishEvent } from './operations.ts';
+import type { PublishEventInput } from '../gql/graphql.ts';
+import { CreateTenant, CreateWebhook, EventPublished, PublishEvent, UpsertEventType } from './operations.ts';
 import { waitFor } from './wait.ts';
 
 export type Mode = 'production' | 'embedded';
@@ -206,6 +207,27 @@ export function collect<R, V>(client: Client, document: TypedDocumentNode<R, V>,
 /** A name no other test uses, so parallel tests never see each other's events. */
 export const uniqueType = (model = 'invoice', action = 'paid') =>
   `t${randomBytes(4).toString('hex')}.${model}.${action}`;
+
+/** A new event type in the catalog, for one test's use only. */
+export async function newEventType(operator: Gql, group: string): Promise<string> {
+  const type = uniqueType();
+  await operator(UpsertEventType, { input: { name: type, group } });
+  return type;
+}
+
+/** A webhook of the caller's tenant to `url` for `types`; throws when it is refused. */
+export async function webhookTo(gql: Gql, url: string, types: string[]) {
+  const created = (await gql(CreateWebhook, { input: { url, subscribedEvents: types } })).data!.createWebhook;
+  if (created.__typename !== 'CreateWebhookPayload') throw new Error(JSON.stringify(created));
+  return { webhookId: created.webhook.id, secret: created.secret! };
+}
+
+/** Publishes an event; throws when it is refused. */
+export async function publishOrFail(gql: Gql, input: PublishEventInput) {
+  const result = (await gql(PublishEvent, { input })).data!.publishEvent;
+  if (result.__typename !== 'PublishEventPayload') throw new Error(JSON.stringify(result));
+  return result.event;
+}
 
 /**
  * Subscribes to eventPublished for `types` and publishes probes of the first type until one
