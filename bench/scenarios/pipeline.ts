@@ -97,7 +97,7 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
       type,
       webhookUrls: receivers.map((r) => r.url),
     });
-    const tenantId = Buffer.from(tenant.tenantId, 'base64').toString().split(':')[1]!;
+    const tenantId = rawId(tenant.tenantId);
     const cpu = new CpuMeter({ worker: worker.pid, bench: process.pid });
     const load = await publishLoad(
       options,
@@ -117,46 +117,30 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
       cpu,
     );
     const healthy = receivers.filter((_, i) => options.endpoints[i] === 'ok');
-    const expected = load.published * healthy.length;
-    const sum = () => healthy.reduce((n, r) => n + r.delivered, 0);
-    await until(() => sum() >= expected, 30_000);
-
+    const healthyIds = tenant.webhookIds.filter((_, i) => options.endpoints[i] === 'ok').map(rawId);
     const db = new pg.Client({ connectionString: space.databaseUrl });
     await db.connect();
-    const healthyIds = tenant.webhookIds.filter((_, i) => options.endpoints[i] === 'ok').map(rawWebhookId);
-    // Rows still on their way: deliveries not yet succeeded, and events not yet dispatched.
-    const pendingNow = async () => {
-      const deliveries = await db.query<{ n: string }>(
-        "select count(*) as n from deliveries where webhook_id = any($1) and status <> 'SUCCEEDED'",
-        [healthyIds],
-      );
-      const dispatched = await db.query<{ n: string }>(
-        'select count(*) as n from events where dispatched_at is not null',
-      );
-      return (
-        Number(deliveries.rows[0]!.n) + (load.published - Number(dispatched.rows[0]!.n)) * healthy.length
-      );
-    };
-    let pending = await pendingNow();
-    await until(async () => {
-      pending = await pendingNow();
-      return sum() + pending === expected;
-    }, 10_000);
-    await db.end();
-    const delivered = sum();
-    return {
-      throughput: load.throughput,
-      latency: percentiles(healthy.flatMap((r) => r.latencies)),
-      cpu: load.cpuUse,
-      ledger: {
-        published: load.published,
-        expected,
-        delivered,
-        pending,
-        duplicates: healthy.reduce((n, r) => n + r.duplicates, 0),
-        balanced: delivered + pending === expected,
-      },
-    };
+    try {
+      return await settle(load, healthy, {
+        // A drained worker has recorded every attempt it made: nothing is counted twice.
+        quiesce: () => worker.stop(),
+        // Deliveries not yet succeeded, and events not yet dispatched, one per healthy endpoint.
+        pending: async () => {
+          const deliveries = await db.query<{ n: string }>(
+            "select count(*) as n from deliveries where webhook_id = any($1) and status <> 'SUCCEEDED'",
+            [healthyIds],
+          );
+          const dispatched = await db.query<{ n: string }>(
+            'select count(*) as n from events where dispatched_at is not null',
+          );
+          return (
+            Number(deliveries.rows[0]!.n) + (load.published - Number(dispatched.rows[0]!.n)) * healthy.length
+          );
+        },
+      });
+    } finally {
+      await db.end();
+    }
   } finally {
     await worker.stop();
     await api.stop();
@@ -165,7 +149,37 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
   }
 }
 
-const rawWebhookId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
+/** The database id in a relay global id. */
+const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
+
+/**
+ * Waits for the deliveries to arrive (30 s at most), stops the pipeline, then takes the ledger:
+ * every published event is delivered to each endpoint or still pending, else the run is void.
+ */
+async function settle(
+  load: { published: number; cpuUse: Record<string, number>; throughput: number },
+  receivers: Receiver[],
+  steps: { quiesce: () => Promise<void>; pending: () => Promise<number> },
+): Promise<PipelineRun> {
+  const expected = load.published * receivers.length;
+  const delivered = () => receivers.reduce((n, r) => n + r.delivered, 0);
+  await until(() => delivered() >= expected, 30_000);
+  await steps.quiesce();
+  const pending = await steps.pending();
+  return {
+    throughput: load.throughput,
+    latency: percentiles(receivers.flatMap((r) => r.latencies)),
+    cpu: load.cpuUse,
+    ledger: {
+      published: load.published,
+      expected,
+      delivered: delivered(),
+      pending,
+      duplicates: receivers.reduce((n, r) => n + r.duplicates, 0),
+      balanced: delivered() + pending === expected,
+    },
+  };
+}
 
 /** The raw pipeline (bench/raw/pipeline.ts) on the same receivers, load and machine. */
 export async function rawPipeline(options: PipelineOptions): Promise<PipelineRun> {
@@ -198,30 +212,19 @@ export async function rawPipeline(options: PipelineOptions): Promise<PipelineRun
       receivers,
       cpu,
     );
-    const expected = load.published * receivers.length;
-    const sum = () => receivers.reduce((n, r) => n + r.delivered, 0);
-    await until(() => sum() >= expected, 30_000);
-    // Messages not yet acked: their rows are not stored yet.
-    let pending = 0;
-    await until(async () => {
-      const info = await jsm.consumers.info(stream, 'raw');
-      pending = (info.num_pending + info.num_ack_pending) * receivers.length;
-      return sum() + pending === expected;
-    }, 10_000);
-    const delivered = sum();
-    return {
-      throughput: load.throughput,
-      latency: percentiles(receivers.flatMap((r) => r.latencies)),
-      cpu: load.cpuUse,
-      ledger: {
-        published: load.published,
-        expected,
-        delivered,
-        pending,
-        duplicates: receivers.reduce((n, r) => n + r.duplicates, 0),
-        balanced: delivered + pending === expected,
+    return await settle(load, receivers, {
+      // Acks follow the batched inserts within milliseconds once the POSTs are done.
+      quiesce: () =>
+        until(async () => {
+          const info = await jsm.consumers.info(stream, 'raw');
+          return info.num_ack_pending === 0;
+        }, 10_000).then(() => undefined),
+      // Messages not yet acked: their rows are not stored yet.
+      pending: async () => {
+        const info = await jsm.consumers.info(stream, 'raw');
+        return (info.num_pending + info.num_ack_pending) * receivers.length;
       },
-    };
+    });
   } finally {
     child.kill('SIGTERM');
     await jsm.streams.delete(stream).catch(() => false);
