@@ -21,7 +21,7 @@ import { SecretBox } from './domain/webhooks/webhook-secret.ts';
 import { WebhookService } from './domain/webhooks/webhook.service.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
 import { DeliveryHttpClient } from './delivery/http-client.ts';
-import { EndpointGate } from './delivery/isolation.ts';
+import { EndpointGate, defaultIsolation } from './delivery/isolation.ts';
 import { defaultRetryPolicy } from './delivery/retry-schedule.ts';
 import { startRetention } from './delivery/retention.ts';
 import { startScheduler } from './delivery/scheduler.ts';
@@ -145,6 +145,7 @@ function startPipeline(
         maxInFlight: delivery.maxInFlightPerEndpoint,
         // A hanging endpoint holds at most its slots and a quarter of the worker's.
         maxWaiting: Math.min(3 * delivery.maxInFlightPerEndpoint, Math.floor(delivery.concurrency / 4)),
+        waitMs: defaultIsolation.waitMs,
         failureThreshold: delivery.circuitFailures,
         openMs: delivery.circuitOpenMs,
       }),

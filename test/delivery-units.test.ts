@@ -6,6 +6,7 @@ import {
   delayAfter,
   retryAfterMs,
 } from '../src/delivery/retry-schedule.ts';
+import { EndpointGate } from '../src/delivery/isolation.ts';
 import { signatureHeaders } from '../src/delivery/signing.ts';
 import { newWebhookSecret } from '../src/domain/webhooks/webhook-secret.ts';
 
@@ -51,5 +52,47 @@ describe('retry schedule', () => {
     expect(retryAfterMs('999999999', defaultRetryPolicy, now)).toBe(36_000_000);
     expect(retryAfterMs('soon', defaultRetryPolicy, now)).toBeNull();
     expect(retryAfterMs(undefined, defaultRetryPolicy, now)).toBeNull();
+  });
+});
+
+describe('endpoint gate', () => {
+  const options = { maxInFlight: 2, maxWaiting: 1, waitMs: 200, failureThreshold: 5, openMs: 30_000 };
+  const fill = async (gate: EndpointGate, endpoint: string) => {
+    expect(await gate.acquire(endpoint)).toBe(true);
+    expect(await gate.acquire(endpoint)).toBe(true);
+  };
+
+  it('lets a fast endpoint queue past the slow-endpoint line, in order', async () => {
+    const gate = new EndpointGate(options);
+    await fill(gate, 'fast');
+    const order: number[] = [];
+    const line = [1, 2, 3].map((n) => gate.acquire('fast').then((granted) => granted && order.push(n)));
+    for (let i = 0; i < 3; i++) gate.release('fast', true, 5);
+    await Promise.all(line);
+    expect(order).toEqual([1, 2, 3]);
+  });
+
+  it('keeps a slow endpoint to its short line', async () => {
+    const gate = new EndpointGate(options);
+    await fill(gate, 'slow');
+    gate.release('slow', true, 5_000);
+    expect(await gate.acquire('slow')).toBe(true);
+    const waiting = gate.acquire('slow');
+    expect(await gate.acquire('slow')).toBe(false);
+    gate.release('slow', true, 5);
+    expect(await waiting).toBe(true);
+  });
+
+  it('sends back an attempt that waited too long, and counts the endpoint slow from then on', async () => {
+    const gate = new EndpointGate(options);
+    await fill(gate, 'hanging');
+    const started = performance.now();
+    const [first, second] = [gate.acquire('hanging'), gate.acquire('hanging')];
+    expect(await first).toBe(false);
+    expect(await second).toBe(false);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(options.waitMs - 5);
+    const third = gate.acquire('hanging');
+    expect(await gate.acquire('hanging')).toBe(false);
+    expect(await third).toBe(false);
   });
 });

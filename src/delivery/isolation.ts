@@ -1,15 +1,21 @@
 /**
  * Keeps one endpoint from slowing the others: at most `maxInFlight` attempts per endpoint at a
- * time, with at most `maxWaiting` more waiting in line for a slot (so a busy
- * endpoint's work flows on without a trip through the database, while a hanging one holds a
- * bounded share of the worker), and a circuit breaker that stops attempts to an endpoint for
- * `openMs` after `failureThreshold` failures in a row. In-process state: each worker guards its
- * own slots.
+ * time, a line of attempts waiting for a slot, and a circuit breaker that stops attempts to an
+ * endpoint for `openMs` after `failureThreshold` failures in a row. In-process state: each worker
+ * guards its own slots.
+ *
+ * The line keeps a busy endpoint's work flowing without a trip through the database. A fast
+ * endpoint's line is as long as the worker lets it be: each wait is short. A slow one (its last
+ * attempt failed or took longer than `waitMs`, or someone waited `waitMs` in its line) holds at
+ * most `maxWaiting` in line, and no attempt waits longer than `waitMs`: past that the caller parks
+ * it, so a hanging endpoint holds a bounded share of the worker.
  */
 export interface IsolationOptions {
   maxInFlight: number;
-  /** Attempts that may wait in line for one endpoint's slots (keep it a small share of the worker's concurrency). */
+  /** Attempts that may wait in line for a slow endpoint's slots (a small share of the worker's concurrency). */
   maxWaiting: number;
+  /** The longest wait in line, and the attempt duration past which an endpoint counts as slow. */
+  waitMs: number;
   failureThreshold: number;
   openMs: number;
 }
@@ -17,16 +23,23 @@ export interface IsolationOptions {
 export const defaultIsolation: IsolationOptions = {
   maxInFlight: 8,
   maxWaiting: 24,
+  waitMs: 1_000,
   failureThreshold: 5,
   openMs: 30_000,
 };
+
+interface Waiter {
+  grant: (granted: boolean) => void;
+  timer: NodeJS.Timeout;
+}
 
 interface EndpointState {
   inFlight: number;
   failures: number;
   openUntil: number;
+  slow: boolean;
   /** Attempts waiting for a slot: each is handed one as another finishes, or false if the circuit opens. */
-  waiting: ((granted: boolean) => void)[];
+  waiting: Waiter[];
 }
 
 export class EndpointGate {
@@ -57,14 +70,27 @@ export class EndpointGate {
       state.inFlight++;
       return true;
     }
-    if (state.waiting.length >= this.options.maxWaiting) return false;
-    return new Promise<boolean>((resolve) => state.waiting.push(resolve));
+    if (state.slow && state.waiting.length >= this.options.maxWaiting) return false;
+    return new Promise<boolean>((grant) => {
+      const waiter: Waiter = {
+        grant,
+        timer: setTimeout(() => {
+          // Nobody waits this long at a healthy endpoint.
+          state.slow = true;
+          state.waiting.splice(state.waiting.indexOf(waiter), 1);
+          grant(false);
+          this.forgetIfIdle(endpoint, state);
+        }, this.options.waitMs),
+      };
+      state.waiting.push(waiter);
+    });
   }
 
-  /** Gives the slot back and counts the result toward the breaker. */
-  release(endpoint: string, succeeded: boolean, now = Date.now()): void {
+  /** Gives the slot back and counts the result toward the breaker and the endpoint's speed. */
+  release(endpoint: string, succeeded: boolean, durationMs: number, now = Date.now()): void {
     const state = this.state(endpoint);
     state.inFlight--;
+    state.slow = !succeeded || durationMs > this.options.waitMs;
     if (succeeded) {
       state.failures = 0;
       state.openUntil = 0;
@@ -74,14 +100,23 @@ export class EndpointGate {
       state.failures = this.options.failureThreshold - 1;
     }
     if (state.openUntil > now) {
-      for (const waiter of state.waiting.splice(0)) waiter(false);
+      for (const waiter of state.waiting.splice(0)) {
+        clearTimeout(waiter.timer);
+        waiter.grant(false);
+      }
     } else {
       const next = state.waiting.shift();
       if (next) {
+        clearTimeout(next.timer);
         state.inFlight++;
-        next(true);
+        next.grant(true);
       }
     }
+    this.forgetIfIdle(endpoint, state);
+  }
+
+  /** An endpoint with nothing running, waiting or counted is forgotten: its slowness too. */
+  private forgetIfIdle(endpoint: string, state: EndpointState): void {
     if (state.inFlight === 0 && state.failures === 0 && state.waiting.length === 0)
       this.endpoints.delete(endpoint);
   }
@@ -89,7 +124,7 @@ export class EndpointGate {
   private state(endpoint: string): EndpointState {
     let state = this.endpoints.get(endpoint);
     if (!state) {
-      state = { inFlight: 0, failures: 0, openUntil: 0, waiting: [] };
+      state = { inFlight: 0, failures: 0, openUntil: 0, slow: false, waiting: [] };
       this.endpoints.set(endpoint, state);
     }
     return state;

@@ -105,6 +105,7 @@ export class DeliveryWorker {
       this.gate.release(
         endpoint,
         outcome?.kind === 'response' && outcome.statusCode >= 200 && outcome.statusCode < 300,
+        outcome?.durationMs ?? Infinity,
       );
     }
     await this.record(prepared, job.attempt, outcome, at);
