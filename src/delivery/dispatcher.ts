@@ -39,7 +39,7 @@ export class Dispatcher {
     this.prefix = options.prefix;
   }
 
-  start(concurrency = 32): Consumption {
+  start(concurrency = 256): Consumption {
     return this.bus.consume(
       {
         stream: streams(this.prefix).events.name,
@@ -63,7 +63,7 @@ export class Dispatcher {
         try {
           const webhookIds = await this.matcher.matching(event.tenantId, event.type);
           const deliveries = await this.store.createForEvent(event, webhookIds);
-          for (const delivery of deliveries) await this.queue.enqueue(delivery);
+          await Promise.all(deliveries.map((delivery) => this.queue.enqueue(delivery)));
         } catch (error) {
           this.logger.warn({ err: error, eventId: event.id }, 'dispatch failed; the event comes back');
           message.nak(Math.min(30_000, 500 * 2 ** Math.min(message.deliveryCount, 6)));

@@ -1,12 +1,16 @@
 import { LockMode } from '@mikro-orm/core';
+import DataLoader from 'dataloader';
+import { LRUCache } from 'lru-cache';
+import { newId } from '../../db/ids.ts';
+import { sqlRows } from '../../db/raw.ts';
 import type { Orm } from '../../db/orm.ts';
 import type { AuditService } from '../audit/audit.service.ts';
-import { EventEntity, type Event } from '../events/event.entity.ts';
+import type { Event } from '../events/event.entity.ts';
 import { parseEventTypeName } from '../event-types/event-type.service.ts';
 import type { PublishedEvent } from '../events/published-event.ts';
 import { systemActor } from '../tenancy/actor.ts';
 import type { SecretBox } from '../webhooks/webhook-secret.ts';
-import { WebhookEntity, type Webhook } from '../webhooks/webhook.entity.ts';
+import type { Webhook } from '../webhooks/webhook.entity.ts';
 import {
   DeliveryAttemptEntity,
   DeliveryEntity,
@@ -16,12 +20,18 @@ import {
 
 /** What a worker needs for one attempt. */
 export interface AttemptJob {
-  delivery: Delivery;
-  webhook: Webhook | null;
-  event: Event | null;
+  delivery: Pick<Delivery, 'id' | 'tenantId' | 'webhookId' | 'eventId' | 'status' | 'attempts' | 'updatedAt'>;
+  webhook: Pick<Webhook, 'id' | 'url' | 'isActive' | 'disabledReason'> | null;
+  event: Pick<
+    Event,
+    'id' | 'tenantId' | 'type' | 'module' | 'model' | 'action' | 'current' | 'previous' | 'occurredAt'
+  > | null;
   /** The live signing secrets: the current one, and the previous one during its grace period. */
   secrets: string[];
 }
+
+/** A delivery as the queue needs it. */
+export type QueuedDelivery = Pick<Delivery, 'id' | 'tenantId' | 'webhookId' | 'attempts' | 'updatedAt'>;
 
 /** An attempt's result as stored. */
 export interface AttemptRecord {
@@ -38,9 +48,46 @@ export type Settlement =
   | { status: 'RETRYING'; nextAttemptAt: Date; reason: string }
   | { status: 'FAILED'; reason: string; disableWebhook: string | null };
 
+interface JobRow {
+  id: string;
+  tenant_id: string;
+  webhook_id: string;
+  event_id: string;
+  status: Delivery['status'];
+  attempts: number;
+  updated_at: Date | string;
+  w_id: string | null;
+  url: string | null;
+  is_active: boolean | null;
+  disabled_reason: string | null;
+  secret: string | null;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | string | null;
+  e_id: string | null;
+  type: string | null;
+  module: string | null;
+  model: string | null;
+  action: string | null;
+  current: unknown;
+  previous: unknown;
+  occurred_at: Date | string | null;
+}
+
+interface Dispatch {
+  event: PublishedEvent;
+  webhookIds: readonly string[];
+}
+
+/** Rows of the hot path, written and read as JSON: one statement for a whole batch. */
+const BATCH = { maxBatchSize: 500, cache: false, batchScheduleFn: (run: () => void) => setImmediate(run) };
+
 /**
  * The delivery pipeline's persistence. Workers serve every tenant, so these methods read across
  * tenants on purpose (filters off) and take the tenant from the rows.
+ *
+ * The hot path (dispatching events, loading attempts, recording successes) is batched: calls made
+ * in the same turn of the event loop share one SQL statement, so the cost per delivery is a row,
+ * not a round trip.
  */
 export class DeliveryStore {
   private readonly orm: Orm;
@@ -48,6 +95,16 @@ export class DeliveryStore {
   private readonly box: SecretBox;
   private readonly autoDisableAfterMs: number;
   private readonly onWebhookDisabled: (tenantId: string) => void;
+  private readonly opened = new LRUCache<string, string>({ max: 10_000 });
+  private readonly dispatches = new DataLoader<Dispatch, QueuedDelivery[]>(
+    (batch) => this.dispatchBatch(batch),
+    BATCH,
+  );
+  private readonly jobs = new DataLoader<string, AttemptJob | null>((ids) => this.loadBatch(ids), BATCH);
+  private readonly successes = new DataLoader<DeliveryAttempt, DeliveryAttempt | null>(
+    (attempts) => this.recordSuccesses(attempts),
+    BATCH,
+  );
 
   constructor(
     deps: { orm: Orm; audit: AuditService; box: SecretBox },
@@ -65,79 +122,187 @@ export class DeliveryStore {
    * (idempotent: a redelivered event creates nothing twice) and returns the event's deliveries not
    * yet attempted, to be queued — again, if this is a redelivery.
    */
-  async createForEvent(event: PublishedEvent, webhookIds: readonly string[]): Promise<Delivery[]> {
-    return this.orm.em.fork().transactional(async (tx) => {
-      await tx.upsert(
-        EventEntity,
-        {
-          id: event.id,
-          tenantId: event.tenantId,
-          type: event.type,
-          ...parseEventTypeName(event.type),
-          current: event.current ?? null,
-          previous: event.previous ?? null,
-          occurredAt: event.occurredAt,
-          idempotencyKey: event.idempotencyKey,
-          publishedAt: new Date(),
-          createdAt: new Date(),
-        },
-        { onConflictFields: ['tenantId', 'idempotencyKey'], onConflictAction: 'ignore', filters: false },
-      );
-      const row = await tx.findOneOrFail(
-        EventEntity,
-        { tenantId: event.tenantId, idempotencyKey: event.idempotencyKey },
-        { filters: false },
-      );
-      if (webhookIds.length > 0) {
-        await tx.upsertMany(
-          DeliveryEntity,
-          webhookIds.map((webhookId) => ({
-            tenantId: event.tenantId,
-            webhookId,
-            eventId: row.id,
-            eventType: event.type,
-            status: 'PENDING' as const,
-            attempts: 0,
+  createForEvent(event: PublishedEvent, webhookIds: readonly string[]): Promise<QueuedDelivery[]> {
+    return this.dispatches.load({ event, webhookIds });
+  }
+
+  /** The delivery with its webhook (secrets opened) and event; null when the delivery is gone. */
+  loadForAttempt(deliveryId: string): Promise<AttemptJob | null> {
+    return this.jobs.load(deliveryId);
+  }
+
+  /**
+   * Each statement is idempotent on its own, so no transaction spans them: a crash between two
+   * leaves what a redelivery of the same events completes.
+   */
+  private async dispatchBatch(batch: readonly Dispatch[]): Promise<QueuedDelivery[][]> {
+    const now = new Date();
+    // An event the dispatcher stores itself is dispatched by this same batch: marking it so at
+    // once spares the row an update.
+    await sqlRows(
+      this.orm,
+      `insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, published_at, created_at, dispatched_at, delivery_count)
+       select x.id, x.tenant_id, x.type, x.module, x.model, x.action, x.current, x.previous, x.occurred_at, x.idempotency_key, $1::timestamptz, $2::timestamptz, $3::timestamptz, x.delivery_count
+       from jsonb_to_recordset($4::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar, delivery_count int)
+       on conflict (tenant_id, idempotency_key) do nothing`,
+      [
+        now,
+        now,
+        now,
+        JSON.stringify(
+          batch.map(({ event, webhookIds }) => ({
+            id: event.id,
+            tenant_id: event.tenantId,
+            type: event.type,
+            ...parseEventTypeName(event.type),
+            current: event.current ?? null,
+            previous: event.previous ?? null,
+            occurred_at: event.occurredAt,
+            idempotency_key: event.idempotencyKey,
+            delivery_count: webhookIds.length,
           })),
-          { onConflictFields: ['eventId', 'webhookId'], onConflictAction: 'ignore', filters: false },
-        );
-      }
-      if (!row.dispatchedAt) {
-        await tx.nativeUpdate(
-          EventEntity,
-          { id: row.id },
-          { dispatchedAt: new Date(), deliveryCount: webhookIds.length },
-          { filters: false },
-        );
-      }
-      return tx.find(DeliveryEntity, { eventId: row.id, status: 'PENDING', attempts: 0 }, { filters: false });
+        ),
+      ],
+    );
+    // The stored event's id: an earlier event with the same idempotency key wins.
+    const stored = await sqlRows<{ id: string; tenant_id: string; idempotency_key: string }>(
+      this.orm,
+      `select e.id, e.tenant_id, e.idempotency_key from events e
+       join jsonb_to_recordset($1::jsonb) as x(tenant_id uuid, idempotency_key varchar)
+         on e.tenant_id = x.tenant_id and e.idempotency_key = x.idempotency_key`,
+      [
+        JSON.stringify(
+          batch.map(({ event }) => ({ tenant_id: event.tenantId, idempotency_key: event.idempotencyKey })),
+        ),
+      ],
+    );
+    const eventIds = new Map(stored.map((row) => [`${row.tenant_id}/${row.idempotency_key}`, row.id]));
+    const eventIdOf = (event: PublishedEvent) => eventIds.get(`${event.tenantId}/${event.idempotencyKey}`)!;
+    // New deliveries come back from the insert; those of a redelivered event, still waiting for
+    // their first attempt, from the select (which sees the table as it was before the insert).
+    // Events stored before (by the API) are marked dispatched here.
+    const rows = await sqlRows<{
+      id: string;
+      tenant_id: string;
+      webhook_id: string;
+      event_id: string;
+      updated_at: Date;
+    }>(
+      this.orm,
+      `with wanted as (
+         select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, webhook_id uuid, event_id uuid, event_type varchar)
+       ), created as (
+         insert into deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at)
+         select id, tenant_id, webhook_id, event_id, event_type, 'PENDING', 0, $2::timestamptz, $3::timestamptz from wanted
+         on conflict (event_id, webhook_id) do nothing
+         returning id, tenant_id, webhook_id, event_id, updated_at
+       ), dispatched as (
+         update events set dispatched_at = $4::timestamptz, delivery_count = x.n
+         from jsonb_to_recordset($5::jsonb) as x(id uuid, n int)
+         where events.id = x.id and events.dispatched_at is null
+       )
+       select * from created
+       union all
+       select id, tenant_id, webhook_id, event_id, updated_at from deliveries
+       where event_id = any($6::uuid[]) and status = 'PENDING' and attempts = 0`,
+      [
+        JSON.stringify(
+          batch.flatMap(({ event, webhookIds }) =>
+            webhookIds.map((webhookId) => ({
+              id: newId(),
+              tenant_id: event.tenantId,
+              webhook_id: webhookId,
+              event_id: eventIdOf(event),
+              event_type: event.type,
+            })),
+          ),
+        ),
+        now,
+        now,
+        now,
+        JSON.stringify(
+          batch.map(({ event, webhookIds }) => ({ id: eventIdOf(event), n: webhookIds.length })),
+        ),
+        `{${batch.map(({ event }) => eventIdOf(event)).join(',')}}`,
+      ],
+    );
+    const byEvent = Map.groupBy(rows, (row) => row.event_id);
+    return batch.map(({ event }) =>
+      (byEvent.get(eventIdOf(event)) ?? []).map((row) => ({
+        id: row.id,
+        tenantId: row.tenant_id,
+        webhookId: row.webhook_id,
+        attempts: 0,
+        updatedAt: new Date(row.updated_at),
+      })),
+    );
+  }
+
+  private async loadBatch(ids: readonly string[]): Promise<(AttemptJob | null)[]> {
+    const rows = await sqlRows<JobRow>(
+      this.orm,
+      `select d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.updated_at,
+         w.id as w_id, w.url, w.is_active, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
+         e.id as e_id, e.type, e.module, e.model, e.action, e.current, e.previous, e.occurred_at
+       from deliveries d
+       left join webhooks w on w.id = d.webhook_id
+       left join events e on e.id = d.event_id
+       where d.id = any($1::uuid[])`,
+      [`{${ids.join(',')}}`],
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const now = new Date();
+    return ids.map((id) => {
+      const row = byId.get(id);
+      return row ? this.toJob(row, now) : null;
     });
   }
 
-  async loadForAttempt(deliveryId: string): Promise<AttemptJob | null> {
-    const em = this.orm.em.fork();
-    const delivery = await em.findOne(DeliveryEntity, { id: deliveryId }, { filters: false });
-    if (!delivery) return null;
-    const [webhook, event] = await Promise.all([
-      em.findOne(
-        WebhookEntity,
-        { id: delivery.webhookId },
-        { filters: false, populate: ['secret', 'previousSecret'] },
-      ),
-      em.findOne(EventEntity, { id: delivery.eventId }, { filters: false }),
-    ]);
-    const secrets: string[] = [];
-    if (webhook) {
-      secrets.push(this.box.open(webhook.secret));
-      if (
-        webhook.previousSecret &&
-        webhook.previousSecretExpiresAt &&
-        webhook.previousSecretExpiresAt > new Date()
-      ) {
-        secrets.push(this.box.open(webhook.previousSecret));
-      }
+  /** Sealed secrets are opened once: each sealing is unique, so a rotated secret is a new key. */
+  private open(sealed: string): string {
+    let secret = this.opened.get(sealed);
+    if (secret === undefined) {
+      secret = this.box.open(sealed);
+      this.opened.set(sealed, secret);
     }
-    return { delivery, webhook, event, secrets };
+    return secret;
+  }
+
+  private toJob(row: JobRow, now: Date): AttemptJob {
+    const secrets: string[] = [];
+    if (row.w_id) {
+      secrets.push(this.open(row.secret!));
+      const expires = row.previous_secret_expires_at && new Date(row.previous_secret_expires_at);
+      if (row.previous_secret && expires && expires > now) secrets.push(this.open(row.previous_secret));
+    }
+    return {
+      delivery: {
+        id: row.id,
+        tenantId: row.tenant_id,
+        webhookId: row.webhook_id,
+        eventId: row.event_id,
+        status: row.status,
+        attempts: row.attempts,
+        updatedAt: new Date(row.updated_at),
+      },
+      webhook: row.w_id
+        ? { id: row.w_id, url: row.url!, isActive: row.is_active!, disabledReason: row.disabled_reason }
+        : null,
+      event: row.e_id
+        ? {
+            id: row.e_id,
+            tenantId: row.tenant_id,
+            type: row.type!,
+            module: row.module,
+            model: row.model!,
+            action: row.action!,
+            current: row.current,
+            previous: row.previous,
+            occurredAt: new Date(row.occurred_at!),
+          }
+        : null,
+      secrets,
+    };
   }
 
   /**
@@ -155,6 +320,17 @@ export class DeliveryStore {
     now: Date,
   ): Promise<DeliveryAttempt | null> {
     const { delivery, webhook } = job;
+    const attemptRow: DeliveryAttempt = {
+      id: newId(),
+      tenantId: delivery.tenantId,
+      deliveryId: delivery.id,
+      webhookId: delivery.webhookId,
+      attempt,
+      status: settlement.status,
+      ...result,
+      createdAt: now,
+    };
+    if (settlement.status === 'SUCCEEDED') return this.successes.load(attemptRow);
     let disabled = false;
     const stored = await this.audit.transact(systemActor(delivery.tenantId), async (tx, record) => {
       const updated = await tx.nativeUpdate(
@@ -165,33 +341,18 @@ export class DeliveryStore {
           status: settlement.status,
           lastAttemptAt: now,
           lastStatusCode: result.statusCode,
-          lastError: settlement.status === 'SUCCEEDED' ? null : settlement.reason.slice(0, 1000),
+          lastError: settlement.reason.slice(0, 1000),
           nextAttemptAt: settlement.status === 'RETRYING' ? settlement.nextAttemptAt : null,
-          succeededAt: settlement.status === 'SUCCEEDED' ? now : null,
+          succeededAt: null,
           updatedAt: now,
         },
       );
       if (updated === 0) return null;
-      const row = tx.create(DeliveryAttemptEntity, {
-        tenantId: delivery.tenantId,
-        deliveryId: delivery.id,
-        webhookId: delivery.webhookId,
-        attempt,
-        status: settlement.status,
-        ...result,
-        createdAt: now,
-      });
+      const row = tx.create(DeliveryAttemptEntity, attemptRow);
       if (!webhook) return row;
-      // Plain conditional updates, no row lock held across the attempt's writes: lastSuccessAt /
-      // lastFailureAt are a status, written when the state changes or at most once a second.
+      // Plain conditional updates, no row lock held across the attempt's writes: lastFailureAt is
+      // a status, written when the state changes or at most once a second.
       const aSecondAgo = new Date(now.getTime() - 1_000);
-      if (settlement.status === 'SUCCEEDED') {
-        await tx.execute(
-          'update webhooks set last_success_at = ?, failing_since = null where id = ? and (failing_since is not null or last_success_at is null or last_success_at < ?)',
-          [now, webhook.id, aSecondAgo],
-        );
-        return row;
-      }
       await tx.execute(
         'update webhooks set last_failure_at = ?, failing_since = coalesce(failing_since, ?) where id = ? and (failing_since is null or last_failure_at is null or last_failure_at < ?)',
         [now, now, webhook.id, aSecondAgo],
@@ -227,8 +388,60 @@ export class DeliveryStore {
     return stored;
   }
 
+  /**
+   * Successful attempts of a batch in one statement: each delivery settled (only from the attempt
+   * before, so a repeat records nothing), its attempt row, and each webhook's lastSuccessAt, written
+   * when the state changes or at most once a second.
+   */
+  private async recordSuccesses(attempts: readonly DeliveryAttempt[]): Promise<(DeliveryAttempt | null)[]> {
+    // Two repeats of one attempt in a batch: the first is recorded, the other is a repeat.
+    const first = new Map<string, DeliveryAttempt>();
+    for (const a of attempts) if (!first.has(a.deliveryId)) first.set(a.deliveryId, a);
+    const inserted = await sqlRows<{ id: string }>(
+      this.orm,
+      `with x as (
+         select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, delivery_id uuid, webhook_id uuid, attempt int, url varchar, status_code int, response_time_ms int, response text, created_at timestamptz)
+       ), settled as (
+         update deliveries d set attempts = x.attempt, status = 'SUCCEEDED', last_attempt_at = x.created_at,
+           last_status_code = x.status_code, last_error = null, next_attempt_at = null,
+           succeeded_at = x.created_at, updated_at = x.created_at
+         from x where d.id = x.delivery_id and d.attempts = x.attempt - 1
+         returning d.id
+       ), attempts as (
+         insert into delivery_attempts (id, tenant_id, delivery_id, webhook_id, attempt, status, url, status_code, response_time_ms, response, error_class, error, created_at)
+         select x.id, x.tenant_id, x.delivery_id, x.webhook_id, x.attempt, 'SUCCEEDED', x.url, x.status_code, x.response_time_ms, x.response, null, null, x.created_at
+         from x join settled on settled.id = x.delivery_id
+         returning id
+       ), succeeded as (
+         update webhooks w set last_success_at = s.at, failing_since = null
+         from (select webhook_id, max(created_at) as at from x group by webhook_id) s
+         where w.id = s.webhook_id
+           and (w.failing_since is not null or w.last_success_at is null or w.last_success_at < s.at - interval '1 second')
+       )
+       select id from attempts`,
+      [
+        JSON.stringify(
+          [...first.values()].map((a) => ({
+            id: a.id,
+            tenant_id: a.tenantId,
+            delivery_id: a.deliveryId,
+            webhook_id: a.webhookId,
+            attempt: a.attempt,
+            url: a.url,
+            status_code: a.statusCode,
+            response_time_ms: a.responseTimeMs,
+            response: a.response,
+            created_at: a.createdAt,
+          })),
+        ),
+      ],
+    );
+    const stored = new Set(inserted.map((row) => row.id));
+    return attempts.map((a) => (stored.has(a.id) ? a : null));
+  }
+
   /** Parks a delivery without an attempt (its endpoint's circuit is open) until `until`. */
-  async park(delivery: Delivery, until: Date): Promise<void> {
+  async park(delivery: Pick<Delivery, 'id' | 'attempts'>, until: Date): Promise<void> {
     await this.orm.em
       .fork()
       .nativeUpdate(
@@ -240,7 +453,7 @@ export class DeliveryStore {
   }
 
   /** Ends a delivery whose webhook is gone or disabled. */
-  async abandon(delivery: Delivery, reason: string): Promise<void> {
+  async abandon(delivery: Pick<Delivery, 'id' | 'attempts'>, reason: string): Promise<void> {
     await this.orm.em
       .fork()
       .nativeUpdate(
