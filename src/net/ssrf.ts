@@ -33,6 +33,18 @@ export const MAX_URL_LENGTH = 2048;
 const blockedNames = [/^localhost$/, /\.localhost$/, /\.local$/, /\.internal$/, /^localhost\.localdomain$/];
 
 /** Why Herald must not connect to `address`, or null when it may. Only public unicast passes. */
+const parsedAllowlists = new WeakMap<readonly string[], [ipaddr.IPv4 | ipaddr.IPv6, number][]>();
+
+/** A policy's allowlist is parsed once: every delivery checks it. */
+function parsedCidrs(cidrs: readonly string[]) {
+  let parsed = parsedAllowlists.get(cidrs);
+  if (!parsed) {
+    parsed = cidrs.map((cidr) => ipaddr.parseCIDR(cidr));
+    parsedAllowlists.set(cidrs, parsed);
+  }
+  return parsed;
+}
+
 export function blockedAddress(address: string, policy: EndpointPolicy): string | null {
   if (!ipaddr.isValid(address)) return `"${address}" is not an IP address`;
   let parsed = ipaddr.parse(address);
@@ -40,8 +52,7 @@ export function blockedAddress(address: string, policy: EndpointPolicy): string 
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
     parsed = (parsed as ipaddr.IPv6).toIPv4Address();
   }
-  for (const cidr of policy.allowedCidrs) {
-    const range = ipaddr.parseCIDR(cidr);
+  for (const range of parsedCidrs(policy.allowedCidrs)) {
     if (range[0].kind() === parsed.kind() && parsed.match(range)) return null;
   }
   const range = parsed.range();
