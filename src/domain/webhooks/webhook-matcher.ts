@@ -19,21 +19,24 @@ export class WebhookMatcher {
 
   constructor(orm: Orm, options: { ttlMs?: number; maxTenants?: number } = {}) {
     this.orm = orm;
-    this.cache = new LRUCache({ max: options.maxTenants ?? 10_000, ttl: options.ttlMs ?? 1_000 });
+    // Concurrent misses for one tenant share one query.
+    this.cache = new LRUCache({
+      max: options.maxTenants ?? 10_000,
+      ttl: options.ttlMs ?? 1_000,
+      fetchMethod: (tenantId) =>
+        this.orm.em
+          .fork()
+          .find(
+            WebhookEntity,
+            { tenantId, isActive: true },
+            { fields: ['id', 'subscribedEvents'], filters: false },
+          ),
+    });
   }
 
   async matching(tenantId: string, type: string): Promise<string[]> {
-    let subscribers = this.cache.get(tenantId);
-    if (!subscribers) {
-      subscribers = await this.orm.em
-        .fork()
-        .find(
-          WebhookEntity,
-          { tenantId, isActive: true },
-          { fields: ['id', 'subscribedEvents'], filters: false },
-        );
-      this.cache.set(tenantId, subscribers);
-    }
+    // A change announced while the webhooks were being read aborts that read: read them again.
+    const subscribers = (await this.cache.fetch(tenantId).catch(() => this.cache.fetch(tenantId)))!;
     return subscribers
       .filter((w) => w.subscribedEvents.some((p) => patternMatches(p, type)))
       .map((w) => w.id);
