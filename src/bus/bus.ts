@@ -88,6 +88,12 @@ export interface EventBus {
   /** Creates the streams, or updates them to match; safe to call on every start. */
   declareStreams(streams: StreamSpec[]): Promise<void>;
   publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck>;
+  /**
+   * Puts a message on its stream without waiting for the stream to confirm it, for messages whose
+   * loss is tolerable because their record is kept elsewhere (live announcements). False when the
+   * bus is not connected.
+   */
+  notify(subject: string, data: Uint8Array, options: { msgId: string }): boolean;
   /** Loops until stopped, surviving disconnects, with at most `concurrency` handlers running. */
   consume(consumer: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption;
   /**

@@ -87,6 +87,12 @@ export class MemoryBus implements EventBus {
     }
   }
 
+  notify(subject: string, data: Uint8Array, options: { msgId: string }): boolean {
+    if (this.closed) return false;
+    void this.publish(subject, data, options);
+    return true;
+  }
+
   async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
     this.assertOpen();
     const stream = this.streamOf(subject);

@@ -14,7 +14,7 @@ import {
   type JsMsg,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../logger.ts';
 import {
   ReplayRefusedError,
@@ -126,6 +126,14 @@ export class NatsBus implements EventBus {
       timeout: this.options.publishTimeoutMs ?? 5000,
     });
     return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  notify(subject: string, data: Uint8Array, options: { msgId: string }): boolean {
+    if (!this.connected || this.nc.isClosed()) return false;
+    const h = headers();
+    h.set('Nats-Msg-Id', options.msgId);
+    this.nc.publish(subject, data, { headers: h });
+    return true;
   }
 
   consume(spec: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption {

@@ -171,33 +171,28 @@ export class DeliveryWorker {
       this.logger.debug({ deliveryId: job.delivery.id, attempt }, 'attempt already recorded by a repeat');
       return;
     }
-    await this.announce(stored);
+    this.announce(stored);
   }
 
   /**
-   * Puts a recorded attempt on the bus for live consoles. The attempt log in the database is the
-   * record; a console that misses this (the bus is down) reads the log.
+   * Puts a recorded attempt on the bus for live consoles, without waiting for the stream's ack. The
+   * attempt log in the database is the record; a console that misses this (the bus is down) reads
+   * the log.
    */
-  private async announce(attempt: DeliveryAttempt): Promise<void> {
-    try {
-      await this.bus.publish(
-        this.subjects.attempt(attempt.tenantId, attempt.webhookId),
-        encode(attemptMessageV1, {
-          v: 1,
-          ...attempt,
-          statusCode: attempt.statusCode ?? null,
-          response: attempt.response ?? null,
-          errorClass: attempt.errorClass ?? null,
-          error: attempt.error ?? null,
-          createdAt: attempt.createdAt.toISOString(),
-        }),
-        { msgId: `attempt:${attempt.id}` },
-      );
-    } catch (error) {
-      this.logger.warn(
-        { err: error, deliveryId: attempt.deliveryId },
-        'attempt recorded, not announced live',
-      );
-    }
+  private announce(attempt: DeliveryAttempt): void {
+    const sent = this.bus.notify(
+      this.subjects.attempt(attempt.tenantId, attempt.webhookId),
+      encode(attemptMessageV1, {
+        v: 1,
+        ...attempt,
+        statusCode: attempt.statusCode ?? null,
+        response: attempt.response ?? null,
+        errorClass: attempt.errorClass ?? null,
+        error: attempt.error ?? null,
+        createdAt: attempt.createdAt.toISOString(),
+      }),
+      { msgId: `attempt:${attempt.id}` },
+    );
+    if (!sent) this.logger.warn({ deliveryId: attempt.deliveryId }, 'attempt recorded, not announced live');
   }
 }
