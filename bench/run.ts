@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Behaviour } from './lib/receiver.ts';
+import { heraldLive, ledgerText, rawLive, versus, type LiveOptions, type LiveRun } from './scenarios/live.ts';
 import { heraldPipeline, rawPipeline, type PipelineOptions, type PipelineRun } from './scenarios/pipeline.ts';
 
 interface Row {
@@ -38,6 +39,21 @@ function row(scenario: string, system: string, run: PipelineRun, baseline?: numb
       .join(', '),
     ledger: `${ledger.published} published, ${ledger.delivered}/${ledger.expected} delivered, ${ledger.pending} pending, ${ledger.duplicates} dup${ledger.balanced ? '' : ' — VOID'}`,
     ratio: baseline ? `${Math.round((run.throughput / baseline) * 100)} %` : '',
+  };
+}
+
+function liveRow(system: string, run: LiveRun, baseline?: LiveRun): Row {
+  return {
+    scenario: 'S5 live, 2,000 subscribers × 5 attempts/s',
+    system,
+    throughput: run.throughput,
+    unit: 'frames/s',
+    ...run.latency,
+    cpu: Object.entries(run.cpu)
+      .map(([name, pct]) => `${name} ${pct}%`)
+      .join(', '),
+    ledger: ledgerText(run),
+    ratio: baseline ? versus(run, baseline) : '',
   };
 }
 
@@ -78,6 +94,13 @@ const scenarios: Record<string, () => Promise<Row[]>> = {
         healthy.throughput / 10,
       ),
     ];
+  },
+  /** S5: graphql-ws subscribers, one socket each, of one webhook's attempts; 10,000 frames/s. */
+  async S5() {
+    const options: LiveOptions = { subscribers: 2_000, rate: 5, ...timing };
+    const raw = await rawLive(options);
+    const herald = await heraldLive(options);
+    return [liveRow('raw ws broadcast', raw), liveRow('Herald', herald, raw)];
   },
 };
 

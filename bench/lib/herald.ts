@@ -144,3 +144,6 @@ export async function setUpTenant(
   }
   return { token, tenantId: created.createTenant.tenant.id, gql, webhookIds };
 }
+
+/** The database id in a relay global id. */
+export const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { DiscardPolicy, RetentionPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
-import { benchSpace, heraldEnv, services, setUpTenant, startHerald } from '../lib/herald.ts';
+import { benchSpace, heraldEnv, rawId, services, setUpTenant, startHerald } from '../lib/herald.ts';
 import { CpuMeter, openLoad, percentiles, round, until, type Percentiles } from '../lib/measure.ts';
 import { Receiver, payload, type Behaviour } from '../lib/receiver.ts';
 
@@ -148,9 +148,6 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
     await Promise.all(receivers.map((r) => r.close()));
   }
 }
-
-/** The database id in a relay global id. */
-const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
 
 /**
  * Waits for the deliveries to arrive (30 s at most), stops the pipeline, then takes the ledger:
