@@ -38,6 +38,24 @@ const LiveEventBodies = graphql(`
   }
 `);
 
+const LiveEventShapes = graphql(`
+  subscription LiveEventShapes($types: [String!], $withBody: Boolean!) {
+    eventPublished(types: $types) {
+      idempotencyKey
+      current @include(if: $withBody)
+    }
+  }
+`);
+
+const LiveEventTypes = graphql(`
+  subscription LiveEventTypes($types: [String!]) {
+    eventPublished(types: $types) {
+      idempotencyKey
+      type
+    }
+  }
+`);
+
 const LiveAttempts = graphql(`
   subscription LiveAttempts($webhookId: ID, $statuses: [DeliveryStatus!], $after: String) {
     deliveryAttempted(webhookId: $webhookId, statuses: $statuses, after: $after) {
@@ -340,6 +358,33 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
     }
     await Promise.all(subs.map((s) => s.stop()));
     await waitFor(() => h.app.services.live.stats().feeds === before.feeds, { what: 'the feed to go' });
+  });
+
+  it('gives subscribers of one subject the result of their own operation, variables and token', async () => {
+    const type = await newEventType(h.operator, 'Live');
+    const reader = await issue(['events:read']);
+    const withBody = collect(h.ws(), LiveEventShapes, { types: [type], withBody: true }) as Sub;
+    const withoutBody = collect(h.ws(), LiveEventShapes, { types: [type], withBody: false }) as Sub;
+    const typed = collect(h.ws(), LiveEventTypes, { types: [type] }) as Sub;
+    const otherToken = collect(h.ws({ token: reader.token }), LiveEventShapes, {
+      types: [type],
+      withBody: true,
+    }) as Sub;
+    const subs = [withBody, withoutBody, typed, otherToken];
+    let probes = 0;
+    for (const sub of subs) await live(sub, () => publish(h.gql, type, `${type}-probe-${probes++}`));
+
+    await publishOrFail(h.gql, { type, idempotencyKey: `${type}-marked`, current: { n: 1 } });
+    const marked = (sub: Sub) =>
+      sub.results
+        .map((r) => (r.data as { eventPublished: Record<string, unknown> }).eventPublished)
+        .find((e) => e.idempotencyKey === `${type}-marked`);
+    for (const sub of subs) await waitFor(() => marked(sub), { what: 'every subscriber to get the event' });
+    expect(marked(withBody)).toEqual({ idempotencyKey: `${type}-marked`, current: { n: 1 } });
+    expect(marked(withoutBody)).toEqual({ idempotencyKey: `${type}-marked` });
+    expect(marked(typed)).toEqual({ idempotencyKey: `${type}-marked`, type });
+    expect(marked(otherToken)).toEqual({ idempotencyKey: `${type}-marked`, current: { n: 1 } });
+    await Promise.all(subs.map((s) => s.stop()));
   });
 
   it('closes the sockets of a revoked token and releases their subscriptions', async () => {

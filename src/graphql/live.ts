@@ -1,4 +1,14 @@
+import {
+  createSourceEventStream,
+  execute,
+  print,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type subscribe,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
 import { SlowSubscriberError } from '../domain/errors.ts';
+import type { Context } from './builder.ts';
 
 /** A live stream's item for its subscription field; its closing error becomes the field's error. */
 export function liveItem<T>(value: T | SlowSubscriberError): T {
@@ -16,3 +26,73 @@ export const streamCursorField = {
   description:
     'Set on items received from a subscription: give it as `after` when subscribing again to get what came since. Null on items read by queries.',
 } as const;
+
+type Result = ExecutionResult | Promise<ExecutionResult>;
+
+/** Results by item, then by what a result depends on; an entry goes with its item. */
+const executions = new WeakMap<object, Map<string, Result>>();
+
+/**
+ * Subscriptions that sent the same operation with the same variables and the same credentials
+ * get the same result for an item, so it is executed once for all of them. The live hub hands
+ * every local subscriber of a subject the same decoded item (replayed items are decoded per
+ * subscriber, and are executed per subscriber): two thousand consoles watching one webhook cost
+ * one execution per attempt instead of two thousand.
+ */
+export const shareLiveExecution = (): Plugin<Context> => ({
+  onSubscribe({ setSubscribeFn }) {
+    setSubscribeFn(subscribeShared as typeof subscribe);
+  },
+});
+
+async function subscribeShared(args: ExecutionArgs) {
+  const source = await createSourceEventStream(args);
+  if (!(Symbol.asyncIterator in source)) return source;
+  const key = sharingKey(args);
+  return mapStream(source[Symbol.asyncIterator](), (item) => {
+    if (typeof item !== 'object' || item === null) return execute({ ...args, rootValue: item });
+    let results = executions.get(item);
+    if (!results) executions.set(item, (results = new Map<string, Result>()));
+    let result = results.get(key);
+    if (!result) results.set(key, (result = execute({ ...args, rootValue: item })));
+    return result;
+  });
+}
+
+/** Everything a subscription's result for an item depends on besides the item. */
+function sharingKey(args: ExecutionArgs): string {
+  const { actor } = args.contextValue as Context;
+  return JSON.stringify([
+    actor.kind,
+    actor.tenantId,
+    actor.tokenId,
+    actor.admin,
+    [...actor.scopes].sort(),
+    args.operationName ?? null,
+    args.variableValues ?? null,
+    args.document.loc?.source.body ?? print(args.document),
+  ]);
+}
+
+/** Maps a stream's items; return() reaches the source at once, even while a next() waits. */
+function mapStream<T, R>(source: AsyncIterator<T>, map: (item: T) => R | Promise<R>): AsyncGenerator<R> {
+  const stream: AsyncGenerator<R> = {
+    async next() {
+      const step = await source.next();
+      return step.done ? { done: true, value: undefined } : { done: false, value: await map(step.value) };
+    },
+    async return() {
+      await source.return?.();
+      return { done: true, value: undefined };
+    },
+    async throw(error: unknown) {
+      await source.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]: () => stream,
+    [Symbol.asyncDispose]: async () => {
+      await stream.return(undefined);
+    },
+  };
+  return stream;
+}

@@ -23,6 +23,7 @@ import { TokenSockets } from './token-sockets.ts';
 import type { Logger } from '../logger.ts';
 import type { Context } from './builder.ts';
 import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
+import { shareLiveExecution } from './live.ts';
 import { schema } from './schema.ts';
 
 export interface Server {
@@ -123,6 +124,7 @@ export async function createServer(deps: {
       ...(production ? [disableIntrospection()] : []),
       limitAliases(30),
       limitTokens(5_000),
+      shareLiveExecution(),
       useErrorHandler(({ errors, context: errorContext, phase }) => {
         // In the execution phase envelop hands over the execution args, not the context.
         const ctx = (
