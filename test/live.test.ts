@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import type { ExecutionResult } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from './gql/index.ts';
@@ -401,44 +402,43 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
     await waitFor(() => h.app.services.live.stats().subscribers === before, { what: 'the release' });
   });
 
-  it('streams over server-sent events too', async () => {
-    const type = await newEventType(h.operator, 'Live');
-    const abort = new AbortController();
-    const response = await fetch(`${h.url}/graphql`, {
-      method: 'POST',
-      signal: abort.signal,
-      headers: {
-        authorization: `Bearer ${h.token}`,
-        'content-type': 'application/json',
-        accept: 'text/event-stream',
-      },
-      body: JSON.stringify({
-        query: 'subscription ($types: [String!]) { eventPublished(types: $types) { idempotencyKey } }',
-        variables: { types: [type] },
-      }),
-    });
-    expect(response.headers.get('content-type')).toContain('text/event-stream');
-    let text = '';
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      try {
-        for await (const chunk of response.body!) text += decoder.decode(chunk);
-      } catch {
-        // aborted below
-      }
-    })();
+  /** Publishes probes of `type` until the SSE stream delivers one: from then on it is live. */
+  async function liveOverSse(stream: ReturnType<typeof sse>, type: string) {
     let n = 0;
     await waitFor(
       async () => {
-        if (text.includes(`"${type}-sse-`)) return true;
+        if (stream.text().includes(`"${type}-sse-`)) return true;
         await publish(h.gql, type, `${type}-sse-${n++}`);
         return false;
       },
       { what: 'an event over SSE' },
     );
-    expect(text).toMatch(/event: next\ndata: \{"data":\{"eventPublished":\{"idempotencyKey":/);
-    abort.abort();
-    await reading;
+  }
+
+  it('streams over server-sent events too, and releases the subscription when the client leaves', async () => {
+    const type = await newEventType(h.operator, 'Live');
+    const before = h.app.services.live.stats().subscribers;
+    const stream = sse(h.url, h.token, type);
+    await liveOverSse(stream, type);
+    expect(stream.contentType()).toContain('text/event-stream');
+    expect(stream.text()).toMatch(/event: next\ndata: \{"data":\{"eventPublished":\{"idempotencyKey":/);
+    expect(h.app.services.live.stats().subscribers).toBe(before + 1);
+    await stream.close();
+    await waitFor(() => h.app.services.live.stats().subscribers === before, { what: 'the release' });
+  });
+
+  it('releases an SSE subscription whose client left while it was starting', async () => {
+    const type = await newEventType(h.operator, 'Live');
+    const before = h.app.services.live.stats().subscribers;
+    await leaveWhileStarting(h.url, h.token, type);
+    // Sent after it on the same path: live only well after the abandoned one has started.
+    const stream = sse(h.url, h.token, type);
+    await liveOverSse(stream, type);
+    await waitFor(() => h.app.services.live.stats().subscribers === before + 1, {
+      what: 'the abandoned subscription to go',
+    });
+    await stream.close();
+    await waitFor(() => h.app.services.live.stats().subscribers === before, { what: 'the release' });
   });
 });
 
@@ -520,4 +520,57 @@ async function live(sub: Sub, probe: () => Promise<unknown>) {
     },
     { what: 'the subscription to go live' },
   );
+}
+
+const sseBody = (type: string) =>
+  JSON.stringify({
+    query: 'subscription ($types: [String!]) { eventPublished(types: $types) { idempotencyKey } }',
+    variables: { types: [type] },
+  });
+
+/** An SSE subscription to eventPublished of `type`, read in the background. */
+function sse(url: string, token: string, type: string) {
+  const abort = new AbortController();
+  let text = '';
+  let contentType: string | null = null;
+  const reading = (async () => {
+    const response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+      },
+      body: sseBody(type),
+    });
+    contentType = response.headers.get('content-type');
+    const decoder = new TextDecoder();
+    for await (const chunk of response.body!) text += decoder.decode(chunk);
+  })().catch(() => undefined);
+  return {
+    text: () => text,
+    contentType: () => contentType,
+    async close() {
+      abort.abort();
+      await reading;
+    },
+  };
+}
+
+/** Sends an SSE subscription and hangs up as soon as it is sent, before the server answers. */
+async function leaveWhileStarting(url: string, token: string, type: string) {
+  const body = sseBody(type);
+  const req = request(`${url}/graphql`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      accept: 'text/event-stream',
+    },
+  });
+  req.on('error', () => undefined);
+  await new Promise<void>((resolve) => req.end(body, resolve));
+  req.destroy();
 }

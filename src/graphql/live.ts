@@ -96,3 +96,60 @@ function mapStream<T, R>(source: AsyncIterator<T>, map: (item: T) => R | Promise
   };
   return stream;
 }
+
+/**
+ * Live results over HTTP (SSE) end when their client leaves, even one that left while the
+ * subscription was starting: nothing reads, nor returns, a stream whose response found the client
+ * gone. graphql-ws streams end with their socket.
+ */
+export const endLiveOverHttp = (): Plugin<Context> => ({
+  onExecutionResult(payload) {
+    const { request, result } = payload;
+    if (!result || !(Symbol.asyncIterator in result)) return;
+    const stream = endable(result[Symbol.asyncIterator](), () =>
+      request.signal.removeEventListener('abort', leave),
+    );
+    const leave = () => stream.end();
+    request.signal.addEventListener('abort', leave, { once: true });
+    if (request.signal.aborted) leave();
+    payload.setResult(stream);
+  },
+});
+
+/**
+ * A stream that can be ended from outside, at once (the source's return() is, see LiveStream);
+ * `onEnd` runs once, however it ends.
+ */
+function endable<T>(source: AsyncIterator<T>, onEnd: () => void) {
+  let finished = false;
+  const finish = async () => {
+    if (finished) return;
+    finished = true;
+    onEnd();
+    await source.return?.();
+  };
+  const stream = {
+    async next(): Promise<IteratorResult<T>> {
+      if (!finished) {
+        try {
+          const step = await source.next();
+          if (!step.done) return step;
+        } catch (error) {
+          await finish();
+          throw error;
+        }
+      }
+      await finish();
+      return { done: true, value: undefined };
+    },
+    async return(): Promise<IteratorResult<T>> {
+      await finish();
+      return { done: true, value: undefined };
+    },
+    end() {
+      void finish();
+    },
+    [Symbol.asyncIterator]: () => stream,
+  };
+  return stream;
+}

@@ -23,7 +23,7 @@ import { TokenSockets } from './token-sockets.ts';
 import type { Logger } from '../logger.ts';
 import type { Context } from './builder.ts';
 import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
-import { shareLiveExecution } from './live.ts';
+import { endLiveOverHttp, shareLiveExecution } from './live.ts';
 import { schema } from './schema.ts';
 
 export interface Server {
@@ -125,6 +125,7 @@ export async function createServer(deps: {
       limitAliases(30),
       limitTokens(5_000),
       shareLiveExecution(),
+      endLiveOverHttp(),
       useErrorHandler(({ errors, context: errorContext, phase }) => {
         // In the execution phase envelop hands over the execution args, not the context.
         const ctx = (
