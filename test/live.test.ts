@@ -440,6 +440,21 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
     await stream.close();
     await waitFor(() => h.app.services.live.stats().subscribers === before, { what: 'the release' });
   });
+
+  it('ends the SSE streams of a revoked token with UNAUTHENTICATED and releases them', async () => {
+    const type = await newEventType(h.operator, 'Live');
+    const doomed = await issue(['events:read']);
+    const before = h.app.services.live.stats().subscribers;
+    const stream = sse(h.url, doomed.token, type);
+    await liveOverSse(stream, type);
+    expect(h.app.services.live.stats().subscribers).toBe(before + 1);
+    await h.gql(RevokeApiToken, { input: { id: doomed.apiToken.id } });
+    await waitFor(() => stream.ended(), { what: 'the stream to end' });
+    expect(stream.text()).toMatch(
+      /event: next\ndata: \{"errors":\[\{"message":"token revoked","extensions":\{"code":"UNAUTHENTICATED"\}\}\]\}\n\nevent: complete/,
+    );
+    await waitFor(() => h.app.services.live.stats().subscribers === before, { what: 'the release' });
+  });
 });
 
 describe('a slow subscriber', () => {
@@ -533,6 +548,7 @@ function sse(url: string, token: string, type: string) {
   const abort = new AbortController();
   let text = '';
   let contentType: string | null = null;
+  let ended = false;
   const reading = (async () => {
     const response = await fetch(`${url}/graphql`, {
       method: 'POST',
@@ -547,10 +563,13 @@ function sse(url: string, token: string, type: string) {
     contentType = response.headers.get('content-type');
     const decoder = new TextDecoder();
     for await (const chunk of response.body!) text += decoder.decode(chunk);
+    ended = true;
   })().catch(() => undefined);
   return {
     text: () => text,
     contentType: () => contentType,
+    /** The server ended the response. */
+    ended: () => ended,
     async close() {
       abort.abort();
       await reading;

@@ -1,4 +1,5 @@
 import {
+  GraphQLError,
   createSourceEventStream,
   execute,
   print,
@@ -9,6 +10,7 @@ import {
 import type { Plugin } from 'graphql-yoga';
 import { SlowSubscriberError } from '../domain/errors.ts';
 import type { Context } from './builder.ts';
+import type { TokenSockets } from './token-sockets.ts';
 
 /** A live stream's item for its subscription field; its closing error becomes the field's error. */
 export function liveItem<T>(value: T | SlowSubscriberError): T {
@@ -99,15 +101,21 @@ function mapStream<T, R>(source: AsyncIterator<T>, map: (item: T) => R | Promise
 
 /**
  * Live results over HTTP (SSE) end when their client leaves, even one that left while the
- * subscription was starting: nothing reads, nor returns, a stream whose response found the client
- * gone. graphql-ws streams end with their socket.
+ * subscription was starting (nothing reads, nor returns, a stream whose response found the client
+ * gone), and when the token they were opened with stops working: the last item is then an
+ * UNAUTHENTICATED error, as a WebSocket is closed with 4401. graphql-ws streams end with their socket.
  */
-export const endLiveOverHttp = (): Plugin<Context> => ({
+export const endLiveOverHttp = (sessions: TokenSockets): Plugin<Context> => ({
   onExecutionResult(payload) {
     const { request, result } = payload;
-    if (!result || !(Symbol.asyncIterator in result)) return;
-    const stream = endable(result[Symbol.asyncIterator](), () =>
-      request.signal.removeEventListener('abort', leave),
+    const { actor } = payload.context as Partial<Context>;
+    if (!result || !(Symbol.asyncIterator in result) || !actor) return;
+    const stream = endable(result[Symbol.asyncIterator](), () => {
+      untrack();
+      request.signal.removeEventListener('abort', leave);
+    });
+    const untrack = sessions.track(actor, (reason) =>
+      stream.end(new GraphQLError(reason, { extensions: { code: 'UNAUTHENTICATED' } })),
     );
     const leave = () => stream.end();
     request.signal.addEventListener('abort', leave, { once: true });
@@ -117,10 +125,12 @@ export const endLiveOverHttp = (): Plugin<Context> => ({
 });
 
 /**
- * A stream that can be ended from outside, at once (the source's return() is, see LiveStream);
- * `onEnd` runs once, however it ends.
+ * A stream that can be ended from outside, at once (the source's return() is, see LiveStream),
+ * with a last error item when one is given; `onEnd` runs once, however it ends.
  */
 function endable<T>(source: AsyncIterator<T>, onEnd: () => void) {
+  type Last = { errors: GraphQLError[] };
+  let last: Last | null = null;
   let finished = false;
   const finish = async () => {
     if (finished) return;
@@ -129,7 +139,7 @@ function endable<T>(source: AsyncIterator<T>, onEnd: () => void) {
     await source.return?.();
   };
   const stream = {
-    async next(): Promise<IteratorResult<T>> {
+    async next(): Promise<IteratorResult<T | Last>> {
       if (!finished) {
         try {
           const step = await source.next();
@@ -140,13 +150,17 @@ function endable<T>(source: AsyncIterator<T>, onEnd: () => void) {
         }
       }
       await finish();
-      return { done: true, value: undefined };
+      const error = last;
+      last = null;
+      return error ? { done: false, value: error } : { done: true, value: undefined };
     },
-    async return(): Promise<IteratorResult<T>> {
+    async return(): Promise<IteratorResult<T | Last>> {
       await finish();
       return { done: true, value: undefined };
     },
-    end() {
+    end(error?: GraphQLError) {
+      if (finished) return;
+      if (error) last = { errors: [error] };
       void finish();
     },
     [Symbol.asyncIterator]: () => stream,

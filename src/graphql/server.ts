@@ -105,6 +105,7 @@ export async function createServer(deps: {
     return { actor, services, requestId, logger: logger.child({ requestId, tenantId: actor.tenantId }) };
   };
 
+  const sockets = new TokenSockets(services.auth, logger);
   const yoga = createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -125,7 +126,7 @@ export async function createServer(deps: {
       limitAliases(30),
       limitTokens(5_000),
       shareLiveExecution(),
-      endLiveOverHttp(),
+      endLiveOverHttp(sockets),
       useErrorHandler(({ errors, context: errorContext, phase }) => {
         // In the execution phase envelop hands over the execution args, not the context.
         const ctx = (
@@ -195,7 +196,6 @@ export async function createServer(deps: {
     send(ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', ...dependencies });
   }
 
-  const sockets = new TokenSockets(services.auth, logger);
   const wss = new WebSocketServer({
     server: http,
     path: '/graphql',
@@ -231,7 +231,11 @@ export async function createServer(deps: {
           ctx.extra.socket.close(4401, 'Unauthorized');
           return false;
         }
-        sockets.track(ctx.extra.socket, actor);
+        const { socket } = ctx.extra;
+        socket.once(
+          'close',
+          sockets.track(actor, (reason) => socket.close(4401, reason)),
+        );
         return true;
       },
       execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
