@@ -91,13 +91,16 @@ export class Subscribers {
   }
 
   private ask<T extends Reply['type']>(type: T): Promise<Extract<Reply, { type: T }>> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`the subscriber process exited with ${code}`));
       const onMessage = (message: Reply) => {
         if (message.type !== type) return;
         this.child.off('message', onMessage);
+        this.child.off('exit', onExit);
         resolve(message as Extract<Reply, { type: T }>);
       };
       this.child.on('message', onMessage);
+      this.child.once('exit', onExit);
       this.child.send({ type });
     });
   }
