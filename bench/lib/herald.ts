@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -7,25 +8,43 @@ import pg from 'pg';
 import { request } from 'undici';
 import { until } from './measure.ts';
 
-export const services = {
+/** Where the PostgreSQL server and the NATS server (a comma-separated list for a cluster) are. */
+export interface Services {
+  postgres: string;
+  nats: string;
+}
+
+export const services: Services = {
   postgres: process.env.BENCH_POSTGRES ?? 'postgresql://postgres@127.0.0.1:5432',
   nats: process.env.BENCH_NATS ?? '127.0.0.1:4222',
 };
 
-/** A database and a stream prefix of the run's own, removed by `drop`. */
-export async function benchSpace(name: string) {
+/**
+ * One statement on the server's maintenance database, over a connection of its own: a connection
+ * held for the whole run would not survive a restart of the server under test.
+ */
+async function adminQuery(postgres: string, sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: `${postgres}/postgres` });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** A database and a stream prefix of the run's own on `at`, removed by `drop`. */
+export async function benchSpace(name: string, at: Services = services) {
   const id = `${name}_${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   const database = `herald_bench_${id}`;
-  const admin = new pg.Client({ connectionString: `${services.postgres}/postgres` });
-  await admin.connect();
-  await admin.query(`create database "${database}"`);
+  await adminQuery(at.postgres, `create database "${database}"`);
   return {
-    databaseUrl: `${services.postgres}/${database}`,
+    databaseUrl: `${at.postgres}/${database}`,
+    natsUrl: at.nats,
     prefix: `b${id}`.toLowerCase(),
     async drop() {
-      await admin.query(`drop database if exists "${database}" with (force)`);
-      await admin.end();
-      const nc = await connect({ servers: services.nats });
+      await adminQuery(at.postgres, `drop database if exists "${database}" with (force)`);
+      const nc = await connect({ servers: at.nats.split(',') });
       const jsm = await jetstreamManager(nc);
       for await (const stream of jsm.streams.list()) {
         if (stream.config.name.startsWith(`B${id}`.toUpperCase()))
@@ -36,14 +55,22 @@ export async function benchSpace(name: string) {
   };
 }
 
+/** The database id in a relay global id. */
+export const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
+
 export interface HeraldProcess {
   child: ChildProcess;
   pid: number;
   url: string | undefined;
+  /** The last lines the process wrote (its JSON log, and stderr), to show when a run goes wrong. */
+  tail(): string[];
+  /** Kills it with SIGKILL, as a crash would, and waits for it to be gone. */
+  kill(): Promise<void>;
   stop(): Promise<void>;
 }
 
 const entry = (role: string) => fileURLToPath(new URL(`../../src/main/${role}.ts`, import.meta.url));
+const TAIL_LINES = 200;
 
 /** Starts `src/main/<role>.ts` as its own process and waits for it to say it started. */
 export async function startHerald(
@@ -56,27 +83,32 @@ export async function startHerald(
   });
   let url: string | undefined;
   let started = false;
-  let errors = '';
-  let buffer = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    if (started) return;
-    buffer += chunk.toString();
-    for (const line of buffer.split('\n')) {
-      if (!line.includes('"herald started"')) continue;
-      url = (JSON.parse(line) as { url?: string }).url;
-      started = true;
-    }
+  const lines: string[] = [];
+  const keep = (line: string) => {
+    lines.push(line);
+    if (lines.length > TAIL_LINES) lines.shift();
+  };
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    keep(line);
+    if (started || !line.includes('"herald started"')) return;
+    url = (JSON.parse(line) as { url?: string }).url;
+    started = true;
   });
-  child.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+  createInterface({ input: child.stderr }).on('line', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   if (!(await until(() => started || child.exitCode !== null, 60_000)) || !started) {
     child.kill('SIGKILL');
-    throw new Error(`herald ${role} did not start: ${errors.slice(-2000)}`);
+    throw new Error(`herald ${role} did not start: ${lines.slice(-20).join('\n')}`);
   }
   return {
     child,
     pid: child.pid!,
     url,
+    tail: () => [...lines],
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
       child.kill('SIGTERM');
       await Promise.race([exited, until(() => false, 15_000)]);
@@ -87,12 +119,12 @@ export async function startHerald(
 
 /** The environment every Herald process of a bench shares. */
 export function heraldEnv(
-  space: { databaseUrl: string; prefix: string },
+  space: { databaseUrl: string; natsUrl: string; prefix: string },
   extra: Record<string, string> = {},
 ) {
   return {
     DATABASE_URL: space.databaseUrl,
-    NATS_URL: services.nats,
+    NATS_URL: space.natsUrl,
     HERALD_NATS_PREFIX: space.prefix,
     HERALD_ADMIN_TOKEN: `hrld_bench_${randomBytes(18).toString('base64url')}`,
     HERALD_SECRET_KEY: randomBytes(32).toString('base64'),
@@ -102,13 +134,14 @@ export function heraldEnv(
   };
 }
 
-/** A GraphQL client over one keep-alive pool. */
-export function graphqlClient(url: string, token: string) {
+/** A GraphQL client over one keep-alive pool; with `timeoutMs`, a request unanswered by then fails. */
+export function graphqlClient(url: string, token: string, options: { timeoutMs?: number } = {}) {
   return async <T = Record<string, unknown>>(query: string, variables: Record<string, unknown> = {}) => {
     const response = await request(`${url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ query, variables }),
+      signal: options.timeoutMs ? AbortSignal.timeout(options.timeoutMs) : null,
     });
     const body = (await response.body.json()) as { data?: T; errors?: { message: string }[] };
     if (response.statusCode !== 200 || body.errors) {

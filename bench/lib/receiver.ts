@@ -5,11 +5,16 @@ import type { AddressInfo } from 'node:net';
 export type Behaviour = 'ok' | 'hang' | 'fail';
 
 /**
- * A local webhook endpoint that counts deliveries by event id. Bodies carry `current.t`, the
- * wall-clock time the event was scheduled to be sent, so latency is measured end to end.
+ * A local webhook endpoint that counts deliveries by their `webhook-id` header (the delivery's id,
+ * the same on every attempt; the raw pipeline sends none, so there the event id stands in). Bodies
+ * carry `current.t`, the wall-clock time the event was scheduled to be sent, so latency is measured
+ * end to end.
  */
 export class Receiver {
+  /** Arrivals per webhook-id. */
   readonly seen = new Map<string, number>();
+  /** Wall-clock time of each event's first arrival, by event id. */
+  readonly firstArrival = new Map<string, number>();
   readonly latencies: number[] = [];
   private readonly server: Server;
   private behaviour: Behaviour;
@@ -36,8 +41,11 @@ export class Receiver {
         const now = Date.now();
         this.received++;
         const body = JSON.parse(Buffer.concat(chunks).toString()) as { id: string; current: { t: number } };
-        const count = this.seen.get(body.id) ?? 0;
-        this.seen.set(body.id, count + 1);
+        const header = req.headers['webhook-id'];
+        const key = typeof header === 'string' ? header : body.id;
+        const count = this.seen.get(key) ?? 0;
+        this.seen.set(key, count + 1);
+        if (!this.firstArrival.has(body.id)) this.firstArrival.set(body.id, now);
         if (count === 0 && body.current.t >= this.measureFrom && body.current.t < this.measureTo) {
           this.latencies.push(now - body.current.t);
         }
