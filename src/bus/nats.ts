@@ -146,7 +146,10 @@ export class NatsBus implements EventBus {
         try {
           await this.declareConsumer(spec);
           const consumer = await this.js.consumers.get(spec.stream, spec.durable);
-          const messages = await consumer.consume({ max_messages: options.concurrency });
+          // Pull requests live on the consumer's leader: if that node dies, a client still
+          // connected to the others only notices when its request expires. 5 s instead of the
+          // default 30 s bounds that stall (seen on a 3-node cluster losing the leader).
+          const messages = await consumer.consume({ max_messages: options.concurrency, expires: 5_000 });
           stopCurrent = () => messages.stop();
           // stop() may have run while consume() was pending: it could not reach this iterator.
           if (stopped) messages.stop();
