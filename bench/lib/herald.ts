@@ -177,6 +177,3 @@ export async function setUpTenant(
   }
   return { token, tenantId: created.createTenant.tenant.id, gql, webhookIds };
 }
-
-/** The database id in a relay global id. */
-export const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
