@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** Latency percentiles in milliseconds. */
@@ -26,29 +26,70 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
-/** CPU use of named processes over a window, in percent of one core. */
+/** The pids of running processes whose command name is `comm` (all PostgreSQL backends, say). */
+function pidsNamed(comm: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm;
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** The machine's shared servers, each as the sum of its processes: their share of the work. */
+export const serverProcesses: Record<string, () => number[]> = {
+  postgres: () => pidsNamed('postgres'),
+  nats: () => pidsNamed('nats-server'),
+};
+
+type Pids = number | (() => number[]);
+
+/**
+ * CPU use of named processes over a window, in percent of one core. A name may stand for a group
+ * of processes found at the start and the end of the window (a server's connections); a process
+ * that came and went within the window is missed.
+ */
 export class CpuMeter {
-  private readonly pids: Record<string, number>;
-  private start: Record<string, number> = {};
+  private readonly pids: Record<string, Pids>;
+  private start: Record<string, Map<number, number>> = {};
   private startedAt = 0;
 
-  constructor(pids: Record<string, number>) {
+  constructor(pids: Record<string, Pids>) {
     this.pids = pids;
   }
 
   begin(): void {
     this.startedAt = performance.now();
-    this.start = Object.fromEntries(Object.entries(this.pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+    this.start = Object.fromEntries(Object.entries(this.pids).map(([name, pids]) => [name, this.read(pids)]));
   }
 
   end(): Record<string, number> {
     const seconds = (performance.now() - this.startedAt) / 1000;
     return Object.fromEntries(
-      Object.entries(this.pids).map(([name, pid]) => [
-        name,
-        round(((cpuSeconds(pid) - this.start[name]!) / seconds) * 100, 0),
-      ]),
+      Object.entries(this.pids).map(([name, pids]) => {
+        const before = this.start[name]!;
+        let used = 0;
+        for (const [pid, cpu] of this.read(pids)) used += cpu - (before.get(pid) ?? 0);
+        return [name, round((used / seconds) * 100, 0)];
+      }),
     );
+  }
+
+  private read(pids: Pids): Map<number, number> {
+    const list = typeof pids === 'number' ? [pids] : pids();
+    const seconds = new Map<number, number>();
+    for (const pid of list) {
+      try {
+        seconds.set(pid, cpuSeconds(pid));
+      } catch {
+        // It exited meanwhile.
+      }
+    }
+    return seconds;
   }
 }
 

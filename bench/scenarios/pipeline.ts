@@ -5,7 +5,15 @@ import { DiscardPolicy, RetentionPolicy, jetstream, jetstreamManager } from '@na
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { benchSpace, heraldEnv, rawId, services, setUpTenant, startHerald } from '../lib/herald.ts';
-import { CpuMeter, openLoad, percentiles, round, until, type Percentiles } from '../lib/measure.ts';
+import {
+  CpuMeter,
+  openLoad,
+  percentiles,
+  serverProcesses,
+  round,
+  until,
+  type Percentiles,
+} from '../lib/measure.ts';
 import { Receiver, payload, type Behaviour } from '../lib/receiver.ts';
 
 export interface PipelineRun {
@@ -98,7 +106,7 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
       webhookUrls: receivers.map((r) => r.url),
     });
     const tenantId = rawId(tenant.tenantId);
-    const cpu = new CpuMeter({ worker: worker.pid, bench: process.pid });
+    const cpu = new CpuMeter({ worker: worker.pid, bench: process.pid, ...serverProcesses });
     const load = await publishLoad(
       options,
       `${space.prefix}.events.${tenantId}.${type}`,
@@ -201,7 +209,7 @@ export async function rawPipeline(options: PipelineOptions): Promise<PipelineRun
     child.once('exit', (code) => reject(new Error(`the raw pipeline exited with ${code}`)));
   });
   try {
-    const cpu = new CpuMeter({ worker: child.pid!, bench: process.pid });
+    const cpu = new CpuMeter({ worker: child.pid!, bench: process.pid, ...serverProcesses });
     const load = await publishLoad(
       options,
       `${space.prefix}.raw.events`,
