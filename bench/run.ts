@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Behaviour } from './lib/receiver.ts';
 import { heraldLive, ledgerText, rawLive, versus, type LiveOptions, type LiveRun } from './scenarios/live.ts';
+import { listQueries, publishEvents } from './scenarios/api.ts';
 import { heraldPipeline, rawPipeline, type PipelineOptions, type PipelineRun } from './scenarios/pipeline.ts';
 
 interface Row {
@@ -58,6 +59,8 @@ function liveRow(system: string, run: LiveRun, baseline?: LiveRun): Row {
 }
 
 const scenarios: Record<string, () => Promise<Row[]>> = {
+  /** S1: publishEvent mutations against a node:http handler doing the same JetStream publish. */
+  S1: () => publishEvents({ rate: 3_000, ...timing }),
   /** S2: end-to-end deliveries of 1 KB events to one local receiver. */
   async S2() {
     const options: PipelineOptions = { rate: 3_000, endpoints: ['ok'], ...timing, env };
@@ -102,6 +105,8 @@ const scenarios: Record<string, () => Promise<Row[]>> = {
     const herald = await heraldLive(options);
     return [liveRow('raw ws broadcast', raw), liveRow('Herald', herald, raw)];
   },
+  /** S6: 50-row list queries against the same SQL and JSON.stringify over node:http. */
+  S6: () => listQueries({ rate: 1_000, ...timing }),
 };
 
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios);
