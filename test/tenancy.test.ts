@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startApp, type App } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { TOKEN_CACHE_TTL_MS } from '../src/domain/tenancy/auth.service.ts';
 import { printedSchema } from '../src/graphql/print-schema.ts';
+import { createLogger } from '../src/logger.ts';
 import { collect, httpExecutor, modes, startTestApp, uniqueType, type TestApp } from './support/app.ts';
 import {
   ApiTokens,
@@ -196,5 +200,46 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
     const attempt = await zapier.gql(RevokeApiToken, { input: { id: dashboard.apiToken.id } });
     expect(attempt.data?.revokeApiToken).toMatchObject({ __typename: 'ForbiddenError' });
     expect((await dashboard.gql(Viewer, {})).status).toBe(200);
+  });
+});
+
+/** Two API processes on one database: each caches the tokens it has seen. */
+describe('a token revoked in another API process', () => {
+  let first: TestApp;
+  let second: App;
+
+  beforeAll(async () => {
+    first = await startTestApp('production', { roles: { api: true, worker: false } });
+    const config = loadConfig({
+      PORT: '0',
+      DATABASE_URL: first.databaseUrl,
+      NATS_URL: inject('natsUrl'),
+      HERALD_NATS_PREFIX: first.natsPrefix,
+      HERALD_SECRET_KEY: inject('secretKey'),
+      HERALD_ADMIN_TOKEN: first.operatorToken,
+      LOG_LEVEL: 'silent',
+    });
+    second = await startApp(config, { api: true, worker: false }, createLogger('silent'));
+  });
+  afterAll(async () => {
+    await second?.stop();
+    await first?.stop();
+  });
+
+  it('is refused there once its cached copy expires', async () => {
+    const issued = (
+      await first.gql(CreateApiToken, { input: { name: 'elsewhere', scopes: ['events:read'] } })
+    ).data?.createApiToken;
+    if (issued?.__typename !== 'CreateApiTokenPayload') throw new Error(JSON.stringify(issued));
+    const elsewhere = httpExecutor(second.url!, issued.token);
+    // Now cached by the second process.
+    expect((await elsewhere(Viewer, {})).status).toBe(200);
+
+    await first.gql(RevokeApiToken, { input: { id: issued.apiToken.id } });
+    expect((await httpExecutor(first.url, issued.token)(Viewer, {})).status).toBe(401);
+    await waitFor(async () => (await elsewhere(Viewer, {})).status === 401, {
+      what: 'the other process to refuse the token',
+      timeoutMs: TOKEN_CACHE_TTL_MS + 2_000,
+    });
   });
 });

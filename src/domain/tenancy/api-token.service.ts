@@ -101,8 +101,9 @@ export class ApiTokenService {
   }
 
   /**
-   * Revoked at once: tokens are looked up on each request, and open sockets of the token are
-   * closed (here at once, in other processes at their next check). Revoking twice changes nothing.
+   * Revoked at once in this process: its token cache is emptied and open sockets of the token are
+   * closed. Other processes refuse the token once their cached copy expires (TOKEN_CACHE_TTL_MS)
+   * and close its sockets at their next check. Revoking twice changes nothing.
    */
   async revoke(actor: Actor, id: string): Promise<ApiToken> {
     const apiToken = await this.audit.transact(actor, async (tx, record) => {
