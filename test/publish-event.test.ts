@@ -106,6 +106,16 @@ describe.each(modes)('publishing events (%s mode)', (mode) => {
     expect(node.data?.node).toEqual({ __typename: 'Event', type, current: { id: 7, total: 12.5 } });
   });
 
+  it('stores any JSON value as current, as it was sent', async () => {
+    const type = await catalogType();
+    for (const current of ['a string', 42, [1, 'two', null], true, { nested: { list: [] } }]) {
+      const published = await publish({ type, current });
+      if (published.__typename !== 'PublishEventPayload') throw new Error(published.__typename);
+      const node = await h.gql(EventNode, { id: published.event.id });
+      expect(node.data?.node).toEqual({ __typename: 'Event', type, current });
+    }
+  });
+
   it('publishes an idempotency key once, and refuses it for a different event', async () => {
     const type = await catalogType();
     const sub = await liveSubscription([type]);

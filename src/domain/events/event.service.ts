@@ -75,25 +75,34 @@ export class EventService {
     await this.eventTypes.require(input.type, ['input', 'type'], input.current);
 
     const id = newId();
-    const idempotencyKey = input.idempotencyKey ?? id;
-    const em = tenantEm(this.orm, actor);
-    const event = em.create(EventEntity, {
+    const meta = parseEventTypeName(input.type);
+    const published: PublishedEvent = {
       id,
       tenantId: actor.tenantId,
       type: input.type,
-      ...parseEventTypeName(input.type),
+      meta,
       current: input.current ?? null,
       previous: input.previous ?? null,
       occurredAt: input.occurredAt ?? new Date(),
-      idempotencyKey,
-    });
+      idempotencyKey: input.idempotencyKey ?? id,
+    };
     try {
-      await em.flush();
+      // A lone INSERT, outside a unit of work: one round trip instead of begin, insert, commit.
+      await tenantEm(this.orm, actor).insert(EventEntity, {
+        id,
+        tenantId: published.tenantId,
+        type: published.type,
+        ...meta,
+        current: published.current,
+        previous: published.previous,
+        occurredAt: published.occurredAt,
+        idempotencyKey: published.idempotencyKey,
+        createdAt: new Date(),
+      });
     } catch (error) {
       if (!(error instanceof UniqueConstraintViolationException)) throw error;
-      return { event: await this.replay(actor, idempotencyKey, input), duplicate: true };
+      return { event: await this.replay(actor, published.idempotencyKey, input), duplicate: true };
     }
-    const published = fromEntity(event);
     await this.outbox.publish(published);
     return { event: published, duplicate: false };
   }
