@@ -1,7 +1,8 @@
 /**
  * Summarises a V8 CPU profile (node --cpu-prof; BENCH_CPU_PROF=<dir> for the API scenarios): self
- * time by package (or Herald's own source, or node internals) and by function.
- * Usage: node bench/profile.ts <file.cpuprofile> [rows]
+ * time by package (or Herald's own source, or node internals) and by function, leaving out the
+ * first `skip` seconds (start-up, seeding) when given.
+ * Usage: node bench/profile.ts <file.cpuprofile> [rows] [skip]
  */
 import { readFileSync } from 'node:fs';
 
@@ -16,8 +17,8 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, rows = '25'] = process.argv.slice(2);
-if (!file) throw new Error('usage: node bench/profile.ts <file.cpuprofile> [rows]');
+const [file, rows = '25', skip = '0'] = process.argv.slice(2);
+if (!file) throw new Error('usage: node bench/profile.ts <file.cpuprofile> [rows] [skip]');
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
 
@@ -34,8 +35,11 @@ function where(url: string, functionName: string): string {
 const packages = new Map<string, number>();
 const functions = new Map<string, number>();
 let total = 0;
+let elapsed = 0;
 profile.samples.forEach((id, i) => {
   const micros = profile.timeDeltas[i] ?? 0;
+  elapsed += micros;
+  if (elapsed < Number(skip) * 1e6) return;
   const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
   const pkg = where(url, functionName);
   const fn = `${functionName || '(anonymous)'} ${url ? `${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench)\//, '$1/')}:${lineNumber + 1}` : ''}`;
