@@ -123,6 +123,8 @@ export function heraldEnv(
   extra: Record<string, string> = {},
 ) {
   return {
+    // As the Dockerfile runs it: libraries take their production paths (graphql-js's instanceOf).
+    NODE_ENV: 'production',
     DATABASE_URL: space.databaseUrl,
     NATS_URL: space.natsUrl,
     HERALD_NATS_PREFIX: space.prefix,
