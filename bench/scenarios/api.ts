@@ -170,12 +170,7 @@ async function streamMessages(stream: string): Promise<number> {
   }
 }
 
-export function requestRow(
-  scenario: string,
-  system: string,
-  run: RequestRun,
-  baseline?: RequestRun,
-): RequestRow {
+function requestRow(scenario: string, system: string, run: RequestRun, baseline?: RequestRun): RequestRow {
   const { ledger } = run;
   const balanced =
     ledger.failed === 0 &&
