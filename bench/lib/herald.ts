@@ -153,9 +153,6 @@ export function graphqlClient(url: string, token: string, options: { timeoutMs?:
   };
 }
 
-/** The database id in a relay global id. */
-export const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
-
 /** A tenant with a token holding every scope, an event type, and webhooks to `urls`. */
 export async function setUpTenant(
   url: string,
