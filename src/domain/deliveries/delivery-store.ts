@@ -1,6 +1,6 @@
 import { LockMode } from '@mikro-orm/core';
-import DataLoader from 'dataloader';
 import { LRUCache } from 'lru-cache';
+import { batchLoader } from '../../db/batch-loader.ts';
 import { newId } from '../../db/ids.ts';
 import { sqlRows } from '../../db/raw.ts';
 import type { Orm } from '../../db/orm.ts';
@@ -79,15 +79,15 @@ interface Dispatch {
 }
 
 /** Rows of the hot path, written and read as JSON: one statement for a whole batch. */
-const BATCH = { maxBatchSize: 500, cache: false, batchScheduleFn: (run: () => void) => setImmediate(run) };
+const BATCH = { maxBatchSize: 500, concurrency: 1 };
 
 /**
  * The delivery pipeline's persistence. Workers serve every tenant, so these methods read across
  * tenants on purpose (filters off) and take the tenant from the rows.
  *
- * The hot path (dispatching events, loading attempts, recording successes) is batched: calls made
- * in the same turn of the event loop share one SQL statement, so the cost per delivery is a row,
- * not a round trip.
+ * The hot path (dispatching events, loading attempts, recording successes) is batched: the calls
+ * made while the previous statement of the same kind runs share the next one (`batchLoader`), so
+ * under load the cost per delivery is a row, not a round trip.
  */
 export class DeliveryStore {
   private readonly orm: Orm;
@@ -96,12 +96,12 @@ export class DeliveryStore {
   private readonly autoDisableAfterMs: number;
   private readonly onWebhookDisabled: (tenantId: string) => void;
   private readonly opened = new LRUCache<string, string>({ max: 10_000 });
-  private readonly dispatches = new DataLoader<Dispatch, QueuedDelivery[]>(
+  private readonly dispatches = batchLoader<Dispatch, QueuedDelivery[]>(
     (batch) => this.dispatchBatch(batch),
     BATCH,
   );
-  private readonly jobs = new DataLoader<string, AttemptJob | null>((ids) => this.loadBatch(ids), BATCH);
-  private readonly successes = new DataLoader<DeliveryAttempt, DeliveryAttempt | null>(
+  private readonly jobs = batchLoader<string, AttemptJob | null>((ids) => this.loadBatch(ids), BATCH);
+  private readonly successes = batchLoader<DeliveryAttempt, DeliveryAttempt | null>(
     (attempts) => this.recordSuccesses(attempts),
     BATCH,
   );
