@@ -73,6 +73,12 @@ interface JobRow {
   occurred_at: Date | string | null;
 }
 
+interface Parking {
+  id: string;
+  attempts: number;
+  until: Date;
+}
+
 interface Dispatch {
   event: PublishedEvent;
   webhookIds: readonly string[];
@@ -101,6 +107,7 @@ export class DeliveryStore {
     BATCH,
   );
   private readonly jobs = batchLoader<string, AttemptJob | null>((ids) => this.loadBatch(ids), BATCH);
+  private readonly parkings = batchLoader<Parking, null>((parkings) => this.parkBatch(parkings), BATCH);
   private readonly successes = batchLoader<DeliveryAttempt, DeliveryAttempt | null>(
     (attempts) => this.recordSuccesses(attempts),
     BATCH,
@@ -440,16 +447,23 @@ export class DeliveryStore {
     return attempts.map((a) => (stored.has(a.id) ? a : null));
   }
 
-  /** Parks a delivery without an attempt (its endpoint's circuit is open) until `until`. */
+  /**
+   * Parks a delivery without an attempt (its endpoint's circuit is open, or its line is full)
+   * until `until`. Batched: a hanging endpoint parks a share of all traffic.
+   */
   async park(delivery: Pick<Delivery, 'id' | 'attempts'>, until: Date): Promise<void> {
-    await this.orm.em
-      .fork()
-      .nativeUpdate(
-        DeliveryEntity,
-        { id: delivery.id, attempts: delivery.attempts },
-        { status: 'RETRYING', nextAttemptAt: until, updatedAt: new Date() },
-        { filters: false },
-      );
+    await this.parkings.load({ id: delivery.id, attempts: delivery.attempts, until });
+  }
+
+  private async parkBatch(parkings: readonly Parking[]): Promise<null[]> {
+    await sqlRows(
+      this.orm,
+      `update deliveries d set status = 'RETRYING', next_attempt_at = x.until, updated_at = $1::timestamptz
+       from jsonb_to_recordset($2::jsonb) as x(id uuid, attempts int, until timestamptz)
+       where d.id = x.id and d.attempts = x.attempts`,
+      [new Date(), JSON.stringify(parkings)],
+    );
+    return parkings.map(() => null);
   }
 
   /** Ends a delivery whose webhook is gone or disabled. */
