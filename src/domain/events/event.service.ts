@@ -1,8 +1,9 @@
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
+import { batchLoader } from '../../db/batch-loader.ts';
 import { newId } from '../../db/ids.ts';
 import type { Orm } from '../../db/orm.ts';
+import { sqlRows } from '../../db/raw.ts';
 import { tenantEm } from '../../db/tenant-scope.ts';
 import {
   eventTypeName,
@@ -51,6 +52,12 @@ export class EventService {
   private readonly eventTypes: EventTypeService;
   private readonly outbox: EventOutbox;
 
+  /** Concurrent publishes share one INSERT; false for an event whose idempotency key was taken. */
+  private readonly inserts = batchLoader<PublishedEvent, boolean>((events) => this.insertBatch(events), {
+    maxBatchSize: 500,
+    concurrency: 2,
+  });
+
   constructor(deps: { orm: Orm; eventTypes: EventTypeService; outbox: EventOutbox }) {
     this.orm = deps.orm;
     this.eventTypes = deps.eventTypes;
@@ -86,25 +93,41 @@ export class EventService {
       occurredAt: input.occurredAt ?? new Date(),
       idempotencyKey: input.idempotencyKey ?? id,
     };
-    try {
-      // A lone INSERT, outside a unit of work: one round trip instead of begin, insert, commit.
-      await tenantEm(this.orm, actor).insert(EventEntity, {
-        id,
-        tenantId: published.tenantId,
-        type: published.type,
-        ...meta,
-        current: published.current,
-        previous: published.previous,
-        occurredAt: published.occurredAt,
-        idempotencyKey: published.idempotencyKey,
-        createdAt: new Date(),
-      });
-    } catch (error) {
-      if (!(error instanceof UniqueConstraintViolationException)) throw error;
+    const stored = await this.inserts.load(published);
+    if (!stored) {
       return { event: await this.replay(actor, published.idempotencyKey, input), duplicate: true };
     }
     await this.outbox.publish(published);
     return { event: published, duplicate: false };
+  }
+
+  private async insertBatch(events: readonly PublishedEvent[]): Promise<boolean[]> {
+    const now = new Date();
+    const inserted = await sqlRows<{ id: string }>(
+      this.orm,
+      `insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, created_at)
+       select x.id, x.tenant_id, x.type, x.module, x.model, x.action, x.current, x.previous, x.occurred_at, x.idempotency_key, $1::timestamptz
+       from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar)
+       on conflict (tenant_id, idempotency_key) do nothing
+       returning id`,
+      [
+        now,
+        JSON.stringify(
+          events.map((event) => ({
+            id: event.id,
+            tenant_id: event.tenantId,
+            type: event.type,
+            ...event.meta,
+            current: event.current,
+            previous: event.previous,
+            occurred_at: event.occurredAt,
+            idempotency_key: event.idempotencyKey,
+          })),
+        ),
+      ],
+    );
+    const stored = new Set(inserted.map((row) => row.id));
+    return events.map((event) => stored.has(event.id));
   }
 
   /** The tenant's events, newest first, optionally of some types and received within [from, to). */
