@@ -8,6 +8,7 @@ import { createYoga, maskError, useErrorHandler, type YogaInitialContext } from 
 import { WebSocketServer } from 'ws';
 import type { Health, Services } from '../app.ts';
 import type { Config } from '../config.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import {
   ConflictError,
   CursorExpiredError,
@@ -73,6 +74,12 @@ function maskUnexpected(error: unknown, message: string, isDev?: boolean): Error
         extensions: { code, ...fields },
       });
     }
+  }
+  if (isDatabaseUnavailable(original)) {
+    return new GraphQLError('the database is unavailable; try again shortly', {
+      ...(error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {}),
+      extensions: { code: 'UNAVAILABLE' },
+    });
   }
   return maskError(error, message, isDev);
 }

@@ -1,0 +1,27 @@
+/**
+ * Whether an error means the database could not be reached or dropped the connection (a restart,
+ * a failover), as opposed to a fault in the statement: the client should try again later.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (unreachable.has(code) || /^(08|57P)/.test(code))) return true;
+    if (
+      /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
+        e.message,
+      )
+    )
+      return true;
+  }
+  return false;
+}
+
+/** Socket errors of a connection attempt or an open connection. */
+const unreachable = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+]);
