@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { PothosValidationError } from '@pothos/core';
 import {
   GraphQLError,
+  OperationTypeNode,
   getOperationAST,
   type DocumentNode,
   type ExecutionArgs,
@@ -147,7 +148,7 @@ export async function createServer(deps: {
         {},
         {
           enableIf: (args) =>
-            getOperationAST(args.document, args.operationName)?.operation !== 'subscription',
+            getOperationAST(args.document, args.operationName)?.operation !== OperationTypeNode.SUBSCRIPTION,
         },
       ),
       useErrorHandler(({ errors, context: errorContext, phase }) => {
