@@ -95,4 +95,17 @@ describe('endpoint gate', () => {
     expect(await gate.acquire('hanging')).toBe(false);
     expect(await third).toBe(false);
   });
+
+  it('keeps a flooded endpoint to its short line even after a fast answer', async () => {
+    const gate = new EndpointGate(options);
+    await fill(gate, 'flooded');
+    expect(await gate.acquire('flooded')).toBe(false);
+    gate.release('flooded', true, 5);
+    expect(await gate.acquire('flooded')).toBe(true);
+    const waiting = gate.acquire('flooded');
+    // Refused at once, not after waiting in an open line.
+    expect(await Promise.race([gate.acquire('flooded'), Promise.resolve('waits')])).toBe(false);
+    gate.release('flooded', true, 5);
+    expect(await waiting).toBe(true);
+  });
 });

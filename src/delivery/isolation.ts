@@ -5,10 +5,11 @@
  * guards its own slots.
  *
  * The line keeps a busy endpoint's work flowing without a trip through the database. A fast
- * endpoint's line is as long as the worker lets it be: each wait is short. A slow one (its last
- * attempt failed or took longer than `waitMs`, or someone waited `waitMs` in its line) holds at
- * most `maxWaiting` in line, and no attempt waits longer than `waitMs`: past that the caller parks
- * it, so a hanging endpoint holds a bounded share of the worker.
+ * endpoint's line is as long as the worker lets it be: each wait is short. A slow one (within 10 s
+ * of an attempt that failed or took longer than `waitMs`, or of someone waiting `waitMs` in its
+ * line: flooded beyond what it answers) holds at most `maxWaiting` in line, and no attempt waits
+ * longer than `waitMs`: past that the caller parks it, so a hanging or flooded endpoint holds a
+ * bounded share of the worker.
  */
 export interface IsolationOptions {
   maxInFlight: number;
@@ -28,6 +29,9 @@ export const defaultIsolation: IsolationOptions = {
   openMs: 30_000,
 };
 
+/** How long an endpoint counts as slow after a slow or failed attempt, or a wait too long. */
+const SLOW_FOR_MS = 10_000;
+
 interface Waiter {
   grant: (granted: boolean) => void;
   timer: NodeJS.Timeout;
@@ -37,7 +41,8 @@ interface EndpointState {
   inFlight: number;
   failures: number;
   openUntil: number;
-  slow: boolean;
+  /** Until when the endpoint counts as slow. */
+  slowUntil: number;
   /** Attempts waiting for a slot: each is handed one as another finishes, or false if the circuit opens. */
   waiting: Waiter[];
 }
@@ -70,13 +75,13 @@ export class EndpointGate {
       state.inFlight++;
       return true;
     }
-    if (state.slow && state.waiting.length >= this.options.maxWaiting) return false;
+    if (state.slowUntil > Date.now() && state.waiting.length >= this.options.maxWaiting) return false;
     return new Promise<boolean>((grant) => {
       const waiter: Waiter = {
         grant,
         timer: setTimeout(() => {
-          // Nobody waits this long at a healthy endpoint.
-          state.slow = true;
+          // Nobody waits this long at an endpoint that keeps up with its work.
+          state.slowUntil = Date.now() + SLOW_FOR_MS;
           state.waiting.splice(state.waiting.indexOf(waiter), 1);
           grant(false);
           this.forgetIfIdle(endpoint, state);
@@ -90,7 +95,7 @@ export class EndpointGate {
   release(endpoint: string, succeeded: boolean, durationMs: number, now = Date.now()): void {
     const state = this.state(endpoint);
     state.inFlight--;
-    state.slow = !succeeded || durationMs > this.options.waitMs;
+    if (!succeeded || durationMs > this.options.waitMs) state.slowUntil = now + SLOW_FOR_MS;
     if (succeeded) {
       state.failures = 0;
       state.openUntil = 0;
@@ -115,16 +120,21 @@ export class EndpointGate {
     this.forgetIfIdle(endpoint, state);
   }
 
-  /** An endpoint with nothing running, waiting or counted is forgotten: its slowness too. */
+  /** An endpoint with nothing running, waiting, counted or recently slow is forgotten. */
   private forgetIfIdle(endpoint: string, state: EndpointState): void {
-    if (state.inFlight === 0 && state.failures === 0 && state.waiting.length === 0)
+    if (
+      state.inFlight === 0 &&
+      state.failures === 0 &&
+      state.waiting.length === 0 &&
+      state.slowUntil <= Date.now()
+    )
       this.endpoints.delete(endpoint);
   }
 
   private state(endpoint: string): EndpointState {
     let state = this.endpoints.get(endpoint);
     if (!state) {
-      state = { inFlight: 0, failures: 0, openUntil: 0, slow: false, waiting: [] };
+      state = { inFlight: 0, failures: 0, openUntil: 0, slowUntil: 0, waiting: [] };
       this.endpoints.set(endpoint, state);
     }
     return state;
