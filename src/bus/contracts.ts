@@ -9,7 +9,8 @@ import type { StreamSpec } from './bus.ts';
 export const eventMessageV1 = z.object({
   v: z.literal(1),
   id: z.uuid(),
-  tenantId: z.string().min(1),
+  /** Lower case, as the database spells it: the dispatcher matches stored rows by it. */
+  tenantId: z.uuid().transform((id) => id.toLowerCase()),
   type: z.string().min(1),
   meta: z.object({ module: z.string().nullable(), model: z.string(), action: z.string() }),
   current: z.unknown(),

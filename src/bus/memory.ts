@@ -89,7 +89,7 @@ export class MemoryBus implements EventBus {
 
   notify(subject: string, data: Uint8Array, options: { msgId: string }): boolean {
     if (this.closed) return false;
-    void this.publish(subject, data, options);
+    this.publish(subject, data, options).catch(() => {});
     return true;
   }
 

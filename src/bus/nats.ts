@@ -132,8 +132,13 @@ export class NatsBus implements EventBus {
     if (!this.connected || this.nc.isClosed()) return false;
     const h = headers();
     h.set('Nats-Msg-Id', options.msgId);
-    this.nc.publish(subject, data, { headers: h });
-    return true;
+    try {
+      this.nc.publish(subject, data, { headers: h });
+      return true;
+    } catch {
+      // Closing or draining meanwhile.
+      return false;
+    }
   }
 
   consume(spec: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption {

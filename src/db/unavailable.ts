@@ -3,7 +3,8 @@
  * a failover), as opposed to a fault in the statement: the client should try again later.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let e = error; e instanceof Error; e = e.cause) {
+  let e = error;
+  for (let depth = 0; depth < 8 && e instanceof Error; depth++, e = e.cause) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && (unreachable.has(code) || /^(08|57P)/.test(code))) return true;
     if (

@@ -245,7 +245,7 @@ export class DeliveryStore {
     );
   }
 
-  private async loadBatch(ids: readonly string[]): Promise<(AttemptJob | null)[]> {
+  private async loadBatch(ids: readonly string[]): Promise<(AttemptJob | null | Error)[]> {
     const rows = await sqlRows<JobRow>(
       this.orm,
       `select d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.updated_at,
@@ -259,9 +259,15 @@ export class DeliveryStore {
     );
     const byId = new Map(rows.map((row) => [row.id, row]));
     const now = new Date();
+    // A row that cannot be turned into a job (a secret sealed under another key) fails its own
+    // caller only.
     return ids.map((id) => {
       const row = byId.get(id);
-      return row ? this.toJob(row, now) : null;
+      try {
+        return row ? this.toJob(row, now) : null;
+      } catch (error) {
+        return error instanceof Error ? error : new Error(String(error));
+      }
     });
   }
 

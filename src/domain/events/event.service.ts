@@ -22,17 +22,38 @@ import { fromEntity, type PublishedEvent } from './published-event.ts';
 /** The largest `current` + `previous` accepted, serialised: it is what every delivery carries. */
 export const MAX_EVENT_PAYLOAD_BYTES = 256 * 1024;
 
+/** Whether every string in a JSON value can be stored as PostgreSQL text: no NUL, no lone surrogate. */
+function storable(value: unknown): boolean {
+  if (typeof value === 'string') return value.isWellFormed() && !value.includes('\0');
+  if (Array.isArray(value)) return value.every(storable);
+  if (value && typeof value === 'object')
+    return Object.entries(value).every(([k, v]) => storable(k) && storable(v));
+  return true;
+}
+
+const storableJson = z
+  .json()
+  .nullish()
+  .refine(storable, 'must not contain NUL characters or unpaired surrogates');
+
 export const publishEventInput = z.object({
   type: eventTypeName,
-  current: z.json().nullish(),
-  previous: z.json().nullish(),
-  occurredAt: z.date().nullish(),
+  current: storableJson,
+  previous: storableJson,
+  occurredAt: z
+    .date()
+    .refine(
+      (date) => date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999,
+      'must fall in the years 1 to 9999',
+    )
+    .nullish(),
   idempotencyKey: z
     .string()
     .trim()
     .min(1)
     .max(255)
     .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters')
+    .refine((key) => key.isWellFormed(), 'must not contain unpaired surrogates')
     .nullish(),
 });
 /** What callers hand in; `current` and `previous` are checked to be JSON by the schema. */

@@ -1,0 +1,188 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { decode, encode, eventMessageV1 } from '../src/bus/contracts.ts';
+import { loadConfig } from '../src/config.ts';
+import { openOrm, type Orm } from '../src/db/orm.ts';
+import { DeliveryStore } from '../src/domain/deliveries/delivery-store.ts';
+import { EventService } from '../src/domain/events/event.service.ts';
+import { fromMessage, toMessage, type PublishedEvent } from '../src/domain/events/published-event.ts';
+import { InvalidInputError } from '../src/domain/errors.ts';
+import { systemActor } from '../src/domain/tenancy/actor.ts';
+import { SecretBox } from '../src/domain/webhooks/webhook-secret.ts';
+import { createLogger } from '../src/logger.ts';
+
+let orm: Orm;
+beforeAll(async () => {
+  const config = loadConfig({ DATABASE_URL: inject('databaseUrl'), LOG_LEVEL: 'silent' });
+  orm = await openOrm(config, createLogger('silent'));
+});
+afterAll(async () => {
+  await orm?.close();
+});
+
+const rows = <T>(sql: string, params: unknown[] = []) => orm.em.fork().execute<T[]>(sql, params);
+
+const event = (over: Partial<PublishedEvent> = {}): PublishedEvent => {
+  const id = randomUUID();
+  return {
+    id,
+    tenantId: randomUUID(),
+    type: 'billing.invoice.created',
+    meta: { module: 'billing', model: 'invoice', action: 'created' },
+    current: { ok: true },
+    previous: null,
+    occurredAt: new Date(),
+    idempotencyKey: id,
+    ...over,
+  };
+};
+
+const box = new SecretBox(randomBytes(32));
+
+/** The store alone: these cases never reach the audited failure path. */
+function store() {
+  return new DeliveryStore(
+    { orm, audit: null as never, box },
+    { autoDisableAfterMs: 60_000, onWebhookDisabled: () => {} },
+  );
+}
+
+describe('publishEvent: a bad event fails alone, typed, and not the publishes sharing its INSERT', () => {
+  const events = () =>
+    new EventService({
+      orm,
+      eventTypes: { require: async () => {} } as never,
+      outbox: { publish: async () => true } as never,
+    });
+
+  it('refuses a NUL character in a payload; another tenant publish goes through', async () => {
+    const service = events();
+    const [bad, good] = await Promise.allSettled([
+      service.publish(systemActor(randomUUID()), {
+        type: 'billing.invoice.created',
+        current: { s: 'a\u0000b' },
+      }),
+      service.publish(systemActor(randomUUID()), { type: 'billing.invoice.created', current: { ok: true } }),
+    ]);
+    expect(bad.status === 'rejected' && bad.reason).toBeInstanceOf(InvalidInputError);
+    expect(good.status).toBe('fulfilled');
+  });
+
+  it('refuses an occurredAt PostgreSQL cannot store; another tenant publish goes through', async () => {
+    const service = events();
+    const [bad, good] = await Promise.allSettled([
+      service.publish(systemActor(randomUUID()), {
+        type: 'billing.invoice.created',
+        occurredAt: new Date('0000-06-01T00:00:00Z'),
+      }),
+      service.publish(systemActor(randomUUID()), { type: 'billing.invoice.created', current: { ok: true } }),
+    ]);
+    expect(bad.status === 'rejected' && bad.reason).toBeInstanceOf(InvalidInputError);
+    expect(good.status).toBe('fulfilled');
+  });
+});
+
+describe('dispatch: one bad event fails alone, not the events dispatched with it', () => {
+  it('a host-published event with a NUL in its payload fails alone', async () => {
+    const s = store();
+    const [bad, good] = await Promise.allSettled([
+      s.createForEvent(event({ current: { s: '\u0000' } }), [randomUUID()]),
+      s.createForEvent(event(), [randomUUID()]),
+    ]);
+    expect(bad.status).toBe('rejected');
+    expect(good.status).toBe('fulfilled');
+  });
+
+  it('an upper-case tenant id on the bus is read in lower case, and dispatches with its batch-mates', async () => {
+    const s = store();
+    const upper = event({ tenantId: randomUUID().toUpperCase() });
+    const read = fromMessage(decode(eventMessageV1, encode(eventMessageV1, toMessage(upper))));
+    expect(read.tenantId).toBe(upper.tenantId.toLowerCase());
+    const [a, b] = await Promise.all([
+      s.createForEvent(read, [randomUUID()]),
+      s.createForEvent(event(), [randomUUID()]),
+    ]);
+    expect(a).toHaveLength(1);
+    expect(b).toHaveLength(1);
+  });
+});
+
+describe('batch statements and repeats', () => {
+  it('the same event twice in one batch: one set of deliveries, both callers get it', async () => {
+    const s = store();
+    const e = event();
+    const w = [randomUUID(), randomUUID()];
+    const [a, b] = await Promise.all([s.createForEvent(e, w), s.createForEvent({ ...e }, w)]);
+    expect(a.map((d) => d.id).sort()).toEqual(b.map((d) => d.id).sort());
+    expect(a).toHaveLength(2);
+    const stored = await rows<{ n: string }>('select count(*) n from deliveries where event_id = ?', [e.id]);
+    expect(Number(stored[0]!.n)).toBe(2);
+    // A later redelivery returns the deliveries still waiting (the union's snapshot branch).
+    const again = await s.createForEvent({ ...e }, w);
+    expect(again.map((d) => d.id).sort()).toEqual(a.map((d) => d.id).sort());
+  });
+
+  it('the same successful attempt twice in one batch is stored once', async () => {
+    const s = store();
+    const e = event();
+    const [d] = await s.createForEvent(e, [randomUUID()]);
+    const job = (await s.loadForAttempt(d!.id))!;
+    const result = {
+      url: 'https://x',
+      statusCode: 200,
+      responseTimeMs: 3,
+      response: '',
+      errorClass: null,
+      error: null,
+    };
+    const now = new Date();
+    const [r1, r2] = await Promise.all([
+      s.record(job, 1, result, { status: 'SUCCEEDED' }, now),
+      s.record(job, 1, result, { status: 'SUCCEEDED' }, now),
+    ]);
+    expect([r1, r2].filter(Boolean)).toHaveLength(1);
+    const n = await rows<{ n: string }>('select count(*) n from delivery_attempts where delivery_id = ?', [
+      d!.id,
+    ]);
+    expect(Number(n[0]!.n)).toBe(1);
+  });
+});
+
+describe('publish with one idempotency key twice in one INSERT', () => {
+  it('one is stored, the other is answered as a duplicate', async () => {
+    const service = new EventService({
+      orm,
+      eventTypes: { require: async () => {} } as never,
+      outbox: { publish: async () => true } as never,
+    });
+    const actor = systemActor(randomUUID());
+    const input = { type: 'billing.invoice.created', current: { n: 1 }, idempotencyKey: 'k1' };
+    const [a, b] = await Promise.all([service.publish(actor, input), service.publish(actor, input)]);
+    expect([a.duplicate, b.duplicate].sort()).toEqual([false, true]);
+    expect(a.event.id).toBe(b.event.id);
+  });
+});
+
+describe('load: a webhook whose secret cannot be opened fails its own deliveries only', () => {
+  it('an unrelated delivery loads while it shares a batch with the bad one', async () => {
+    const s = store();
+    const tenant = randomUUID();
+    const [bad, good] = [randomUUID(), randomUUID()];
+    const sealedElsewhere = new SecretBox(randomBytes(32)).seal('whsec_x');
+    for (const [id, secret] of [
+      [bad, sealedElsewhere],
+      [good, box.seal('whsec_' + randomBytes(32).toString('base64'))],
+    ] as const) {
+      await rows(
+        `insert into webhooks (id, tenant_id, url, subscribed_events, managed_by, secret, created_at, updated_at)
+         values (?, ?, 'https://example.com/', '{a.b.c}', 'API', ?, now(), now())`,
+        [id, tenant, secret],
+      );
+    }
+    const [dBad] = await s.createForEvent(event({ tenantId: tenant }), [bad]);
+    const [dGood] = await s.createForEvent(event(), [good]);
+    const [lBad, lGood] = await Promise.allSettled([s.loadForAttempt(dBad!.id), s.loadForAttempt(dGood!.id)]);
+    expect(lBad.status).toBe('rejected');
+    expect(lGood.status).toBe('fulfilled');
+  });
+});
