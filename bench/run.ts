@@ -4,23 +4,11 @@
  * time. Usage: npm run bench [-- S2 S3 …]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import type { Row } from './lib/measure.ts';
 import type { Behaviour } from './lib/receiver.ts';
 import { heraldLive, ledgerText, rawLive, versus, type LiveOptions, type LiveRun } from './scenarios/live.ts';
 import { listQueries, publishEvents } from './scenarios/api.ts';
 import { heraldPipeline, rawPipeline, type PipelineOptions, type PipelineRun } from './scenarios/pipeline.ts';
-
-interface Row {
-  scenario: string;
-  system: string;
-  throughput: number;
-  unit: string;
-  p50: number;
-  p95: number;
-  p99: number;
-  cpu: string;
-  ledger: string;
-  ratio: string;
-}
 
 const timing = { warmupMs: 3_000, steadyMs: 8_000 };
 const tenHealthy: Behaviour[] = Array.from({ length: 10 }, () => 'ok');

@@ -1,6 +1,20 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 
+/** A row of the results table (bench/run.ts). */
+export interface Row {
+  scenario: string;
+  system: string;
+  throughput: number;
+  unit: string;
+  p50: number;
+  p95: number;
+  p99: number;
+  cpu: string;
+  ledger: string;
+  ratio: string;
+}
+
 /** Latency percentiles in milliseconds. */
 export interface Percentiles {
   p50: number;

@@ -9,7 +9,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Pool } from 'undici';
 import { benchSpace, heraldEnv, rawId, services, setUpTenant, startHerald } from '../lib/herald.ts';
-import { CpuMeter, openLoad, percentiles, type Percentiles } from '../lib/measure.ts';
+import { CpuMeter, openLoad, percentiles, type Percentiles, type Row } from '../lib/measure.ts';
 import { payload } from '../lib/receiver.ts';
 import { streams } from '../../src/bus/contracts.ts';
 import { NatsBus } from '../../src/bus/nats.ts';
@@ -37,20 +37,6 @@ export interface RequestRun {
     /** S1: messages on the stream, which must equal `ok`. */
     published?: number;
   };
-}
-
-/** A row of bench/run.ts's table. */
-export interface RequestRow {
-  scenario: string;
-  system: string;
-  throughput: number;
-  unit: string;
-  p50: number;
-  p95: number;
-  p99: number;
-  cpu: string;
-  ledger: string;
-  ratio: string;
 }
 
 interface Target {
@@ -170,7 +156,7 @@ async function streamMessages(stream: string): Promise<number> {
   }
 }
 
-function requestRow(scenario: string, system: string, run: RequestRun, baseline?: RequestRun): RequestRow {
+function requestRow(scenario: string, system: string, run: RequestRun, baseline?: RequestRun): Row {
   const { ledger } = run;
   const balanced =
     ledger.failed === 0 &&
@@ -203,7 +189,7 @@ const PUBLISH = `mutation ($input: PublishEventInput!) {
 }`;
 
 /** S1: publishEvent mutations of 1 KB events, then the raw handler publishing the same. */
-export async function publishEvents(options: RequestOptions): Promise<RequestRow[]> {
+export async function publishEvents(options: RequestOptions): Promise<Row[]> {
   const scenario = `S1 publishEvent at ${options.rate}/s`;
   const raw = await rawPublish(options);
   const herald = await heraldPublish(options);
@@ -326,7 +312,7 @@ const fullPage = (status: number, body: unknown) =>
   (body as { hasNextPage: boolean }).hasNextPage;
 
 /** S6: webhooks(first: 50), then auditLogs(first: 50), each against raw SQL + JSON.stringify. */
-export async function listQueries(options: RequestOptions): Promise<RequestRow[]> {
+export async function listQueries(options: RequestOptions): Promise<Row[]> {
   const space = await benchSpace('s6');
   const env = heraldEnv(space);
   const api = await startHerald('api', { ...env, ...profiling() });
@@ -335,7 +321,7 @@ export async function listQueries(options: RequestOptions): Promise<RequestRow[]
     const tenant = await seedLists(api.url!, env.HERALD_ADMIN_TOKEN);
     const { token } = tenant;
     server = await startRaw('list', [space.databaseUrl, rawId(tenant.tenantId), token]);
-    const rows: RequestRow[] = [];
+    const rows: Row[] = [];
     for (const [name, query, path] of [
       ['webhooks', WEBHOOKS, '/webhooks'],
       ['auditLogs', AUDIT_LOGS, '/audit-logs'],
