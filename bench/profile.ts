@@ -1,5 +1,5 @@
 /**
- * Summarises a V8 CPU profile (node --cpu-prof; BENCH_CPU_PROF=<dir> for the API scenarios): self
+ * Summarises a V8 CPU profile (node --cpu-prof; BENCH_CPU_PROF=<dir> for the bench's Herald processes): self
  * time by package (or Herald's own source, or node internals) and by function, leaving out the
  * first `skip` seconds (start-up, seeding) when given.
  * Usage: node bench/profile.ts <file.cpuprofile> [rows] [skip]

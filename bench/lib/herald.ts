@@ -117,7 +117,10 @@ export async function startHerald(
   };
 }
 
-/** The environment every Herald process of a bench shares. */
+/**
+ * The environment every Herald process of a bench shares. BENCH_CPU_PROF=<dir> makes each write a
+ * V8 CPU profile into <dir> when it stops (summarise it with bench/profile.ts).
+ */
 export function heraldEnv(
   space: { databaseUrl: string; natsUrl: string; prefix: string },
   extra: Record<string, string> = {},
@@ -132,6 +135,9 @@ export function heraldEnv(
     HERALD_SECRET_KEY: randomBytes(32).toString('base64'),
     HERALD_ALLOW_HTTP: 'true',
     HERALD_ALLOWED_CIDRS: '127.0.0.0/8',
+    ...(process.env.BENCH_CPU_PROF
+      ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` }
+      : {}),
     ...extra,
   };
 }

@@ -55,15 +55,6 @@ const encoder = new TextEncoder();
 const type = 'bench.order.created';
 
 /**
- * BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each Herald process into <dir> when it stops
- * (summarise it with bench/profile.ts).
- */
-const profiling = (): Record<string, string> =>
-  process.env.BENCH_CPU_PROF
-    ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` }
-    : {};
-
-/**
  * Sends `call(scheduledAt)` at a constant rate and counts an answer as ok only when `accept` takes
  * it (a 2xx and, for GraphQL, no errors and the expected data); the first refusal is printed.
  * Latency covers every request scheduled in the steady window: one refused or not answered by the
@@ -199,7 +190,7 @@ export async function publishEvents(options: RequestOptions): Promise<Row[]> {
 async function heraldPublish(options: RequestOptions): Promise<RequestRun> {
   const space = await benchSpace('s1');
   const env = heraldEnv(space);
-  const api = await startHerald('api', { ...env, ...profiling() });
+  const api = await startHerald('api', env);
   try {
     const { token } = await setUpTenant(api.url!, env.HERALD_ADMIN_TOKEN, { type, webhookUrls: [] });
     const run = await requestLoad(
@@ -315,7 +306,7 @@ const fullPage = (status: number, body: unknown) =>
 export async function listQueries(options: RequestOptions): Promise<Row[]> {
   const space = await benchSpace('s6');
   const env = heraldEnv(space);
-  const api = await startHerald('api', { ...env, ...profiling() });
+  const api = await startHerald('api', env);
   let server: Awaited<ReturnType<typeof startRaw>> | undefined;
   try {
     const tenant = await seedLists(api.url!, env.HERALD_ADMIN_TOKEN);
