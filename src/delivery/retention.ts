@@ -1,3 +1,4 @@
+import { firstIdAt } from '../db/ids.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { pollLoop } from '../util/poll-loop.ts';
@@ -7,12 +8,14 @@ const BATCH = 1_000;
 /**
  * Prunes what is older than the retention age: settled deliveries not touched since (with their
  * attempts), and events no delivery still needs. A thousand rows per statement, so no lock is held
- * for long; a pass repeats until nothing is left to prune.
+ * for long; a pass repeats until nothing is left to prune. Deliveries are found by their
+ * time-ordered id (one not touched since was made before), which spares the table an index on
+ * what every attempt writes.
  */
 export async function pruneOnce(orm: Orm, retentionMs: number): Promise<number> {
   const before = new Date(Date.now() - retentionMs);
   const em = orm.em.fork();
-  const statements: [sql: string, params: Date[]][] = [
+  const statements: [sql: string, params: (Date | string)[]][] = [
     // Attempts go with their delivery (or once it is gone), never while it may still be retried.
     [
       `delete from delivery_attempts where id in (select a.id from delivery_attempts a
@@ -23,8 +26,8 @@ export async function pruneOnce(orm: Orm, retentionMs: number): Promise<number> 
     ],
     [
       `delete from deliveries where id in (select id from deliveries
-         where status in ('SUCCEEDED', 'FAILED') and updated_at < ? limit ${BATCH})`,
-      [before],
+         where id < ? and status in ('SUCCEEDED', 'FAILED') and updated_at < ? limit ${BATCH})`,
+      [firstIdAt(before), before],
     ],
     [
       `delete from events where id in (select e.id from events e
