@@ -10,7 +10,8 @@ import { heraldLive, ledgerText, rawLive, versus, type LiveOptions, type LiveRun
 import { listQueries, publishEvents } from './scenarios/api.ts';
 import { heraldPipeline, rawPipeline, type PipelineOptions, type PipelineRun } from './scenarios/pipeline.ts';
 
-const timing = { warmupMs: 3_000, steadyMs: 8_000 };
+/** Ten seconds of warm-up: a fresh Herald process is still compiling its hot path after three. */
+const timing = { warmupMs: 10_000, steadyMs: 12_000 };
 const tenHealthy: Behaviour[] = Array.from({ length: 10 }, () => 'ok');
 /** Herald's defaults, except a higher in-flight cap per endpoint: these runs have one or ten endpoints. */
 const env = { HERALD_MAX_IN_FLIGHT_PER_ENDPOINT: '64', HERALD_REQUEST_TIMEOUT_MS: '5000' };
