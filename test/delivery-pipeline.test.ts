@@ -4,6 +4,7 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import {
+  httpExecutor,
   modes,
   newEventType,
   publishOrFail,
@@ -12,7 +13,7 @@ import {
   webhookTo,
   type TestApp,
 } from './support/app.ts';
-import { AuditLogs, CreateWebhook } from './support/operations.ts';
+import { AuditLogs, CreateApiToken, CreateWebhook } from './support/operations.ts';
 import { startReceiver, type Reply } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -352,5 +353,30 @@ describe.each(modes)('the delivery pipeline (%s mode)', (mode) => {
     expect((await other.gql(Redeliver, { input: { deliveryId: id } })).data!.redeliver.__typename).toBe(
       'NotFoundError',
     );
+  });
+
+  it("shows a delivery's webhook and event only to tokens that may read them", async () => {
+    const { type, webhookId } = await endpoint();
+    await publish(type);
+    await waitFor(async () => (await deliveriesOf(webhookId)).some((d) => d.status === 'SUCCEEDED'), {
+      what: 'the delivery',
+    });
+    const created = (
+      await h.gql(CreateApiToken, { input: { name: 'log reader', scopes: ['deliveries:read'] } })
+    ).data!.createApiToken;
+    if (created.__typename !== 'CreateApiTokenPayload') throw new Error('createApiToken failed');
+    const reader = httpExecutor(h.url, created.token);
+
+    const seen = await reader(Deliveries, { filter: { webhookId } });
+    expect(seen.data!.deliveries.edges.map((e) => [e.node.status, e.node.webhook, e.node.event])).toEqual([
+      ['SUCCEEDED', null, null],
+    ]);
+    expect(seen.errors?.map((e) => [e.extensions?.code, e.path?.at(-1)]).sort()).toEqual([
+      ['FORBIDDEN', 'event'],
+      ['FORBIDDEN', 'webhook'],
+    ]);
+    const full = (await h.gql(Deliveries, { filter: { webhookId } })).data!.deliveries.edges[0]!.node;
+    expect(full.webhook?.id).toBe(webhookId);
+    expect(full.event).not.toBeNull();
   });
 });

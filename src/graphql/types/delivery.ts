@@ -36,14 +36,16 @@ builder.node(DeliveryRef, {
     webhook: t.field({
       type: WebhookRef,
       nullable: true,
-      description: 'Null once the webhook is deleted.',
+      description: 'Null once the webhook is deleted. Needs webhooks:read as well.',
+      authScopes: { anyScope: ['webhooks:read', 'webhooks:manage'] },
       resolve: async (delivery, _args, ctx) =>
         (await ctx.services.webhooks.getMany(ctx.actor, [delivery.webhookId]))[0] ?? null,
     }),
     event: t.field({
       type: EventRef,
       nullable: true,
-      description: 'Null once pruned by retention.',
+      description: 'Null once pruned by retention. Needs events:read as well.',
+      authScopes: { scope: 'events:read' },
       resolve: async (delivery, _args, ctx) =>
         (await ctx.services.events.getMany(ctx.actor, [delivery.eventId]))[0] ?? null,
     }),
