@@ -1,7 +1,9 @@
 import { Webhook } from 'standardwebhooks';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { encode, eventMessageV1, streams, subjects } from '../src/bus/contracts.ts';
 import { graphql } from './gql/index.ts';
 import {
   httpExecutor,
@@ -354,6 +356,43 @@ describe.each(modes)('the delivery pipeline (%s mode)', (mode) => {
       'NotFoundError',
     );
   });
+
+  it.runIf(mode === 'production')(
+    'drops a host-published event whose subject names another tenant than its body',
+    async () => {
+      const { receiver, type, webhookId } = await endpoint();
+      const other = await h.tenant('Subject');
+      const nc = await connect({ servers: inject('natsUrl') });
+      const js = jetstream(nc);
+      const on = subjects(h.natsPrefix);
+      const body = (key: string) => ({
+        v: 1 as const,
+        id: randomUUID(),
+        tenantId: rawId(h.tenantId),
+        type,
+        meta: { module: type.split('.')[0]!, model: 'invoice', action: 'paid' },
+        current: { key },
+        previous: null,
+        occurredAt: new Date().toISOString(),
+        idempotencyKey: key,
+      });
+      const spoofed = body('spoofed');
+      const genuine = body('genuine');
+      await js.publish(on.event(rawId(other.tenantId), type), encode(eventMessageV1, spoofed));
+      await js.publish(on.event(rawId(h.tenantId), type), encode(eventMessageV1, genuine));
+      const jsm = await jetstreamManager(nc);
+      await waitFor(
+        async () => {
+          const info = await jsm.consumers.info(streams(h.natsPrefix).events.name, 'dispatcher');
+          return receiver.received.length > 0 && info.num_pending === 0 && info.num_ack_pending === 0;
+        },
+        { what: 'both events dispatched' },
+      );
+      await nc.close();
+      expect(receiver.received.map((r) => (JSON.parse(r.body) as { id: string }).id)).toEqual([genuine.id]);
+      expect(await deliveriesOf(webhookId)).toHaveLength(1);
+    },
+  );
 
   it("shows a delivery's webhook and event only to tokens that may read them", async () => {
     const { type, webhookId } = await endpoint();

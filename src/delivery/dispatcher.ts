@@ -1,6 +1,6 @@
 import { ZodError } from 'zod';
 import type { Consumption, EventBus } from '../bus/bus.ts';
-import { decode, eventMessageV1, streams } from '../bus/contracts.ts';
+import { decode, eventMessageV1, streams, subjects } from '../bus/contracts.ts';
 import type { DeliveryQueue } from '../domain/deliveries/delivery-queue.ts';
 import type { DeliveryStore } from '../domain/deliveries/delivery-store.ts';
 import { fromMessage } from '../domain/events/published-event.ts';
@@ -20,6 +20,7 @@ export class Dispatcher {
   private readonly matcher: WebhookMatcher;
   private readonly logger: Logger;
   private readonly prefix: string;
+  private readonly subjectOf: (event: { tenantId: string; type: string }) => string;
 
   constructor(
     deps: {
@@ -37,6 +38,8 @@ export class Dispatcher {
     this.matcher = deps.matcher;
     this.logger = deps.logger;
     this.prefix = options.prefix;
+    const { event } = subjects(options.prefix);
+    this.subjectOf = ({ tenantId, type }) => event(tenantId, type);
   }
 
   start(concurrency = 256): Consumption {
@@ -57,6 +60,15 @@ export class Dispatcher {
           this.logger.error(
             { err: error, subject: message.subject },
             'dropped an event that breaks its contract',
+          );
+          return message.term();
+        }
+        // The subject is what a tenant's stream filter and permissions see: a body naming another
+        // tenant (or type) must not reach that tenant's webhooks.
+        if (message.subject.toLowerCase() !== this.subjectOf(event).toLowerCase()) {
+          this.logger.error(
+            { subject: message.subject, eventId: event.id, tenantId: event.tenantId, type: event.type },
+            'dropped an event whose subject names another tenant or type',
           );
           return message.term();
         }
