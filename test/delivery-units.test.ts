@@ -108,4 +108,35 @@ describe('endpoint gate', () => {
     gate.release('flooded', true, 5);
     expect(await waiting).toBe(true);
   });
+
+  it('keeps a circuit opened by a single failure open for its whole pause', async () => {
+    const gate = new EndpointGate({ ...options, failureThreshold: 1, openMs: 60_000 });
+    expect(await gate.acquire('down')).toBe(true);
+    // Failed 20 s ago: no longer counted slow, still within the pause.
+    const failedAt = Date.now() - 20_000;
+    gate.release('down', false, 5, failedAt);
+    expect(gate.openUntil('down')).toBe(failedAt + 60_000);
+    expect(await gate.acquire('down')).toBe(false);
+  });
+
+  it('lets one trial through a half-open circuit; its outcome closes or reopens it', async () => {
+    const gate = new EndpointGate({ ...options, failureThreshold: 1, openMs: 1_000 });
+    expect(await gate.acquire('flaky')).toBe(true);
+    gate.release('flaky', false, 5, Date.now() - 5_000);
+    expect(gate.openUntil('flaky')).toBeNull();
+    expect(await gate.acquire('flaky')).toBe(true);
+    expect(await gate.acquire('flaky')).toBe(false);
+    expect(gate.openUntil('flaky')).not.toBeNull();
+    gate.release('flaky', false, 5);
+    expect(gate.openUntil('flaky')).toBeGreaterThan(Date.now());
+    expect(await gate.acquire('flaky')).toBe(false);
+
+    const recovering = new EndpointGate({ ...options, failureThreshold: 1, openMs: 1_000 });
+    expect(await recovering.acquire('flaky')).toBe(true);
+    recovering.release('flaky', false, 5, Date.now() - 5_000);
+    expect(await recovering.acquire('flaky')).toBe(true);
+    recovering.release('flaky', true, 5);
+    expect(recovering.openUntil('flaky')).toBeNull();
+    await fill(recovering, 'flaky');
+  });
 });

@@ -1,8 +1,9 @@
 /**
  * Keeps one endpoint from slowing the others: at most `maxInFlight` attempts per endpoint at a
  * time, a line of attempts waiting for a slot, and a circuit breaker that stops attempts to an
- * endpoint for `openMs` after `failureThreshold` failures in a row. In-process state: each worker
- * guards its own slots.
+ * endpoint for `openMs` after `failureThreshold` failures in a row. When the pause ends the circuit
+ * is half-open: one trial attempt goes through, the others keep waiting; its success closes the
+ * circuit, its failure opens it again. In-process state: each worker guards its own slots.
  *
  * The line keeps a busy endpoint's work flowing without a trip through the database. A fast
  * endpoint's line is as long as the worker lets it be: each wait is short. A slow one (within 10 s
@@ -40,7 +41,10 @@ interface Waiter {
 interface EndpointState {
   inFlight: number;
   failures: number;
+  /** 0 while closed; in the past once half-open, until an attempt succeeds or fails. */
   openUntil: number;
+  /** Half-open: the trial attempt is running. */
+  trial: boolean;
   /** Until when the endpoint counts as slow. */
   slowUntil: number;
   /** Attempts waiting for a slot: each is handed one as another finishes, or false if the circuit opens. */
@@ -59,10 +63,15 @@ export class EndpointGate {
     this.options = options;
   }
 
-  /** When the endpoint's circuit is open: the time it lets a trial attempt through again. */
+  /**
+   * When the endpoint's circuit is open: the time it lets a trial attempt through again (while a
+   * half-open circuit's trial runs, soon: its outcome decides).
+   */
   openUntil(endpoint: string, now = Date.now()): number | null {
     const state = this.endpoints.get(endpoint);
-    return state && state.openUntil > now ? state.openUntil : null;
+    if (!state) return null;
+    if (state.openUntil > now) return state.openUntil;
+    return state.trial ? now + this.options.waitMs : null;
   }
 
   /**
@@ -71,6 +80,13 @@ export class EndpointGate {
    */
   async acquire(endpoint: string): Promise<boolean> {
     const state = this.state(endpoint);
+    if (state.openUntil > 0) {
+      // Half-open (or opened again meanwhile): only one trial.
+      if (state.trial || state.openUntil > Date.now()) return false;
+      state.trial = true;
+      state.inFlight++;
+      return true;
+    }
     if (state.inFlight < this.options.maxInFlight) {
       state.inFlight++;
       return true;
@@ -95,6 +111,8 @@ export class EndpointGate {
   release(endpoint: string, succeeded: boolean, durationMs: number, now = Date.now()): void {
     const state = this.state(endpoint);
     state.inFlight--;
+    // Any outcome ends a half-open circuit's trial: a success closes it, a failure reopens it.
+    state.trial = false;
     if (!succeeded || durationMs > this.options.waitMs) state.slowUntil = now + SLOW_FOR_MS;
     if (succeeded) {
       state.failures = 0;
@@ -120,11 +138,12 @@ export class EndpointGate {
     this.forgetIfIdle(endpoint, state);
   }
 
-  /** An endpoint with nothing running, waiting, counted or recently slow is forgotten. */
+  /** An endpoint with nothing running, waiting, counted, recently slow or open is forgotten. */
   private forgetIfIdle(endpoint: string, state: EndpointState): void {
     if (
       state.inFlight === 0 &&
       state.failures === 0 &&
+      state.openUntil === 0 &&
       state.waiting.length === 0 &&
       state.slowUntil <= Date.now()
     )
@@ -134,7 +153,7 @@ export class EndpointGate {
   private state(endpoint: string): EndpointState {
     let state = this.endpoints.get(endpoint);
     if (!state) {
-      state = { inFlight: 0, failures: 0, openUntil: 0, slowUntil: 0, waiting: [] };
+      state = { inFlight: 0, failures: 0, openUntil: 0, trial: false, slowUntil: 0, waiting: [] };
       this.endpoints.set(endpoint, state);
     }
     return state;
