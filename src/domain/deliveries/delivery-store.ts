@@ -404,7 +404,8 @@ export class DeliveryStore {
   /**
    * Successful attempts of a batch in one statement: each delivery settled (only from the attempt
    * before, so a repeat records nothing), its attempt row, and each webhook's lastSuccessAt, written
-   * when the state changes or at most once a second.
+   * when the state changes or at most once a second. The webhooks are locked in id order, so two
+   * workers' batches sharing webhooks wait for each other instead of deadlocking.
    */
   private async recordSuccesses(attempts: readonly DeliveryAttempt[]): Promise<(DeliveryAttempt | null)[]> {
     // Two repeats of one attempt in a batch: the first is recorded, the other is a repeat.
@@ -425,11 +426,14 @@ export class DeliveryStore {
          select x.id, x.tenant_id, x.delivery_id, x.webhook_id, x.attempt, 'SUCCEEDED', x.url, x.status_code, x.response_time_ms, x.response, null, null, x.created_at
          from x join settled on settled.id = x.delivery_id
          returning id
+       ), due as (
+         select w.id, s.at from webhooks w
+         join (select webhook_id, max(created_at) as at from x group by webhook_id) s on s.webhook_id = w.id
+         where w.failing_since is not null or w.last_success_at is null or w.last_success_at < s.at - interval '1 second'
+         order by w.id
+         for update of w
        ), succeeded as (
-         update webhooks w set last_success_at = s.at, failing_since = null
-         from (select webhook_id, max(created_at) as at from x group by webhook_id) s
-         where w.id = s.webhook_id
-           and (w.failing_since is not null or w.last_success_at is null or w.last_success_at < s.at - interval '1 second')
+         update webhooks w set last_success_at = due.at, failing_since = null from due where w.id = due.id
        )
        select id from attempts`,
       [
