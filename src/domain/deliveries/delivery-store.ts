@@ -141,6 +141,10 @@ export class DeliveryStore {
   /**
    * Each statement is idempotent on its own, so no transaction spans them: a crash between two
    * leaves what a redelivery of the same events completes.
+   *
+   * A batch's rows are looked up one index probe per key (a lateral subquery, which `offset 0`
+   * keeps from being merged into the join): PostgreSQL plans `= any(<hundreds of ids>)`, or a join
+   * with them, as a scan of the whole table while the table is small, and that scan grows with it.
    */
   private async dispatchBatch(batch: readonly Dispatch[]): Promise<QueuedDelivery[][]> {
     const now = new Date();
@@ -210,8 +214,11 @@ export class DeliveryStore {
        )
        select * from created
        union all
-       select id, tenant_id, webhook_id, event_id, updated_at from deliveries
-       where event_id = any($6::uuid[]) and status = 'PENDING' and attempts = 0`,
+       select d.* from unnest($6::uuid[]) as x(event_id)
+       cross join lateral (
+         select id, tenant_id, webhook_id, event_id, updated_at from deliveries
+         where event_id = x.event_id and status = 'PENDING' and attempts = 0 offset 0
+       ) d`,
       [
         JSON.stringify(
           batch.flatMap(({ event, webhookIds }) =>
@@ -245,16 +252,17 @@ export class DeliveryStore {
     );
   }
 
+  /** One index probe per id, as in `dispatchBatch`. */
   private async loadBatch(ids: readonly string[]): Promise<(AttemptJob | null | Error)[]> {
     const rows = await sqlRows<JobRow>(
       this.orm,
       `select d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.updated_at,
          w.id as w_id, w.url, w.is_active, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
          e.id as e_id, e.type, e.module, e.model, e.action, e.current, e.previous, e.occurred_at
-       from deliveries d
+       from unnest($1::uuid[]) as x(id)
+       cross join lateral (select * from deliveries where id = x.id offset 0) d
        left join webhooks w on w.id = d.webhook_id
-       left join events e on e.id = d.event_id
-       where d.id = any($1::uuid[])`,
+       left join events e on e.id = d.event_id`,
       [`{${ids.join(',')}}`],
     );
     const byId = new Map(rows.map((row) => [row.id, row]));
