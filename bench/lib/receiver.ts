@@ -38,7 +38,9 @@ export class Receiver {
           res.writeHead(500).end();
           return;
         }
-        const now = Date.now();
+        // The publisher's clock (same process): Date.now() is whole milliseconds, and would put
+        // sub-millisecond arrivals before their scheduled time.
+        const now = performance.timeOrigin + performance.now();
         this.received++;
         const body = JSON.parse(Buffer.concat(chunks).toString()) as { id: string; current: { t: number } };
         const header = req.headers['webhook-id'];
