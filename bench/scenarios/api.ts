@@ -1,14 +1,23 @@
 /**
  * S1 (publishEvent) and S6 (50-row list queries): HTTP requests at a constant arrival rate over one
- * keep-alive pool, against Herald's API process and, in the same run, against a plain node:http
+ * keep-alive pool, against Herald's API processes and, in the same run, against a plain node:http
  * process doing the same essential work (bench/raw/publish.ts, bench/raw/list.ts).
  */
 import { fork } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Pool } from 'undici';
-import { benchSpace, heraldEnv, rawId, services, setUpTenant, startHerald } from '../lib/herald.ts';
+import {
+  benchSpace,
+  heraldEnv,
+  rawId,
+  services,
+  setUpTenant,
+  startHerald,
+  type HeraldProcess,
+} from '../lib/herald.ts';
 import { CpuMeter, openLoad, percentiles, type Percentiles, type Row } from '../lib/measure.ts';
 import { payload } from '../lib/receiver.ts';
 import { streams } from '../../src/bus/contracts.ts';
@@ -40,7 +49,8 @@ export interface RequestRun {
 }
 
 interface Target {
-  url: string;
+  /** Requests go round-robin over these, as a load balancer would spread them. */
+  urls: string[];
   token: string;
   /** Processes whose CPU is measured, by name. */
   pids: Record<string, number>;
@@ -67,7 +77,9 @@ async function requestLoad(
   call: (scheduledAt: number) => Call,
   accept: (status: number, body: unknown) => boolean,
 ): Promise<RequestRun> {
-  const pool = new Pool(target.url, { connections: 128, keepAliveTimeout: 60_000 });
+  const pools = target.urls.map(
+    (url) => new Pool(url, { connections: 128 / target.urls.length, keepAliveTimeout: 60_000 }),
+  );
   const cpu = new CpuMeter({ ...target.pids, bench: process.pid });
   let cpuUse: Record<string, number> = {};
   let reported = false;
@@ -84,7 +96,7 @@ async function requestLoad(
         const steady = scheduledAt >= start + options.warmupMs;
         if (steady) inSteady++;
         const { path, body } = call(performance.timeOrigin + scheduledAt);
-        const response = await pool.request({
+        const response = await pools[i % pools.length]!.request({
           path,
           method: body === undefined ? 'GET' : 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${target.token}` },
@@ -113,8 +125,32 @@ async function requestLoad(
       },
     };
   } finally {
-    await pool.destroy();
+    await Promise.all(pools.map((pool) => pool.destroy()));
   }
+}
+
+/**
+ * Herald's API as one process per core, the way it is deployed behind a load balancer: started one
+ * after the other, so the first applies the migrations.
+ */
+async function startApi(env: Record<string, string>) {
+  const apis: HeraldProcess[] = [];
+  const stop = () => Promise.all(apis.map((api) => api.stop()));
+  try {
+    for (let i = 0; i < availableParallelism(); i++) apis.push(await startHerald('api', env));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: apis[0]!.url!,
+    target: (token: string): Target => ({
+      urls: apis.map((api) => api.url!),
+      token,
+      pids: Object.fromEntries(apis.map((api, i) => [`api ${i + 1}`, api.pid])),
+    }),
+    stop,
+  };
 }
 
 /** Starts a raw baseline (bench/raw/<name>.ts) as its own process; it answers with its URL. */
@@ -190,11 +226,11 @@ export async function publishEvents(options: RequestOptions): Promise<Row[]> {
 async function heraldPublish(options: RequestOptions): Promise<RequestRun> {
   const space = await benchSpace('s1');
   const env = heraldEnv(space);
-  const api = await startHerald('api', env);
+  const api = await startApi(env);
   try {
-    const { token } = await setUpTenant(api.url!, env.HERALD_ADMIN_TOKEN, { type, webhookUrls: [] });
+    const { token } = await setUpTenant(api.url, env.HERALD_ADMIN_TOKEN, { type, webhookUrls: [] });
     const run = await requestLoad(
-      { url: api.url!, token, pids: { herald: api.pid } },
+      api.target(token),
       options,
       (t) => ({
         path: '/graphql',
@@ -230,7 +266,7 @@ async function rawPublish(options: RequestOptions): Promise<RequestRun> {
   const server = await startRaw('publish', [services.nats, space.prefix, tenantId, token]);
   try {
     const run = await requestLoad(
-      { url: server.url, token, pids: { raw: server.pid } },
+      { urls: [server.url], token, pids: { raw: server.pid } },
       options,
       (t) => ({ path: '/events', body: { type, current: payload(t) } }),
       (status, body) => status === 200 && (body as { duplicate?: boolean }).duplicate === false,
@@ -306,10 +342,10 @@ const fullPage = (status: number, body: unknown) =>
 export async function listQueries(options: RequestOptions): Promise<Row[]> {
   const space = await benchSpace('s6');
   const env = heraldEnv(space);
-  const api = await startHerald('api', env);
+  const api = await startApi(env);
   let server: Awaited<ReturnType<typeof startRaw>> | undefined;
   try {
-    const tenant = await seedLists(api.url!, env.HERALD_ADMIN_TOKEN);
+    const tenant = await seedLists(api.url, env.HERALD_ADMIN_TOKEN);
     const { token } = tenant;
     server = await startRaw('list', [space.databaseUrl, rawId(tenant.tenantId), token]);
     const rows: Row[] = [];
@@ -319,13 +355,13 @@ export async function listQueries(options: RequestOptions): Promise<Row[]> {
     ] as const) {
       const scenario = `S6 ${name}(first: 50) at ${options.rate}/s`;
       const raw = await requestLoad(
-        { url: server.url, token, pids: { raw: server.pid } },
+        { urls: [server.url], token, pids: { raw: server.pid } },
         options,
         () => ({ path }),
         fullPage,
       );
       const herald = await requestLoad(
-        { url: api.url!, token, pids: { herald: api.pid } },
+        api.target(token),
         options,
         () => ({ path: '/graphql', body: { query } }),
         fullConnection(name),
