@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { decode, encode, eventMessageV1 } from '../src/bus/contracts.ts';
 import { loadConfig } from '../src/config.ts';
 import { openOrm, type Orm } from '../src/db/orm.ts';
-import { DeliveryStore } from '../src/domain/deliveries/delivery-store.ts';
+import { sqlRows } from '../src/db/raw.ts';
+import { DeliveryStore, DISPATCH_SQL, LOAD_JOBS_SQL } from '../src/domain/deliveries/delivery-store.ts';
 import { EventService } from '../src/domain/events/event.service.ts';
 import { fromMessage, toMessage, type PublishedEvent } from '../src/domain/events/published-event.ts';
 import { InvalidInputError } from '../src/domain/errors.ts';
@@ -120,6 +121,10 @@ describe('batch statements and repeats', () => {
     // A later redelivery returns the deliveries still waiting (the union's snapshot branch).
     const again = await s.createForEvent({ ...e }, w);
     expect(again.map((d) => d.id).sort()).toEqual(a.map((d) => d.id).sort());
+    // Redelivered twice in one batch: each caller gets the waiting deliveries once.
+    const [c, d] = await Promise.all([s.createForEvent({ ...e }, w), s.createForEvent({ ...e }, w)]);
+    expect(c.map((x) => x.id).sort()).toEqual(a.map((x) => x.id).sort());
+    expect(d.map((x) => x.id).sort()).toEqual(a.map((x) => x.id).sort());
   });
 
   it('the same successful attempt twice in one batch is stored once', async () => {
@@ -184,5 +189,39 @@ describe('load: a webhook whose secret cannot be opened fails its own deliveries
     const [lBad, lGood] = await Promise.allSettled([s.loadForAttempt(dBad!.id), s.loadForAttempt(dGood!.id)]);
     expect(lBad.status).toBe('rejected');
     expect(lGood.status).toBe('fulfilled');
+  });
+});
+
+describe('batch lookups: one index probe per key', () => {
+  interface PlanNode {
+    'Node Type': string;
+    'Relation Name'?: string;
+    Plans?: PlanNode[];
+  }
+  const scans = (node: PlanNode): string[] => [
+    ...(node['Node Type'] === 'Seq Scan' ? [node['Relation Name']!] : []),
+    ...(node.Plans ?? []).flatMap(scans),
+  ];
+  const scannedTables = async (sql: string, params: unknown[]) => {
+    const [row] = await sqlRows<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+      orm,
+      `explain (format json) ${sql}`,
+      params,
+    );
+    return scans(row!['QUERY PLAN'][0].Plan);
+  };
+
+  it('plans neither the dispatch nor the attempt load of 300 keys as a scan of a 20,000-row table', async () => {
+    await rows(
+      `insert into deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at)
+       select gen_random_uuid(), ?, gen_random_uuid(), gen_random_uuid(), 'billing.invoice.created', 'SUCCEEDED', 1, now(), now()
+       from generate_series(1, 20000)`,
+      [randomUUID()],
+    );
+    await rows('analyze deliveries');
+    const keys = `{${Array.from({ length: 300 }, () => randomUUID()).join(',')}}`;
+    const now = new Date();
+    expect(await scannedTables(LOAD_JOBS_SQL, [keys])).not.toContain('deliveries');
+    expect(await scannedTables(DISPATCH_SQL, ['[]', now, now, now, '[]', keys])).not.toContain('deliveries');
   });
 });

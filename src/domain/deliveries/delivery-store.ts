@@ -88,6 +88,45 @@ interface Dispatch {
 const BATCH = { maxBatchSize: 500, concurrency: 1 };
 
 /**
+ * A batch's deliveries created (idempotent), its events marked dispatched, and the deliveries of a
+ * redelivered event still waiting for their first attempt. Parameters: the deliveries wanted
+ * (JSON), three timestamps, the events' delivery counts (JSON), the events' ids (distinct).
+ *
+ * Rows are looked up by a batch's keys one index probe per key (a lateral subquery, which
+ * `offset 0` keeps from being merged into the join): PostgreSQL plans `= any(<hundreds of ids>)`,
+ * or a join with them, as a scan of the whole table while the table is small, and that scan grows
+ * with it. Exported, as is LOAD_JOBS_SQL, for the test of their plans.
+ */
+export const DISPATCH_SQL = `with wanted as (
+     select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, webhook_id uuid, event_id uuid, event_type varchar)
+   ), created as (
+     insert into deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at)
+     select id, tenant_id, webhook_id, event_id, event_type, 'PENDING', 0, $2::timestamptz, $3::timestamptz from wanted
+     on conflict (event_id, webhook_id) do nothing
+     returning id, tenant_id, webhook_id, event_id, updated_at
+   ), dispatched as (
+     update events set dispatched_at = $4::timestamptz, delivery_count = x.n
+     from jsonb_to_recordset($5::jsonb) as x(id uuid, n int)
+     where events.id = x.id and events.dispatched_at is null
+   )
+   select * from created
+   union all
+   select d.* from unnest($6::uuid[]) as x(event_id)
+   cross join lateral (
+     select id, tenant_id, webhook_id, event_id, updated_at from deliveries
+     where event_id = x.event_id and status = 'PENDING' and attempts = 0 offset 0
+   ) d`;
+
+/** Attempt jobs: each delivery with its webhook and event, looked up as in DISPATCH_SQL. Parameter: the deliveries' ids. */
+export const LOAD_JOBS_SQL = `select d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.updated_at,
+     w.id as w_id, w.url, w.is_active, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
+     e.id as e_id, e.type, e.module, e.model, e.action, e.current, e.previous, e.occurred_at
+   from unnest($1::uuid[]) as x(id)
+   cross join lateral (select * from deliveries where id = x.id offset 0) d
+   left join webhooks w on w.id = d.webhook_id
+   left join events e on e.id = d.event_id`;
+
+/**
  * The delivery pipeline's persistence. Workers serve every tenant, so these methods read across
  * tenants on purpose (filters off) and take the tenant from the rows.
  *
@@ -141,10 +180,6 @@ export class DeliveryStore {
   /**
    * Each statement is idempotent on its own, so no transaction spans them: a crash between two
    * leaves what a redelivery of the same events completes.
-   *
-   * A batch's rows are looked up one index probe per key (a lateral subquery, which `offset 0`
-   * keeps from being merged into the join): PostgreSQL plans `= any(<hundreds of ids>)`, or a join
-   * with them, as a scan of the whole table while the table is small, and that scan grows with it.
    */
   private async dispatchBatch(batch: readonly Dispatch[]): Promise<QueuedDelivery[][]> {
     const now = new Date();
@@ -198,48 +233,24 @@ export class DeliveryStore {
       webhook_id: string;
       event_id: string;
       updated_at: Date;
-    }>(
-      this.orm,
-      `with wanted as (
-         select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, webhook_id uuid, event_id uuid, event_type varchar)
-       ), created as (
-         insert into deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at)
-         select id, tenant_id, webhook_id, event_id, event_type, 'PENDING', 0, $2::timestamptz, $3::timestamptz from wanted
-         on conflict (event_id, webhook_id) do nothing
-         returning id, tenant_id, webhook_id, event_id, updated_at
-       ), dispatched as (
-         update events set dispatched_at = $4::timestamptz, delivery_count = x.n
-         from jsonb_to_recordset($5::jsonb) as x(id uuid, n int)
-         where events.id = x.id and events.dispatched_at is null
-       )
-       select * from created
-       union all
-       select d.* from unnest($6::uuid[]) as x(event_id)
-       cross join lateral (
-         select id, tenant_id, webhook_id, event_id, updated_at from deliveries
-         where event_id = x.event_id and status = 'PENDING' and attempts = 0 offset 0
-       ) d`,
-      [
-        JSON.stringify(
-          batch.flatMap(({ event, webhookIds }) =>
-            webhookIds.map((webhookId) => ({
-              id: newId(),
-              tenant_id: event.tenantId,
-              webhook_id: webhookId,
-              event_id: eventIdOf(event),
-              event_type: event.type,
-            })),
-          ),
+    }>(this.orm, DISPATCH_SQL, [
+      JSON.stringify(
+        batch.flatMap(({ event, webhookIds }) =>
+          webhookIds.map((webhookId) => ({
+            id: newId(),
+            tenant_id: event.tenantId,
+            webhook_id: webhookId,
+            event_id: eventIdOf(event),
+            event_type: event.type,
+          })),
         ),
-        now,
-        now,
-        now,
-        JSON.stringify(
-          batch.map(({ event, webhookIds }) => ({ id: eventIdOf(event), n: webhookIds.length })),
-        ),
-        `{${batch.map(({ event }) => eventIdOf(event)).join(',')}}`,
-      ],
-    );
+      ),
+      now,
+      now,
+      now,
+      JSON.stringify(batch.map(({ event, webhookIds }) => ({ id: eventIdOf(event), n: webhookIds.length }))),
+      `{${[...new Set(batch.map(({ event }) => eventIdOf(event)))].join(',')}}`,
+    ]);
     const byEvent = Map.groupBy(rows, (row) => row.event_id);
     return batch.map(({ event }) =>
       (byEvent.get(eventIdOf(event)) ?? []).map((row) => ({
@@ -252,19 +263,8 @@ export class DeliveryStore {
     );
   }
 
-  /** One index probe per id, as in `dispatchBatch`. */
   private async loadBatch(ids: readonly string[]): Promise<(AttemptJob | null | Error)[]> {
-    const rows = await sqlRows<JobRow>(
-      this.orm,
-      `select d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.updated_at,
-         w.id as w_id, w.url, w.is_active, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
-         e.id as e_id, e.type, e.module, e.model, e.action, e.current, e.previous, e.occurred_at
-       from unnest($1::uuid[]) as x(id)
-       cross join lateral (select * from deliveries where id = x.id offset 0) d
-       left join webhooks w on w.id = d.webhook_id
-       left join events e on e.id = d.event_id`,
-      [`{${ids.join(',')}}`],
-    );
+    const rows = await sqlRows<JobRow>(this.orm, LOAD_JOBS_SQL, [`{${ids.join(',')}}`]);
     const byId = new Map(rows.map((row) => [row.id, row]));
     const now = new Date();
     // A row that cannot be turned into a job (a secret sealed under another key) fails its own
