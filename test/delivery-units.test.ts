@@ -1,4 +1,5 @@
 import { Webhook } from 'standardwebhooks';
+import { validate, version } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_SCHEDULE_MS,
@@ -8,6 +9,7 @@ import {
 } from '../src/delivery/retry-schedule.ts';
 import { EndpointGate } from '../src/delivery/isolation.ts';
 import { signatureHeaders } from '../src/delivery/signing.ts';
+import { firstIdAt, newId } from '../src/db/ids.ts';
 import { newWebhookSecret } from '../src/domain/webhooks/webhook-secret.ts';
 
 describe('signing', () => {
@@ -138,5 +140,19 @@ describe('endpoint gate', () => {
     recovering.release('flaky', true, 5);
     expect(recovering.openUntil('flaky')).toBeNull();
     await fill(recovering, 'flaky');
+  });
+});
+
+describe('ids', () => {
+  it('are distinct UUIDv7s across many refills of the random pool, and sort by their millisecond', () => {
+    const before = newId();
+    const at = new Date(Date.now() + 2);
+    while (Date.now() < at.getTime()) newId();
+    const ids = Array.from({ length: 2_000 }, newId);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(validate(id) && version(id)).toBe(7);
+    const bound = firstIdAt(at);
+    expect(before < bound).toBe(true);
+    expect(ids.every((id) => id >= bound)).toBe(true);
   });
 });
