@@ -33,6 +33,7 @@ import type { Logger } from '../logger.ts';
 import type { Context } from './builder.ts';
 import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
+import { readBody, useReadBody } from './request-body.ts';
 import { schema } from './schema.ts';
 
 export interface Server {
@@ -135,8 +136,10 @@ export async function createServer(deps: {
         },
     landingPage: false,
     logging: yogaLogger(logger.child({ component: 'graphql' })),
-    maxRequestBodySize: config.server.maxRequestBytes,
+    // Bodies are read, within the limit, before yoga sees them (request-body.ts).
+    maxRequestBodySize: false,
     plugins: [
+      useReadBody(),
       ...(production ? [disableIntrospection()] : []),
       limitAliases(30),
       limitTokens(5_000),
@@ -207,7 +210,13 @@ export async function createServer(deps: {
       void readiness(res);
       return;
     }
-    void yoga(req, res);
+    if (req.method !== 'POST') {
+      void yoga(req, res);
+      return;
+    }
+    void readBody(req, res, config.server.maxRequestBytes).then((read) => {
+      if (read) void yoga(req, res);
+    });
   });
 
   async function readiness(res: ServerResponse): Promise<void> {
