@@ -1,10 +1,11 @@
 import { LockMode } from '@mikro-orm/core';
+import { sql } from 'kysely';
 import { newId } from '../../db/ids.ts';
 import type { EntityManager, Orm } from '../../db/orm.ts';
 import { tenantEm } from '../../db/tenant-scope.ts';
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.ts';
-import { findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
+import { createdWithin, findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { GENESIS_HASH, auditHash } from './audit-hash.ts';
 import {
@@ -90,14 +91,15 @@ export class AuditService {
     if (filter.relationId && !filter.relationName) {
       throw new InvalidInputError([{ path: ['filter', 'relationId'], message: 'needs relationName' }]);
     }
-    const where = {
-      ...(filter.actions?.length ? { action: { $in: [...filter.actions] } } : {}),
-      ...(filter.executorId ? { executor: { id: filter.executorId } } : {}),
-      ...(filter.relationName ? { relationName: filter.relationName } : {}),
-      ...(filter.relationId ? { relationId: filter.relationId } : {}),
-      ...timeRange(filter),
-    };
-    return findPage(tenantEm(this.orm, actor), AuditLogEntity, where, page);
+    const { actions, executorId, relationName, relationId } = filter;
+    return findPage(tenantEm(this.orm, actor), AuditLogEntity, page, (query) =>
+      query
+        .$if(!!actions?.length, (q) => q.where('action', 'in', [...actions!]))
+        .$if(!!executorId, (q) => q.where(sql`executor->>'id'`, '=', executorId!))
+        .$if(!!relationName, (q) => q.where('relation_name', '=', relationName!))
+        .$if(!!relationId, (q) => q.where('relation_id', '=', relationId!))
+        .$call(createdWithin(filter)),
+    );
   }
 
   /** Entries in sequence order, in batches, for the SIEM export: memory stays constant. */

@@ -6,7 +6,7 @@ import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
 import { parseEventTypeName } from '../event-types/event-type.service.ts';
 import { EventEntity } from '../events/event.entity.ts';
-import { findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
+import { createdWithin, findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { WebhookEntity, type Webhook } from '../webhooks/webhook.entity.ts';
 import {
@@ -45,13 +45,14 @@ export class DeliveryService {
   /** Deliveries of the actor's tenant, newest first. */
   async list(actor: Actor, filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>> {
     if (filter.webhookId && !isId(filter.webhookId)) return { items: [], hasNextPage: false };
-    const where = {
-      ...(filter.webhookId ? { webhookId: filter.webhookId } : {}),
-      ...(filter.statuses?.length ? { status: { $in: [...filter.statuses] } } : {}),
-      ...(filter.eventType ? { eventType: filter.eventType } : {}),
-      ...timeRange(filter),
-    };
-    return findPage(tenantEm(this.orm, actor), DeliveryEntity, where, page);
+    const { webhookId, statuses, eventType } = filter;
+    return findPage(tenantEm(this.orm, actor), DeliveryEntity, page, (query) =>
+      query
+        .$if(!!webhookId, (q) => q.where('webhook_id', '=', webhookId!))
+        .$if(!!statuses?.length, (q) => q.where('status', 'in', [...statuses!]))
+        .$if(!!eventType, (q) => q.where('event_type', '=', eventType!))
+        .$call(createdWithin(filter)),
+    );
   }
 
   async getMany(actor: Actor, ids: readonly string[]): Promise<(Delivery | null)[]> {

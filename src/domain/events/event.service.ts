@@ -12,7 +12,7 @@ import {
 } from '../event-types/event-type.service.ts';
 import { InvalidInputError } from '../errors.ts';
 import { parse } from '../input.ts';
-import { findPage, timeRange, type Cursor, type Page, type PageRequest } from '../pagination.ts';
+import { createdWithin, findPage, type Cursor, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { EventOutbox } from './event-outbox.ts';
 import { EventEntity } from './event.entity.ts';
@@ -158,8 +158,9 @@ export class EventService {
     page: PageRequest,
   ): Promise<Page<PublishedEvent & Cursor>> {
     const types = [...new Set(filter.types ?? [])];
-    const where = { ...(types.length > 0 ? { type: { $in: types } } : {}), ...timeRange(filter) };
-    const found = await findPage(tenantEm(this.orm, actor), EventEntity, where, page);
+    const found = await findPage(tenantEm(this.orm, actor), EventEntity, page, (query) =>
+      query.$if(types.length > 0, (q) => q.where('type', 'in', types)).$call(createdWithin(filter)),
+    );
     return {
       items: found.items.map((row) => ({ ...fromEntity(row), createdAt: row.createdAt })),
       hasNextPage: found.hasNextPage,

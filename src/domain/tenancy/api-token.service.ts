@@ -132,7 +132,7 @@ export class ApiTokenService {
   }
 
   async list(actor: Actor, page: PageRequest): Promise<Page<ApiToken>> {
-    return findPage(tenantEm(this.orm, actor), ApiTokenEntity, {}, page);
+    return findPage(tenantEm(this.orm, actor), ApiTokenEntity, page);
   }
 
   async getMany(actor: Actor, ids: readonly string[]): Promise<(ApiToken | null)[]> {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { z } from 'zod';
+import { sql } from 'kysely';
 import type { EntityManager, Orm } from '../../db/orm.ts';
 import { tenantEm } from '../../db/tenant-scope.ts';
 import { MAX_URL_LENGTH, refuseUrl, type EndpointPolicy, type Resolve } from '../../net/ssrf.ts';
@@ -252,16 +253,17 @@ export class WebhookService {
   /** Webhooks of the actor's tenant, newest first. */
   async list(actor: Actor, filter: WebhookFilter, page: PageRequest): Promise<Page<Webhook>> {
     const like = filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
-    const where = {
-      ...(filter.isActive != null ? { isActive: filter.isActive } : {}),
-      ...(filter.managedBy ? { managedBy: filter.managedBy } : {}),
-      ...(filter.externalId ? { externalId: filter.externalId } : {}),
-      ...(filter.eventType
-        ? { subscribedEvents: { $overlap: eventPatternsMatching(filter.eventType) } }
-        : {}),
-      ...(like ? { $or: [{ name: { $ilike: like } }, { url: { $ilike: like } }] } : {}),
-    };
-    return findPage(tenantEm(this.orm, actor), WebhookEntity, where, page);
+    const { isActive, managedBy, externalId, eventType } = filter;
+    return findPage(tenantEm(this.orm, actor), WebhookEntity, page, (query) =>
+      query
+        .$if(isActive != null, (q) => q.where('is_active', '=', isActive!))
+        .$if(!!managedBy, (q) => q.where('managed_by', '=', managedBy!))
+        .$if(!!externalId, (q) => q.where('external_id', '=', externalId!))
+        .$if(!!eventType, (q) =>
+          q.where('subscribed_events', '&&', sql<string[]>`${eventPatternsMatching(eventType!)}::text[]`),
+        )
+        .$if(!!like, (q) => q.where((eb) => eb.or([eb('name', 'ilike', like!), eb('url', 'ilike', like!)]))),
+    );
   }
 
   /** Validates what needs I/O: the URL against the endpoint policy, the events against the catalog. */
