@@ -222,6 +222,12 @@ describe('batch lookups: one index probe per key', () => {
     const keys = `{${Array.from({ length: 300 }, () => randomUUID()).join(',')}}`;
     const now = new Date();
     expect(await scannedTables(LOAD_JOBS_SQL, [keys])).not.toContain('deliveries');
-    expect(await scannedTables(DISPATCH_SQL, ['[]', now, now, now, '[]', keys])).not.toContain('deliveries');
+    const incoming = JSON.stringify(
+      Array.from({ length: 300 }, () => {
+        const e = event();
+        return { ...e, tenant_id: e.tenantId, idempotency_key: e.idempotencyKey, delivery_count: 1 };
+      }),
+    );
+    expect(await scannedTables(DISPATCH_SQL, [incoming, '[]', now])).not.toContain('deliveries');
   });
 });

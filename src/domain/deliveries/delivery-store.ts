@@ -88,33 +88,52 @@ interface Dispatch {
 const BATCH = { maxBatchSize: 500, concurrency: 1 };
 
 /**
- * A batch's deliveries created (idempotent), its events marked dispatched, and the deliveries of a
- * redelivered event still waiting for their first attempt. Parameters: the deliveries wanted
- * (JSON), three timestamps, the events' delivery counts (JSON), the events' ids (distinct).
+ * A batch's events stored and dispatched in one statement: each event inserted (an earlier event
+ * with its idempotency key wins), its deliveries created (idempotent), an event stored before (by
+ * the API) marked dispatched, and the deliveries of a redelivered event still waiting for their
+ * first attempt returned with the new ones. Every row returned carries its event's tenant and
+ * idempotency key. Parameters: the events (JSON), the deliveries wanted, named by their event's
+ * tenant and key (JSON), and the time.
  *
- * Rows are looked up by a batch's keys one index probe per key (a lateral subquery, which
- * `offset 0` keeps from being merged into the join): PostgreSQL plans `= any(<hundreds of ids>)`,
- * or a join with them, as a scan of the whole table while the table is small, and that scan grows
- * with it. Exported, as is LOAD_JOBS_SQL, for the test of their plans.
+ * The branches see the tables as they were before the statement: an event found by its key
+ * existed before, and only such an event can have deliveries waiting. Rows are looked up by a
+ * batch's keys one index probe per key (a lateral subquery, which `offset 0` keeps from being
+ * merged into the join): PostgreSQL plans `= any(<hundreds of ids>)`, or a join with them, as a
+ * scan of the whole table while the table is small, and that scan grows with it. Exported, as is
+ * LOAD_JOBS_SQL, for the test of their plans.
  */
-export const DISPATCH_SQL = `with wanted as (
-     select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, webhook_id uuid, event_id uuid, event_type varchar)
+export const DISPATCH_SQL = `with incoming as (
+     select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar, delivery_count int)
+   ), inserted as (
+     insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, published_at, created_at, dispatched_at, delivery_count)
+     select id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, $3::timestamptz, $3::timestamptz, $3::timestamptz, delivery_count from incoming
+     on conflict (tenant_id, idempotency_key) do nothing
+     returning id, tenant_id, idempotency_key
+   ), stored as (
+     select distinct on (i.tenant_id, i.idempotency_key) i.tenant_id, i.idempotency_key, i.delivery_count,
+       coalesce(n.id, e.id) as id, n.id is null as existed
+     from incoming i
+     left join inserted n on n.tenant_id = i.tenant_id and n.idempotency_key = i.idempotency_key
+     left join lateral (
+       select id from events where n.id is null and tenant_id = i.tenant_id and idempotency_key = i.idempotency_key offset 0
+     ) e on true
    ), created as (
      insert into deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at)
-     select id, tenant_id, webhook_id, event_id, event_type, 'PENDING', 0, $2::timestamptz, $3::timestamptz from wanted
+     select x.id, x.tenant_id, x.webhook_id, s.id, x.event_type, 'PENDING', 0, $3::timestamptz, $3::timestamptz
+     from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, webhook_id uuid, idempotency_key varchar, event_type varchar)
+     join stored s on s.tenant_id = x.tenant_id and s.idempotency_key = x.idempotency_key
      on conflict (event_id, webhook_id) do nothing
      returning id, tenant_id, webhook_id, event_id, updated_at
    ), dispatched as (
-     update events set dispatched_at = $4::timestamptz, delivery_count = x.n
-     from jsonb_to_recordset($5::jsonb) as x(id uuid, n int)
-     where events.id = x.id and events.dispatched_at is null
+     update events set dispatched_at = $3::timestamptz, delivery_count = s.delivery_count
+     from stored s where events.id = s.id and s.existed and events.dispatched_at is null
    )
-   select * from created
+   select c.*, s.idempotency_key from created c join stored s on s.id = c.event_id
    union all
-   select d.* from unnest($6::uuid[]) as x(event_id)
+   select d.*, s.idempotency_key from stored s
    cross join lateral (
      select id, tenant_id, webhook_id, event_id, updated_at from deliveries
-     where event_id = x.event_id and status = 'PENDING' and attempts = 0 offset 0
+     where s.existed and event_id = s.id and status = 'PENDING' and attempts = 0 offset 0
    ) d`;
 
 /** Attempt jobs: each delivery with its webhook and event, looked up as in DISPATCH_SQL. Parameter: the deliveries' ids. */
@@ -178,82 +197,49 @@ export class DeliveryStore {
   }
 
   /**
-   * Each statement is idempotent on its own, so no transaction spans them: a crash between two
-   * leaves what a redelivery of the same events completes.
+   * One statement for the whole batch, so a crash leaves either all of it or none: a redelivery of
+   * the same events completes what is missing. An event the dispatcher stores itself is dispatched
+   * by this same statement: it is stored marked so, which spares the row an update.
    */
   private async dispatchBatch(batch: readonly Dispatch[]): Promise<QueuedDelivery[][]> {
-    const now = new Date();
-    // An event the dispatcher stores itself is dispatched by this same batch: marking it so at
-    // once spares the row an update.
-    await sqlRows(
-      this.orm,
-      `insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, published_at, created_at, dispatched_at, delivery_count)
-       select x.id, x.tenant_id, x.type, x.module, x.model, x.action, x.current, x.previous, x.occurred_at, x.idempotency_key, $1::timestamptz, $2::timestamptz, $3::timestamptz, x.delivery_count
-       from jsonb_to_recordset($4::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar, delivery_count int)
-       on conflict (tenant_id, idempotency_key) do nothing`,
-      [
-        now,
-        now,
-        now,
-        JSON.stringify(
-          batch.map(({ event, webhookIds }) => ({
-            id: event.id,
-            tenant_id: event.tenantId,
-            type: event.type,
-            ...parseEventTypeName(event.type),
-            current: event.current ?? null,
-            previous: event.previous ?? null,
-            occurred_at: event.occurredAt,
-            idempotency_key: event.idempotencyKey,
-            delivery_count: webhookIds.length,
-          })),
-        ),
-      ],
-    );
-    // The stored event's id: an earlier event with the same idempotency key wins.
-    const stored = await sqlRows<{ id: string; tenant_id: string; idempotency_key: string }>(
-      this.orm,
-      `select e.id, e.tenant_id, e.idempotency_key from events e
-       join jsonb_to_recordset($1::jsonb) as x(tenant_id uuid, idempotency_key varchar)
-         on e.tenant_id = x.tenant_id and e.idempotency_key = x.idempotency_key`,
-      [
-        JSON.stringify(
-          batch.map(({ event }) => ({ tenant_id: event.tenantId, idempotency_key: event.idempotencyKey })),
-        ),
-      ],
-    );
-    const eventIds = new Map(stored.map((row) => [`${row.tenant_id}/${row.idempotency_key}`, row.id]));
-    const eventIdOf = (event: PublishedEvent) => eventIds.get(`${event.tenantId}/${event.idempotencyKey}`)!;
-    // New deliveries come back from the insert; those of a redelivered event, still waiting for
-    // their first attempt, from the select (which sees the table as it was before the insert).
-    // Events stored before (by the API) are marked dispatched here.
     const rows = await sqlRows<{
       id: string;
       tenant_id: string;
       webhook_id: string;
       event_id: string;
-      updated_at: Date;
+      updated_at: Date | string;
+      idempotency_key: string;
     }>(this.orm, DISPATCH_SQL, [
+      JSON.stringify(
+        batch.map(({ event, webhookIds }) => ({
+          id: event.id,
+          tenant_id: event.tenantId,
+          type: event.type,
+          ...parseEventTypeName(event.type),
+          current: event.current ?? null,
+          previous: event.previous ?? null,
+          occurred_at: event.occurredAt,
+          idempotency_key: event.idempotencyKey,
+          delivery_count: webhookIds.length,
+        })),
+      ),
       JSON.stringify(
         batch.flatMap(({ event, webhookIds }) =>
           webhookIds.map((webhookId) => ({
             id: newId(),
             tenant_id: event.tenantId,
             webhook_id: webhookId,
-            event_id: eventIdOf(event),
+            idempotency_key: event.idempotencyKey,
             event_type: event.type,
           })),
         ),
       ),
-      now,
-      now,
-      now,
-      JSON.stringify(batch.map(({ event, webhookIds }) => ({ id: eventIdOf(event), n: webhookIds.length }))),
-      `{${[...new Set(batch.map(({ event }) => eventIdOf(event)))].join(',')}}`,
+      new Date(),
     ]);
-    const byEvent = Map.groupBy(rows, (row) => row.event_id);
+    const keyOf = (tenantId: string, idempotencyKey: string) => `${tenantId}/${idempotencyKey}`;
+    const byEvent = Map.groupBy(rows, (row) => keyOf(row.tenant_id, row.idempotency_key));
     return batch.map(({ event }) =>
-      (byEvent.get(eventIdOf(event)) ?? []).map((row) => ({
+      (byEvent.get(keyOf(event.tenantId, event.idempotencyKey)) ?? []).map((row) => ({
         id: row.id,
         tenantId: row.tenant_id,
         webhookId: row.webhook_id,
