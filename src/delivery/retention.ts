@@ -9,8 +9,8 @@ const BATCH = 1_000;
  * Prunes what is older than the retention age: settled deliveries not touched since (with their
  * attempts), and events no delivery still needs. A thousand rows per statement, so no lock is held
  * for long; a pass repeats until nothing is left to prune. Deliveries are found by their
- * time-ordered id (one not touched since was made before), which spares the table an index on
- * what every attempt writes.
+ * time-ordered id (one not touched since was made before), attempts too: that spares both tables
+ * an index on what every attempt writes.
  */
 export async function pruneOnce(orm: Orm, retentionMs: number): Promise<number> {
   const before = new Date(Date.now() - retentionMs);
@@ -20,9 +20,9 @@ export async function pruneOnce(orm: Orm, retentionMs: number): Promise<number> 
     [
       `delete from delivery_attempts where id in (select a.id from delivery_attempts a
          left join deliveries d on d.id = a.delivery_id
-         where a.created_at < ? and (d.id is null or (d.status in ('SUCCEEDED', 'FAILED') and d.updated_at < ?))
+         where a.id < ? and (d.id is null or (d.status in ('SUCCEEDED', 'FAILED') and d.updated_at < ?))
          limit ${BATCH})`,
-      [before, before],
+      [firstIdAt(before), before],
     ],
     [
       `delete from deliveries where id in (select id from deliveries

@@ -84,8 +84,8 @@ export const DeliveryAttemptEntity = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
   },
   indexes: [
+    // Retention finds old attempts by their time-ordered id: no index on created_at to write.
     { properties: ['deliveryId', 'attempt'], name: 'delivery_attempts_delivery_index' },
-    { properties: ['createdAt'], name: 'delivery_attempts_created_at_index' },
   ],
 });
 export type DeliveryAttempt = InferEntity<typeof DeliveryAttemptEntity>;
