@@ -74,6 +74,22 @@ describe('endpoint gate', () => {
     expect(order).toEqual([1, 2, 3]);
   });
 
+  it('hands out a free slot at once, and none past the cap, to a waiting line or through an open circuit', async () => {
+    const gate = new EndpointGate({ ...options, failureThreshold: 1 });
+    expect(gate.tryAcquire('busy')).toBe(true);
+    expect(gate.tryAcquire('busy')).toBe(true);
+    expect(gate.tryAcquire('busy')).toBe(false);
+    const waiting = gate.acquire('busy');
+    gate.release('busy', true, 5);
+    // The freed slot went to the attempt in line, not to whoever asks next.
+    expect(await waiting).toBe(true);
+    expect(gate.tryAcquire('busy')).toBe(false);
+
+    expect(gate.tryAcquire('down')).toBe(true);
+    gate.release('down', false, 5);
+    expect(gate.tryAcquire('down')).toBe(false);
+  });
+
   it('keeps a slow endpoint to its short line', async () => {
     const gate = new EndpointGate(options);
     await fill(gate, 'slow');

@@ -74,6 +74,14 @@ export class EndpointGate {
     return state.trial ? now + this.options.waitMs : null;
   }
 
+  /** Takes a free slot at once; false when the caller would have to wait in line or park (`acquire`). */
+  tryAcquire(endpoint: string): boolean {
+    const state = this.state(endpoint);
+    if (state.openUntil > 0 || state.inFlight >= this.options.maxInFlight) return false;
+    state.inFlight++;
+    return true;
+  }
+
   /**
    * Takes a slot: at once, or after waiting in line behind the endpoint's running attempts.
    * False when the line is full too, or the circuit opened meanwhile: the caller parks the work.
@@ -87,10 +95,7 @@ export class EndpointGate {
       state.inFlight++;
       return true;
     }
-    if (state.inFlight < this.options.maxInFlight) {
-      state.inFlight++;
-      return true;
-    }
+    if (this.tryAcquire(endpoint)) return true;
     if (state.slowUntil > Date.now() && state.waiting.length >= this.options.maxWaiting) return false;
     return new Promise<boolean>((grant) => {
       const waiter: Waiter = {

@@ -89,9 +89,12 @@ export class DeliveryWorker {
     // spread keeps an endpoint's parked deliveries from all coming back at the same moment.
     if (openUntil)
       return this.store.park(prepared.delivery, new Date(openUntil + Math.random() * this.gate.openMs));
-    // Waiting in line may outlast the ack wait: the message is kept from coming back meanwhile.
-    const heartbeat = setInterval(() => message.working(), 5_000);
-    const granted = await this.gate.acquire(endpoint).finally(() => clearInterval(heartbeat));
+    let granted = this.gate.tryAcquire(endpoint);
+    if (!granted) {
+      // Waiting in line may outlast the ack wait: the message is kept from coming back meanwhile.
+      const heartbeat = setInterval(() => message.working(), 5_000);
+      granted = await this.gate.acquire(endpoint).finally(() => clearInterval(heartbeat));
+    }
     if (!granted) {
       const until = this.gate.openUntil(endpoint) ?? Date.now() + 200;
       return this.store.park(prepared.delivery, new Date(until + Math.random() * 800));
