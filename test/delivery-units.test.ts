@@ -1,6 +1,6 @@
 import { Webhook } from 'standardwebhooks';
 import { validate, version } from 'uuid';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   DEFAULT_SCHEDULE_MS,
   defaultRetryPolicy,
@@ -9,6 +9,7 @@ import {
 } from '../src/delivery/retry-schedule.ts';
 import { EndpointGate } from '../src/delivery/isolation.ts';
 import { signatureHeaders } from '../src/delivery/signing.ts';
+import { batchLoader } from '../src/db/batch-loader.ts';
 import { firstIdAt, newId } from '../src/db/ids.ts';
 import { newWebhookSecret } from '../src/domain/webhooks/webhook-secret.ts';
 
@@ -170,5 +171,46 @@ describe('ids', () => {
     const bound = firstIdAt(at);
     expect(before < bound).toBe(true);
     expect(ids.every((id) => id >= bound)).toBe(true);
+  });
+});
+
+describe('batch loader', () => {
+  it('sends a lone call at once, gathers the calls of the next interval into one batch, and is prompt again when idle', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setImmediate', 'performance'] });
+    try {
+      const batches: { keys: number[]; at: number }[] = [];
+      const load = batchLoader<number, number>(
+        async (keys) => {
+          batches.push({ keys: [...keys], at: performance.now() });
+          return keys.map((k) => k * 2);
+        },
+        { maxBatchSize: 100, concurrency: 1, intervalMs: 50 },
+      );
+      const t0 = performance.now();
+      const first = load.load(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await first).toBe(2);
+
+      const next: Promise<number>[] = [];
+      for (const key of [2, 3, 4]) {
+        next.push(load.load(key));
+        await vi.advanceTimersByTimeAsync(10);
+      }
+      await vi.advanceTimersByTimeAsync(50);
+      expect(await Promise.all(next)).toEqual([4, 6, 8]);
+
+      await vi.advanceTimersByTimeAsync(200);
+      const idle = load.load(5);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await idle).toBe(10);
+
+      expect(batches).toEqual([
+        { keys: [1], at: t0 },
+        { keys: [2, 3, 4], at: t0 + 50 },
+        { keys: [5], at: t0 + 281 },
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

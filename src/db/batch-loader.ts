@@ -2,10 +2,12 @@ import DataLoader from 'dataloader';
 
 /**
  * A DataLoader for the hot path's batched statements. A batch is sent when fewer than
- * `concurrency` of its kind are running, else as soon as one of those finishes: under load the
- * calls made meanwhile gather into the next batch (fewer, larger statements: a row costs far less
- * than a round trip), and an idle system sends a lone call at once. No cache: every call is new
- * work. In S2, one statement at a time per kind delivered about a third more than two.
+ * `concurrency` of its kind are running and at least `intervalMs` after the previous one of its
+ * kind started, else as soon as both hold: under load the calls made meanwhile gather into the
+ * next batch (fewer, larger statements: a row costs far less than a statement, which PostgreSQL
+ * parses and plans anew each time), and an idle system sends a lone call at once. No cache: every
+ * call is new work. In S2, one statement at a time per kind delivered about a third more than two;
+ * a 10 ms interval for the pipeline's statements, about a fifth more than none.
  *
  * A statement that PostgreSQL refuses for its data (SQLSTATE classes 22 and 23: a value out of
  * range, a character it cannot store) is tried again key by key, so one caller's bad row fails
@@ -13,13 +15,24 @@ import DataLoader from 'dataloader';
  */
 export function batchLoader<K, V>(
   run: (keys: readonly K[]) => Promise<(V | Error)[]>,
-  options: { maxBatchSize: number; concurrency: number },
+  options: { maxBatchSize: number; concurrency: number; intervalMs?: number },
 ): DataLoader<K, V> {
+  const intervalMs = options.intervalMs ?? 0;
   let running = 0;
+  let lastStart = -Infinity;
   const waiting: (() => void)[] = [];
   const start = (dispatch: () => void) => {
     running++;
+    lastStart = performance.now();
     dispatch();
+  };
+  /** Starts the batch now, after the interval, or once a running one finishes. */
+  const schedule = (dispatch: () => void) => {
+    const go = () => (running < options.concurrency ? start(dispatch) : waiting.push(dispatch));
+    const wait = lastStart + intervalMs - performance.now();
+    // A batch sent at once still waits for this tick's calls to join it.
+    if (wait > 0) setTimeout(go, wait);
+    else setImmediate(go);
   };
   return new DataLoader<K, V>(
     async (keys) => {
@@ -39,14 +52,13 @@ export function batchLoader<K, V>(
       } finally {
         running--;
         const next = waiting.shift();
-        if (next) start(next);
+        if (next) schedule(next);
       }
     },
     {
       cache: false,
       maxBatchSize: options.maxBatchSize,
-      batchScheduleFn: (dispatch) =>
-        setImmediate(() => (running < options.concurrency ? start(dispatch) : waiting.push(dispatch))),
+      batchScheduleFn: schedule,
     },
   );
 }

@@ -84,8 +84,13 @@ interface Dispatch {
   webhookIds: readonly string[];
 }
 
-/** Rows of the hot path, written and read as JSON: one statement for a whole batch. */
-const BATCH = { maxBatchSize: 500, concurrency: 1 };
+/**
+ * Rows of the hot path, written and read as JSON: one statement for a whole batch, at most one of
+ * a kind every 10 ms. A delivery waits that much longer at most at each step; in exchange, a
+ * pipeline keeping up with its load sends a tenth of the statements it would, each ten times the
+ * rows (see batchLoader).
+ */
+const BATCH = { maxBatchSize: 500, concurrency: 1, intervalMs: 10 };
 
 /**
  * A batch's events stored and dispatched in one statement: each event inserted (an earlier event
