@@ -18,7 +18,14 @@ import {
   startHerald,
   type HeraldProcess,
 } from '../lib/herald.ts';
-import { CpuMeter, openLoad, percentiles, type Percentiles, type Row } from '../lib/measure.ts';
+import {
+  CpuMeter,
+  openLoad,
+  percentiles,
+  serverProcesses,
+  type Percentiles,
+  type Row,
+} from '../lib/measure.ts';
 import { payload } from '../lib/receiver.ts';
 import { streams } from '../../src/bus/contracts.ts';
 import { NatsBus } from '../../src/bus/nats.ts';
@@ -80,7 +87,7 @@ async function requestLoad(
   const pools = target.urls.map(
     (url) => new Pool(url, { connections: 128 / target.urls.length, keepAliveTimeout: 60_000 }),
   );
-  const cpu = new CpuMeter({ ...target.pids, bench: process.pid });
+  const cpu = new CpuMeter({ ...target.pids, bench: process.pid, ...serverProcesses });
   let cpuUse: Record<string, number> = {};
   let reported = false;
   let start: number | undefined;
@@ -189,8 +196,12 @@ function requestRow(scenario: string, system: string, run: RequestRun, baseline?
     ledger.failed === 0 &&
     ledger.unanswered === 0 &&
     (ledger.published === undefined || ledger.published === ledger.ok);
+  // The servers' own processes: PostgreSQL and NATS are shown, but S1's raw handler stores no row.
   const cpuTotal = (r: RequestRun) =>
-    Object.entries(r.cpu).reduce((sum, [name, pct]) => (name === 'bench' ? sum : sum + pct), 0);
+    Object.entries(r.cpu).reduce(
+      (sum, [name, pct]) => (name === 'bench' || name in serverProcesses ? sum : sum + pct),
+      0,
+    );
   return {
     scenario,
     system,
