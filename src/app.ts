@@ -117,6 +117,7 @@ function startPipeline(
     { orm, audit, box },
     {
       autoDisableAfterMs: delivery.autoDisableAfterMs,
+      statementTimeoutMs: config.database.statementTimeoutMs,
       // Like any webhook change: this process's cache drops it and the bus tells the others.
       onWebhookDisabled: (tenantId) => webhooks.events.emit('changed', tenantId),
     },
@@ -228,7 +229,10 @@ export async function startApp(
       { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
     ),
     deliveries: new DeliveryService({ orm, audit, eventTypes }),
-    events: new EventService({ orm, eventTypes, outbox }),
+    events: new EventService(
+      { orm, eventTypes, outbox },
+      { statementTimeoutMs: config.database.statementTimeoutMs },
+    ),
     live: new LiveService(
       { hub: new LiveHub({ bus, logger }, { ...config.live, readyTimeoutMs: 5_000 }) },
       { prefix: config.nats.prefix },

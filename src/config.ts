@@ -34,6 +34,8 @@ const databaseSchema = z.object({
   /** Unset: embedded PGlite under dataDir. */
   url: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   poolMax: integer().pipe(z.number().positive()).default(20),
+  /** How long a batched statement of the hot paths may run before it is cancelled (its work is retried). */
+  statementTimeoutMs: integer().pipe(z.number().positive()).default(30_000),
 });
 
 const natsSchema = z.object({
@@ -169,7 +171,11 @@ function fromEnv(env: NodeJS.ProcessEnv) {
       maxRequestBytes: env.HERALD_MAX_REQUEST_BYTES,
       shutdownGraceMs: env.HERALD_SHUTDOWN_GRACE_MS,
     },
-    database: { url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX },
+    database: {
+      url: env.DATABASE_URL,
+      poolMax: env.DATABASE_POOL_MAX,
+      statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+    },
     nats: {
       url: env.NATS_URL,
       prefix: env.HERALD_NATS_PREFIX,
@@ -214,6 +220,7 @@ const envNames: Record<string, string> = {
   'server.shutdownGraceMs': 'HERALD_SHUTDOWN_GRACE_MS',
   'database.url': 'DATABASE_URL',
   'database.poolMax': 'DATABASE_POOL_MAX',
+  'database.statementTimeoutMs': 'DATABASE_STATEMENT_TIMEOUT_MS',
   'nats.url': 'NATS_URL',
   'nats.prefix': 'HERALD_NATS_PREFIX',
   'nats.replicas': 'HERALD_NATS_REPLICAS',

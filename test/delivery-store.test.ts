@@ -1,10 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { decode, encode, eventMessageV1 } from '../src/bus/contracts.ts';
 import { loadConfig } from '../src/config.ts';
 import { openOrm, type Orm } from '../src/db/orm.ts';
-import { sqlRows } from '../src/db/raw.ts';
+import { sqlRows, StatementTimeoutError } from '../src/db/raw.ts';
 import { DeliveryStore, DISPATCH_SQL, LOAD_JOBS_SQL } from '../src/domain/deliveries/delivery-store.ts';
+import { isDatabaseUnavailable } from '../src/db/unavailable.ts';
+import { waitFor } from './support/wait.ts';
 import { EventService } from '../src/domain/events/event.service.ts';
 import { fromMessage, toMessage, type PublishedEvent } from '../src/domain/events/published-event.ts';
 import { InvalidInputError } from '../src/domain/errors.ts';
@@ -41,20 +44,23 @@ const event = (over: Partial<PublishedEvent> = {}): PublishedEvent => {
 const box = new SecretBox(randomBytes(32));
 
 /** The store alone: these cases never reach the audited failure path. */
-function store() {
+function store(statementTimeoutMs = 30_000) {
   return new DeliveryStore(
     { orm, audit: null as never, box },
-    { autoDisableAfterMs: 60_000, onWebhookDisabled: () => {} },
+    { autoDisableAfterMs: 60_000, statementTimeoutMs, onWebhookDisabled: () => {} },
   );
 }
 
 describe('publishEvent: a bad event fails alone, typed, and not the publishes sharing its INSERT', () => {
   const events = () =>
-    new EventService({
-      orm,
-      eventTypes: { require: async () => {} } as never,
-      outbox: { publish: async () => true } as never,
-    });
+    new EventService(
+      {
+        orm,
+        eventTypes: { require: async () => {} } as never,
+        outbox: { publish: async () => true } as never,
+      },
+      { statementTimeoutMs: 30_000 },
+    );
 
   it('refuses a NUL character in a payload; another tenant publish goes through', async () => {
     const service = events();
@@ -155,11 +161,14 @@ describe('batch statements and repeats', () => {
 
 describe('publish with one idempotency key twice in one INSERT', () => {
   it('one is stored, the other is answered as a duplicate', async () => {
-    const service = new EventService({
-      orm,
-      eventTypes: { require: async () => {} } as never,
-      outbox: { publish: async () => true } as never,
-    });
+    const service = new EventService(
+      {
+        orm,
+        eventTypes: { require: async () => {} } as never,
+        outbox: { publish: async () => true } as never,
+      },
+      { statementTimeoutMs: 30_000 },
+    );
     const actor = systemActor(randomUUID());
     const input = { type: 'billing.invoice.created', current: { n: 1 }, idempotencyKey: 'k1' };
     const [a, b] = await Promise.all([service.publish(actor, input), service.publish(actor, input)]);
@@ -229,5 +238,40 @@ describe('batch lookups: one index probe per key', () => {
       }),
     );
     expect(await scannedTables(DISPATCH_SQL, [incoming, '[]', now])).not.toContain('deliveries');
+  });
+});
+
+describe('a stuck statement', () => {
+  it('is cancelled past its time, fails its callers as a database outage, and holds back no later batch', async () => {
+    const s = store(300);
+    const holder = new pg.Client({ connectionString: inject('databaseUrl') });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table deliveries in access exclusive mode');
+      const started = performance.now();
+      const stuck = await s.loadForAttempt(randomUUID()).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(stuck).toBeInstanceOf(StatementTimeoutError);
+      expect(isDatabaseUnavailable(stuck)).toBe(true);
+      expect(performance.now() - started).toBeLessThan(5_000);
+      // PostgreSQL is told to drop the statement: its lock request goes, the holder is alone.
+      await waitFor(
+        async () => {
+          const waiting = await holder.query<{ n: string }>(
+            "select count(*) n from pg_locks where relation = 'deliveries'::regclass and not granted",
+          );
+          return Number(waiting.rows[0]!.n) === 0;
+        },
+        { timeoutMs: 5_000, what: 'the cancelled statement to let go of its lock request' },
+      );
+      await holder.query('commit');
+      const [d] = await s.createForEvent(event(), [randomUUID()]);
+      expect(await s.loadForAttempt(d!.id)).toMatchObject({ delivery: { id: d!.id } });
+    } finally {
+      await holder.end();
+    }
   });
 });

@@ -2,13 +2,43 @@ import { CompiledQuery } from 'kysely';
 import type { Orm } from './orm.ts';
 
 /**
- * One statement with bound parameters ($1, $2…), sent as written. For the delivery hot path's
- * batches, whose parameters are large JSON documents: the ORM would inline and escape them.
+ * A statement cancelled after running past its time. Its code is the one PostgreSQL gives a
+ * cancelled statement (query_canceled): the database did not answer in time, and the work is
+ * tried again later.
  */
-export async function sqlRows<Row>(orm: Orm, sql: string, params: readonly unknown[]): Promise<Row[]> {
-  const result = await orm.em
-    .getConnection()
-    .getClient()
-    .executeQuery(CompiledQuery.raw(sql, [...params]));
-  return result.rows as Row[];
+export class StatementTimeoutError extends Error {
+  readonly code = '57014';
+}
+
+/**
+ * One statement with bound parameters ($1, $2…), sent as written. For the hot paths' batches,
+ * whose parameters are large JSON documents: the ORM would inline and escape them. With
+ * `timeoutMs`, PostgreSQL is told to cancel a statement that runs longer: one stuck statement
+ * (a lock never released) would otherwise hold back every later batch of its kind.
+ */
+export async function sqlRows<Row>(
+  orm: Orm,
+  sql: string,
+  params: readonly unknown[],
+  options: { timeoutMs?: number } = {},
+): Promise<Row[]> {
+  const { timeoutMs } = options;
+  const signal = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
+  try {
+    const result = await orm.em
+      .getConnection()
+      .getClient()
+      .executeQuery(
+        CompiledQuery.raw(sql, [...params]),
+        signal ? { signal, inflightQueryAbortStrategy: 'cancel query' } : undefined,
+      );
+    return result.rows as Row[];
+  } catch (error) {
+    if (signal?.aborted) {
+      throw new StatementTimeoutError(`the statement ran past ${timeoutMs} ms and was cancelled`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
 }

@@ -6,7 +6,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   let e = error;
   for (let depth = 0; depth < 8 && e instanceof Error; depth++, e = e.cause) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (unreachable.has(code) || /^(08|57P)/.test(code))) return true;
+    // 08: connection exceptions; 57014: a statement cancelled past its time; 57P: shut down, restarting.
+    if (typeof code === 'string' && (unreachable.has(code) || /^(08|57014|57P)/.test(code))) return true;
     if (
       /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
         e.message,

@@ -74,7 +74,11 @@ export async function findPage<T extends object>(
   const meta = em.getMetadata().find(entity)!;
   const { after } = page;
   const rows = await narrow(
-    em.getKysely<Tables>().selectFrom(meta.tableName).select(columnsOf(meta)).where('tenant_id', '=', tenantId),
+    em
+      .getKysely<Tables>()
+      .selectFrom(meta.tableName)
+      .select(columnsOf(meta))
+      .where('tenant_id', '=', tenantId),
   )
     // A row comparison: the (tenant_id, created_at, id) indexes start from the cursor.
     .$if(!!after, (q) => q.where(sql<boolean>`(created_at, id) < (${after!.createdAt}, ${after!.id}::uuid)`))

@@ -163,6 +163,8 @@ export class DeliveryStore {
   private readonly audit: AuditService;
   private readonly box: SecretBox;
   private readonly autoDisableAfterMs: number;
+  /** Batched statements are cancelled past this (config database.statementTimeoutMs). */
+  private readonly timeout: { timeoutMs: number };
   private readonly onWebhookDisabled: (tenantId: string) => void;
   private readonly opened = new LRUCache<string, string>({ max: 10_000 });
   private readonly dispatches = batchLoader<Dispatch, QueuedDelivery[]>(
@@ -178,12 +180,17 @@ export class DeliveryStore {
 
   constructor(
     deps: { orm: Orm; audit: AuditService; box: SecretBox },
-    options: { autoDisableAfterMs: number; onWebhookDisabled: (tenantId: string) => void },
+    options: {
+      autoDisableAfterMs: number;
+      statementTimeoutMs: number;
+      onWebhookDisabled: (tenantId: string) => void;
+    },
   ) {
     this.orm = deps.orm;
     this.audit = deps.audit;
     this.box = deps.box;
     this.autoDisableAfterMs = options.autoDisableAfterMs;
+    this.timeout = { timeoutMs: options.statementTimeoutMs };
     this.onWebhookDisabled = options.onWebhookDisabled;
   }
 
@@ -214,33 +221,38 @@ export class DeliveryStore {
       event_id: string;
       updated_at: Date | string;
       idempotency_key: string;
-    }>(this.orm, DISPATCH_SQL, [
-      JSON.stringify(
-        batch.map(({ event, webhookIds }) => ({
-          id: event.id,
-          tenant_id: event.tenantId,
-          type: event.type,
-          ...parseEventTypeName(event.type),
-          current: event.current ?? null,
-          previous: event.previous ?? null,
-          occurred_at: event.occurredAt,
-          idempotency_key: event.idempotencyKey,
-          delivery_count: webhookIds.length,
-        })),
-      ),
-      JSON.stringify(
-        batch.flatMap(({ event, webhookIds }) =>
-          webhookIds.map((webhookId) => ({
-            id: newId(),
+    }>(
+      this.orm,
+      DISPATCH_SQL,
+      [
+        JSON.stringify(
+          batch.map(({ event, webhookIds }) => ({
+            id: event.id,
             tenant_id: event.tenantId,
-            webhook_id: webhookId,
+            type: event.type,
+            ...parseEventTypeName(event.type),
+            current: event.current ?? null,
+            previous: event.previous ?? null,
+            occurred_at: event.occurredAt,
             idempotency_key: event.idempotencyKey,
-            event_type: event.type,
+            delivery_count: webhookIds.length,
           })),
         ),
-      ),
-      new Date(),
-    ]);
+        JSON.stringify(
+          batch.flatMap(({ event, webhookIds }) =>
+            webhookIds.map((webhookId) => ({
+              id: newId(),
+              tenant_id: event.tenantId,
+              webhook_id: webhookId,
+              idempotency_key: event.idempotencyKey,
+              event_type: event.type,
+            })),
+          ),
+        ),
+        new Date(),
+      ],
+      this.timeout,
+    );
     const keyOf = (tenantId: string, idempotencyKey: string) => `${tenantId}/${idempotencyKey}`;
     const byEvent = Map.groupBy(rows, (row) => keyOf(row.tenant_id, row.idempotency_key));
     return batch.map(({ event }) =>
@@ -255,7 +267,7 @@ export class DeliveryStore {
   }
 
   private async loadBatch(ids: readonly string[]): Promise<(AttemptJob | null | Error)[]> {
-    const rows = await sqlRows<JobRow>(this.orm, LOAD_JOBS_SQL, [`{${ids.join(',')}}`]);
+    const rows = await sqlRows<JobRow>(this.orm, LOAD_JOBS_SQL, [`{${ids.join(',')}}`], this.timeout);
     const byId = new Map(rows.map((row) => [row.id, row]));
     const now = new Date();
     // A row that cannot be turned into a job (a secret sealed under another key) fails its own
@@ -451,6 +463,7 @@ export class DeliveryStore {
           })),
         ),
       ],
+      this.timeout,
     );
     const stored = new Set(inserted.map((row) => row.id));
     return attempts.map((a) => (stored.has(a.id) ? a : null));
@@ -471,6 +484,7 @@ export class DeliveryStore {
        from jsonb_to_recordset($2::jsonb) as x(id uuid, attempts int, until timestamptz)
        where d.id = x.id and d.attempts = x.attempts`,
       [new Date(), JSON.stringify(parkings)],
+      this.timeout,
     );
     return parkings.map(() => null);
   }

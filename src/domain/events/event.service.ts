@@ -72,6 +72,8 @@ export class EventService {
   private readonly orm: Orm;
   private readonly eventTypes: EventTypeService;
   private readonly outbox: EventOutbox;
+  /** Batched inserts are cancelled past this (config database.statementTimeoutMs). */
+  private readonly timeout: { timeoutMs: number };
 
   /** Concurrent publishes share one INSERT; false for an event whose idempotency key was taken. */
   private readonly inserts = batchLoader<PublishedEvent, boolean>((events) => this.insertBatch(events), {
@@ -79,8 +81,12 @@ export class EventService {
     concurrency: 2,
   });
 
-  constructor(deps: { orm: Orm; eventTypes: EventTypeService; outbox: EventOutbox }) {
+  constructor(
+    deps: { orm: Orm; eventTypes: EventTypeService; outbox: EventOutbox },
+    options: { statementTimeoutMs: number },
+  ) {
     this.orm = deps.orm;
+    this.timeout = { timeoutMs: options.statementTimeoutMs };
     this.eventTypes = deps.eventTypes;
     this.outbox = deps.outbox;
   }
@@ -146,6 +152,7 @@ export class EventService {
           })),
         ),
       ],
+      this.timeout,
     );
     const stored = new Set(inserted.map((row) => row.id));
     return events.map((event) => stored.has(event.id));
