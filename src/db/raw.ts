@@ -1,3 +1,4 @@
+import { PostgreSqlConnection } from '@mikro-orm/postgresql';
 import { CompiledQuery } from 'kysely';
 import type { Orm } from './orm.ts';
 
@@ -14,7 +15,8 @@ export class StatementTimeoutError extends Error {
  * One statement with bound parameters ($1, $2…), sent as written. For the hot paths' batches,
  * whose parameters are large JSON documents: the ORM would inline and escape them. With
  * `timeoutMs`, PostgreSQL is told to cancel a statement that runs longer: one stuck statement
- * (a lock never released) would otherwise hold back every later batch of its kind.
+ * (a lock never released) would otherwise hold back every later batch of its kind. (Embedded
+ * PGlite runs one statement at a time in-process and cannot cancel one: there it is not timed.)
  */
 export async function sqlRows<Row>(
   orm: Orm,
@@ -23,10 +25,11 @@ export async function sqlRows<Row>(
   options: { timeoutMs?: number } = {},
 ): Promise<Row[]> {
   const { timeoutMs } = options;
-  const signal = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
+  const connection = orm.em.getConnection();
+  const signal =
+    timeoutMs && connection instanceof PostgreSqlConnection ? AbortSignal.timeout(timeoutMs) : undefined;
   try {
-    const result = await orm.em
-      .getConnection()
+    const result = await connection
       .getClient()
       .executeQuery(
         CompiledQuery.raw(sql, [...params]),
