@@ -90,10 +90,11 @@ export interface EventBus {
   publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck>;
   /**
    * Puts a message on its stream without waiting for the stream to confirm it, for messages whose
-   * loss is tolerable because their record is kept elsewhere (live announcements). False when the
-   * bus is not connected.
+   * loss is tolerable because their record is kept elsewhere, and which are sent once (live
+   * announcements of stored attempts): no message id, so the stream keeps no dedupe entry for
+   * them. False when the bus is not connected.
    */
-  notify(subject: string, data: Uint8Array, options: { msgId: string }): boolean;
+  notify(subject: string, data: Uint8Array): boolean;
   /** Loops until stopped, surviving disconnects, with at most `concurrency` handlers running. */
   consume(consumer: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption;
   /**

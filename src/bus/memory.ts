@@ -87,23 +87,28 @@ export class MemoryBus implements EventBus {
     }
   }
 
-  notify(subject: string, data: Uint8Array, options: { msgId: string }): boolean {
+  notify(subject: string, data: Uint8Array): boolean {
     if (this.closed) return false;
-    this.publish(subject, data, options).catch(() => {});
+    this.store(subject, data);
     return true;
   }
 
   async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
     this.assertOpen();
+    return this.store(subject, data, options.msgId);
+  }
+
+  /** Stores a message; with a message id, one already seen within the window is dropped. */
+  private store(subject: string, data: Uint8Array, msgId?: string): PublishAck {
     const stream = this.streamOf(subject);
     const now = Date.now();
     this.expire(stream, now);
-    const seen = stream.seen.get(options.msgId);
+    const seen = msgId === undefined ? undefined : stream.seen.get(msgId);
     if (seen) return { seq: seen.seq, duplicate: true };
 
     const seq = ++stream.lastSeq;
     stream.messages.set(seq, { seq, subject, data, at: now });
-    stream.seen.set(options.msgId, { seq, at: now });
+    if (msgId !== undefined) stream.seen.set(msgId, { seq, at: now });
     for (const durable of stream.durables.values()) {
       if (!durable.spec.filterSubject || subjectMatches(durable.spec.filterSubject, subject)) {
         durable.ready.push(seq);

@@ -14,7 +14,7 @@ import {
   type JsMsg,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../logger.ts';
 import {
   ReplayRefusedError,
@@ -128,12 +128,10 @@ export class NatsBus implements EventBus {
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 
-  notify(subject: string, data: Uint8Array, options: { msgId: string }): boolean {
+  notify(subject: string, data: Uint8Array): boolean {
     if (!this.connected || this.nc.isClosed()) return false;
-    const h = headers();
-    h.set('Nats-Msg-Id', options.msgId);
     try {
-      this.nc.publish(subject, data, { headers: h });
+      this.nc.publish(subject, data);
       return true;
     } catch {
       // Closing or draining meanwhile.

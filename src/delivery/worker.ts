@@ -180,7 +180,7 @@ export class DeliveryWorker {
   /**
    * Puts a recorded attempt on the bus for live consoles, without waiting for the stream's ack. The
    * attempt log in the database is the record; a console that misses this (the bus is down) reads
-   * the log.
+   * the log. Only the call that stored the attempt gets here, so it is announced once.
    */
   private announce(attempt: DeliveryAttempt): void {
     const sent = this.bus.notify(
@@ -194,7 +194,6 @@ export class DeliveryWorker {
         error: attempt.error ?? null,
         createdAt: attempt.createdAt.toISOString(),
       }),
-      { msgId: `attempt:${attempt.id}` },
     );
     if (!sent) this.logger.warn({ deliveryId: attempt.deliveryId }, 'attempt recorded, not announced live');
   }
