@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
 import { liveEvents, rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
 import { privateNatsServer } from './support/nats-server.ts';
 import { CreateApiToken, PublishEvent, UpsertEventType } from './support/operations.ts';
@@ -18,6 +19,21 @@ describe('when NATS goes away', () => {
     await h?.stop();
     await nats?.dispose();
   });
+
+  /** Outbox entries: all of them, or the event's. */
+  const outboxEntries = async (eventId?: string) => {
+    const db = new pg.Client({ connectionString: h.databaseUrl });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ n: number }>(
+        'select count(*)::int as n from event_outbox where $1::uuid is null or event_id = $1',
+        [eventId ?? null],
+      );
+      return rows[0]!.n;
+    } finally {
+      await db.end();
+    }
+  };
 
   const readiness = async () => {
     const response = await fetch(`${h.url}/readyz`);
@@ -43,7 +59,9 @@ describe('when NATS goes away', () => {
     expect(down.body).toEqual({ status: 'unavailable', database: 'ok', bus: 'unavailable' });
 
     // Accepted while the bus is down: stored, and published by the outbox relays once it is back.
-    expect((await publish('during')).__typename).toBe('PublishEventPayload');
+    const during = await publish('during');
+    if (during.__typename !== 'PublishEventPayload') throw new Error(during.__typename);
+    expect(await outboxEntries(rawId(during.event.id))).toBe(1);
     const token = (
       await h.gql(CreateApiToken, { input: { name: 'made during the outage', scopes: ['events:read'] } })
     ).data!.createApiToken;
@@ -61,6 +79,8 @@ describe('when NATS goes away', () => {
     });
     await sub.stop();
     expect(sub.keys().filter((k) => k === `${type}/during`)).toHaveLength(1);
+    // Relayed and published alike, the stream has them: the outbox empties.
+    await waitFor(async () => (await outboxEntries()) === 0, { what: 'the outbox to empty' });
 
     // The audit entry of the token made during the outage is in the stream too, exactly once.
     const nc = await connect({ servers: nats.url });

@@ -1,5 +1,5 @@
 import { EventTypeEntity } from '../domain/event-types/event-type.entity.ts';
-import { EventEntity } from '../domain/events/event.entity.ts';
+import { EventEntity, EventOutboxEntity } from '../domain/events/event.entity.ts';
 import { AuditChainHeadEntity, AuditLogEntity, AuditOutboxEntity } from '../domain/audit/audit-log.entity.ts';
 import { ApiTokenEntity } from '../domain/tenancy/api-token.entity.ts';
 import { TenantEntity } from '../domain/tenancy/tenant.entity.ts';
@@ -15,6 +15,7 @@ export const entities = [
   AuditOutboxEntity,
   EventTypeEntity,
   EventEntity,
+  EventOutboxEntity,
   WebhookEntity,
   DeliveryEntity,
   DeliveryAttemptEntity,

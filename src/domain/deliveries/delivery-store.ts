@@ -110,8 +110,8 @@ const BATCH = { maxBatchSize: 500, concurrency: 1, intervalMs: 10 };
 export const DISPATCH_SQL = `with incoming as (
      select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar, delivery_count int)
    ), inserted as (
-     insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, published_at, created_at, dispatched_at, delivery_count)
-     select id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, $3::timestamptz, $3::timestamptz, $3::timestamptz, delivery_count from incoming
+     insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, created_at, dispatched_at, delivery_count)
+     select id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, $3::timestamptz, $3::timestamptz, delivery_count from incoming
      on conflict (tenant_id, idempotency_key) do nothing
      returning id, tenant_id, idempotency_key
    ), stored as (

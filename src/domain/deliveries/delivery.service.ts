@@ -171,8 +171,7 @@ export class DeliveryService {
         previous: null,
         occurredAt: new Date(),
         idempotencyKey: `test:${crypto.randomUUID()}`,
-        // Not for the stream: marked published and dispatched already.
-        publishedAt: new Date(),
+        // Not for the stream (no outbox entry): dispatched already.
         dispatchedAt: new Date(),
         deliveryCount: 1,
       });

@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { EventBus } from '../../bus/bus.ts';
 import { encode, eventMessageV1, subjects } from '../../bus/contracts.ts';
+import { firstIdAt } from '../../db/ids.ts';
 import type { Orm } from '../../db/orm.ts';
 import type { Logger } from '../../logger.ts';
 import { pollLoop } from '../../util/poll-loop.ts';
-import { EventEntity } from './event.entity.ts';
+import { EventEntity, EventOutboxEntity } from './event.entity.ts';
 import { fromEntity, toMessage, type PublishedEvent } from './published-event.ts';
 
 /**
@@ -16,10 +17,11 @@ export const eventMessageId = (event: Pick<PublishedEvent, 'tenantId' | 'idempot
   createHash('sha256').update(`${event.tenantId}\n${event.idempotencyKey}`).digest('base64url');
 
 /**
- * Gets committed events onto the bus. publishEvent calls `publish` right after its commit; the
- * relay republishes whatever is still unmarked after `relayAfterMs` (the bus was down, or the
- * process died between commit and publish). Relays on several workers may overlap: a repeat is
- * harmless, the stream drops it by message id.
+ * Gets committed events onto the bus. publishEvent calls `publish` right after its commit, which
+ * deletes the event's outbox entry once the stream has it; the relay republishes what is still in
+ * the outbox after `relayAfterMs` (the bus was down, or the process died between commit and
+ * publish). Relays on several workers may overlap: a repeat is harmless, the stream drops it by
+ * message id.
  */
 export class EventOutbox {
   private readonly orm: Orm;
@@ -61,12 +63,21 @@ export class EventOutbox {
    */
   async relayOnce(limit = 500): Promise<number> {
     const em = this.orm.em.fork();
+    const due = await em.find(
+      EventOutboxEntity,
+      { eventId: { $lt: firstIdAt(new Date(Date.now() - this.relayAfterMs)) } },
+      { orderBy: { eventId: 'asc' }, limit },
+    );
+    if (due.length === 0) return 0;
     // The relay serves every tenant: the tenant filter is off on purpose.
     const rows = await em.find(
       EventEntity,
-      { publishedAt: null, createdAt: { $lt: new Date(Date.now() - this.relayAfterMs) } },
-      { orderBy: { createdAt: 'asc' }, limit, filters: false },
+      { id: { $in: due.map((entry) => entry.eventId) } },
+      { orderBy: { id: 'asc' }, filters: false },
     );
+    // An entry whose event is gone (pruned after the stream got it, before its entry went) is done.
+    const found = new Set(rows.map((row) => row.id));
+    const gone = due.map((entry) => entry.eventId).filter((id) => !found.has(id));
     const sent: string[] = [];
     try {
       for (const row of rows) {
@@ -82,7 +93,7 @@ export class EventOutbox {
         }
       }
     } finally {
-      if (sent.length > 0) await this.mark(sent);
+      if (sent.length + gone.length > 0) await this.mark([...gone, ...sent]);
     }
     return sent.length;
   }
@@ -106,10 +117,9 @@ export class EventOutbox {
     );
   }
 
+  /** Deletes the outbox entries of events the stream has. */
   private async mark(ids: string[]): Promise<void> {
-    await this.orm.em
-      .fork()
-      .nativeUpdate(EventEntity, { id: { $in: ids } }, { publishedAt: new Date() }, { filters: false });
+    await this.orm.em.fork().nativeDelete(EventOutboxEntity, { eventId: { $in: ids } });
   }
 
   private async flushMarks(): Promise<void> {

@@ -92,8 +92,8 @@ export class EventService {
   }
 
   /**
-   * Stores the event (the row is also the outbox entry), then publishes it. Once this returns the
-   * event is accepted: if the bus is down the outbox relay publishes it later.
+   * Stores the event with its outbox entry, then publishes it. Once this returns the event is
+   * accepted: if the bus is down the outbox relay publishes it later.
    */
   async publish(actor: Actor, raw: PublishEventInput): Promise<PublishResult> {
     const input = parse(publishEventInput, raw);
@@ -132,11 +132,16 @@ export class EventService {
     const now = new Date();
     const inserted = await sqlRows<{ id: string }>(
       this.orm,
-      `insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, created_at)
-       select x.id, x.tenant_id, x.type, x.module, x.model, x.action, x.current, x.previous, x.occurred_at, x.idempotency_key, $1::timestamptz
-       from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar)
-       on conflict (tenant_id, idempotency_key) do nothing
-       returning id`,
+      `with inserted as (
+         insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, created_at)
+         select x.id, x.tenant_id, x.type, x.module, x.model, x.action, x.current, x.previous, x.occurred_at, x.idempotency_key, $1::timestamptz
+         from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar)
+         on conflict (tenant_id, idempotency_key) do nothing
+         returning id
+       ), queued as (
+         insert into event_outbox (event_id) select id from inserted
+       )
+       select id from inserted`,
       [
         now,
         JSON.stringify(
