@@ -275,3 +275,45 @@ describe('a stuck statement', () => {
     }
   });
 });
+
+describe('an event stored by another transaction while its dispatch runs', () => {
+  it('is dispatched all the same: its deliveries are made for the row that won', async () => {
+    const s = store();
+    const e = event();
+    const other = new pg.Client({ connectionString: inject('databaseUrl') });
+    await other.connect();
+    try {
+      await other.query('begin');
+      const winner = randomUUID();
+      await other.query(
+        `insert into events (id, tenant_id, type, module, model, action, occurred_at, idempotency_key, created_at)
+         values ($1, $2, $3, 'billing', 'invoice', 'created', now(), $4, now())`,
+        [winner, e.tenantId, e.type, e.idempotencyKey],
+      );
+      // The dispatch waits on the uncommitted row with the same key, which commits meanwhile.
+      const dispatching = s.createForEvent(e, [randomUUID()]);
+      await waitFor(
+        async () => {
+          const { rows } = await other.query<{ n: number }>(
+            "select count(*)::int n from pg_locks where locktype = 'transactionid' and not granted",
+          );
+          return rows[0]!.n > 0;
+        },
+        { what: 'the dispatch to wait for the other transaction' },
+      );
+      await other.query('commit');
+      const [delivery] = await dispatching;
+      const stored = await rows<{ event_id: string }>('select event_id from deliveries where id = ?', [
+        delivery!.id,
+      ]);
+      expect(stored[0]!.event_id).toBe(winner);
+      const marked = await rows<{ dispatched: boolean }>(
+        'select dispatched_at is not null as dispatched from events where id = ?',
+        [winner],
+      );
+      expect(marked[0]!.dispatched).toBe(true);
+    } finally {
+      await other.end();
+    }
+  });
+});

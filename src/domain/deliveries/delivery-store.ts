@@ -93,35 +93,33 @@ interface Dispatch {
 const BATCH = { maxBatchSize: 500, concurrency: 1, intervalMs: 10 };
 
 /**
- * A batch's events stored and dispatched in one statement: each event inserted (an earlier event
- * with its idempotency key wins), its deliveries created (idempotent), an event stored before (by
- * the API) marked dispatched, and the deliveries of a redelivered event still waiting for their
- * first attempt returned with the new ones. Every row returned carries its event's tenant and
+ * A batch's events stored and dispatched in one statement: each event inserted, or, when an event
+ * with its idempotency key is stored already (by the API, or an earlier delivery of this message),
+ * that one marked dispatched and used: the earlier event wins. Then its deliveries created
+ * (idempotent), and the deliveries of an event that existed and are still waiting for their first
+ * attempt returned with the new ones. Every row returned carries its event's tenant and
  * idempotency key. Parameters: the events (JSON), the deliveries wanted, named by their event's
  * tenant and key (JSON), and the time.
  *
- * The branches see the tables as they were before the statement: an event found by its key
- * existed before, and only such an event can have deliveries waiting. Rows are looked up by a
- * batch's keys one index probe per key (a lateral subquery, which `offset 0` keeps from being
- * merged into the join): PostgreSQL plans `= any(<hundreds of ids>)`, or a join with them, as a
- * scan of the whole table while the table is small, and that scan grows with it. Exported, as is
- * LOAD_JOBS_SQL, for the test of their plans.
+ * The upsert returns the stored row even when another transaction committed it while this one
+ * ran (a plain insert would skip it, and a lookup would not see it). It may touch a row once per
+ * statement, hence the events made distinct first; `xmax` is set on a row it updated, not on one
+ * it inserted. The other branches see the tables as they were before the statement. Rows are
+ * looked up by a batch's keys one index probe per key (a lateral subquery, which `offset 0` keeps
+ * from being merged into the join): PostgreSQL plans `= any(<hundreds of ids>)`, or a join with
+ * them, as a scan of the whole table while the table is small, and that scan grows with it.
+ * Exported, as is LOAD_JOBS_SQL, for the test of their plans.
  */
 export const DISPATCH_SQL = `with incoming as (
-     select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar, delivery_count int)
-   ), inserted as (
-     insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, created_at, dispatched_at, delivery_count)
-     select id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, $3::timestamptz, $3::timestamptz, delivery_count from incoming
-     on conflict (tenant_id, idempotency_key) do nothing
-     returning id, tenant_id, idempotency_key
+     select distinct on (tenant_id, idempotency_key) *
+     from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar, delivery_count int)
    ), stored as (
-     select distinct on (i.tenant_id, i.idempotency_key) i.tenant_id, i.idempotency_key, i.delivery_count,
-       coalesce(n.id, e.id) as id, n.id is null as existed
-     from incoming i
-     left join inserted n on n.tenant_id = i.tenant_id and n.idempotency_key = i.idempotency_key
-     left join lateral (
-       select id from events where n.id is null and tenant_id = i.tenant_id and idempotency_key = i.idempotency_key offset 0
-     ) e on true
+     insert into events as e (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, created_at, dispatched_at, delivery_count)
+     select id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, $3::timestamptz, $3::timestamptz, delivery_count from incoming
+     on conflict (tenant_id, idempotency_key) do update
+       set dispatched_at = coalesce(e.dispatched_at, excluded.dispatched_at),
+           delivery_count = coalesce(e.delivery_count, excluded.delivery_count)
+     returning e.id, e.tenant_id, e.idempotency_key, e.xmax <> 0 as existed
    ), created as (
      insert into deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempts, created_at, updated_at)
      select x.id, x.tenant_id, x.webhook_id, s.id, x.event_type, 'PENDING', 0, $3::timestamptz, $3::timestamptz
@@ -129,9 +127,6 @@ export const DISPATCH_SQL = `with incoming as (
      join stored s on s.tenant_id = x.tenant_id and s.idempotency_key = x.idempotency_key
      on conflict (event_id, webhook_id) do nothing
      returning id, tenant_id, webhook_id, event_id, updated_at
-   ), dispatched as (
-     update events set dispatched_at = $3::timestamptz, delivery_count = s.delivery_count
-     from stored s where events.id = s.id and s.existed and events.dispatched_at is null
    )
    select c.*, s.idempotency_key from created c join stored s on s.id = c.event_id
    union all
