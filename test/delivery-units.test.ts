@@ -12,6 +12,7 @@ import { signatureHeaders } from '../src/delivery/signing.ts';
 import { batchLoader } from '../src/db/batch-loader.ts';
 import { firstIdAt, newId } from '../src/db/ids.ts';
 import { newWebhookSecret } from '../src/domain/webhooks/webhook-secret.ts';
+import { waitFor } from './support/wait.ts';
 
 describe('signing', () => {
   const body = JSON.stringify({ id: 'evt', type: 'invoices.invoice.paid', current: { id: 1 } });
@@ -212,5 +213,25 @@ describe('batch loader', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('starts the batches that waited for a running one oldest first', async () => {
+    const started: number[][] = [];
+    let finishFirst!: () => void;
+    const firstRuns = new Promise<void>((resolve) => (finishFirst = resolve));
+    const load = batchLoader<number, number>(
+      async (keys) => {
+        started.push([...keys]);
+        if (keys.includes(1)) await firstRuns;
+        return [...keys];
+      },
+      { maxBatchSize: 2, concurrency: 1 },
+    );
+    const first = load.load(1);
+    await waitFor(() => started.length === 1, { what: 'the first batch to start' });
+    const rest = [2, 3, 4, 5, 6].map((key) => load.load(key));
+    finishFirst();
+    await Promise.all([first, ...rest]);
+    expect(started).toEqual([[1], [2, 3], [4, 5], [6]]);
   });
 });

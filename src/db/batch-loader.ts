@@ -20,19 +20,27 @@ export function batchLoader<K, V>(
   const intervalMs = options.intervalMs ?? 0;
   let running = 0;
   let lastStart = -Infinity;
-  const waiting: (() => void)[] = [];
-  const start = (dispatch: () => void) => {
-    running++;
-    lastStart = performance.now();
-    dispatch();
+  /** Batches not started yet, oldest first. */
+  const queue: (() => void)[] = [];
+  let wake: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** Starts queued batches in order while fewer than `concurrency` run and the interval has passed. */
+  const pump = () => {
+    wake = undefined;
+    while (queue.length > 0 && running < options.concurrency) {
+      const wait = lastStart + intervalMs - performance.now();
+      if (wait > 0) {
+        wake = setTimeout(pump, wait);
+        return;
+      }
+      running++;
+      lastStart = performance.now();
+      queue.shift()!();
+    }
   };
-  /** Starts the batch now, after the interval, or once a running one finishes. */
+  // A new batch waits at least for the calls of this tick to join it.
   const schedule = (dispatch: () => void) => {
-    const go = () => (running < options.concurrency ? start(dispatch) : waiting.push(dispatch));
-    const wait = lastStart + intervalMs - performance.now();
-    // A batch sent at once still waits for this tick's calls to join it.
-    if (wait > 0) setTimeout(go, wait);
-    else setImmediate(go);
+    queue.push(dispatch);
+    wake ??= setImmediate(pump);
   };
   return new DataLoader<K, V>(
     async (keys) => {
@@ -51,8 +59,7 @@ export function batchLoader<K, V>(
         });
       } finally {
         running--;
-        const next = waiting.shift();
-        if (next) schedule(next);
+        if (!wake) pump();
       }
     },
     {
