@@ -89,8 +89,13 @@ export class MemoryBus implements EventBus {
 
   notify(subject: string, data: Uint8Array): boolean {
     if (this.closed) return false;
-    this.store(subject, data);
-    return true;
+    try {
+      this.store(subject, data);
+      return true;
+    } catch {
+      // No stream captures the subject: as with NATS, nobody stores it.
+      return false;
+    }
   }
 
   async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {

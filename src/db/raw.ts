@@ -3,9 +3,11 @@ import { CompiledQuery } from 'kysely';
 import type { Orm } from './orm.ts';
 
 /**
- * A statement cancelled after running past its time. Its code is the one PostgreSQL gives a
- * cancelled statement (query_canceled): the database did not answer in time, and the work is
- * tried again later.
+ * A statement cancelled after running past its time (waiting for a connection included). Its code
+ * is the one PostgreSQL gives a cancelled statement (query_canceled): the database did not answer
+ * in time, and the work is tried again later. The cancel may come too late to stop a statement
+ * that was committing: callers may see this for work that was done, as for any lost answer, so
+ * retried work must be idempotent (deliveries are; events are by idempotency key).
  */
 export class StatementTimeoutError extends Error {
   readonly code = '57014';
@@ -38,9 +40,12 @@ export async function sqlRows<Row>(
     return result.rows as Row[];
   } catch (error) {
     if (signal?.aborted) {
-      throw new StatementTimeoutError(`the statement ran past ${timeoutMs} ms and was cancelled`, {
-        cause: error,
-      });
+      throw new StatementTimeoutError(
+        `the database did not answer within ${timeoutMs} ms; the statement was cancelled`,
+        {
+          cause: error,
+        },
+      );
     }
     throw error;
   }
