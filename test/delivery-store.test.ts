@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config.ts';
 import { openOrm, type Orm } from '../src/db/orm.ts';
 import { sqlRows, StatementTimeoutError } from '../src/db/raw.ts';
 import { DeliveryStore, DISPATCH_SQL, LOAD_JOBS_SQL } from '../src/domain/deliveries/delivery-store.ts';
+import { DeliveryService } from '../src/domain/deliveries/delivery.service.ts';
 import { isDatabaseUnavailable } from '../src/db/unavailable.ts';
 import { waitFor } from './support/wait.ts';
 import { EventService } from '../src/domain/events/event.service.ts';
@@ -315,5 +316,33 @@ describe('an event stored by another transaction while its dispatch runs', () =>
     } finally {
       await other.end();
     }
+  });
+});
+
+describe('a page boundary between rows made at the same moment', () => {
+  it('neither skips nor repeats a row: the cursor orders ties by id', async () => {
+    const e = event();
+    // One dispatch: every delivery of the event has the same created_at.
+    const made = await store().createForEvent(
+      e,
+      Array.from({ length: 5 }, () => randomUUID()),
+    );
+    const list = new DeliveryService({ orm, audit: null as never, eventTypes: null as never });
+    const actor = systemActor(e.tenantId);
+    const seen: string[] = [];
+    let after: { createdAt: Date; id: string } | null = null;
+    for (;;) {
+      const page = await list.list(actor, {}, { first: 2, after });
+      seen.push(...page.items.map((d) => d.id));
+      if (!page.hasNextPage) break;
+      const last = page.items.at(-1)!;
+      after = { createdAt: last.createdAt, id: last.id };
+    }
+    expect(seen).toEqual(
+      made
+        .map((d) => d.id)
+        .sort()
+        .reverse(),
+    );
   });
 });

@@ -93,7 +93,7 @@ export class MemoryBus implements EventBus {
       this.store(subject, data);
       return true;
     } catch {
-      // No stream captures the subject: as with NATS, nobody stores it.
+      // No stream captures the subject: nobody stores it (NATS would not say so).
       return false;
     }
   }
