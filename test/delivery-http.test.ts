@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeliveryHttpClient } from '../src/delivery/http-client.ts';
+import { DeliveryHttpClient } from '../src/deliveries/http-client.ts';
 import { startReceiver } from './support/receiver.ts';
 
 describe('the delivery HTTP client, against a real receiver', () => {

@@ -6,12 +6,12 @@ import {
   defaultRetryPolicy,
   delayAfter,
   retryAfterMs,
-} from '../src/delivery/retry-schedule.ts';
-import { EndpointGate } from '../src/delivery/isolation.ts';
-import { signatureHeaders } from '../src/delivery/signing.ts';
+} from '../src/deliveries/retry-schedule.ts';
+import { EndpointGate } from '../src/deliveries/isolation.ts';
+import { signatureHeaders } from '../src/deliveries/signing.ts';
 import { batchLoader } from '../src/db/batch-loader.ts';
 import { firstIdAt, newId } from '../src/db/ids.ts';
-import { newWebhookSecret } from '../src/domain/webhooks/webhook-secret.ts';
+import { newWebhookSecret } from '../src/webhooks/webhook-secret.ts';
 import { waitFor } from './support/wait.ts';
 
 describe('signing', () => {

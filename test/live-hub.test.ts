@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventBus } from '../src/bus/bus.ts';
 import { MemoryBus } from '../src/bus/memory.ts';
-import { LiveUnavailableError, SlowSubscriberError } from '../src/domain/errors.ts';
+import { LiveUnavailableError, SlowSubscriberError } from '../src/errors.ts';
 import { LiveHub } from '../src/live/live-hub.ts';
 import { createLogger } from '../src/logger.ts';
 

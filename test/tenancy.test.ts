@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
-import { TOKEN_CACHE_TTL_MS } from '../src/domain/tenancy/auth.service.ts';
+import { TOKEN_CACHE_TTL_MS } from '../src/tenancy/auth.service.ts';
 import { printedSchema } from '../src/graphql/print-schema.ts';
 import { createLogger } from '../src/logger.ts';
 import { collect, httpExecutor, modes, startTestApp, uniqueType, type TestApp } from './support/app.ts';

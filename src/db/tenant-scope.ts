@@ -1,4 +1,4 @@
-import type { Actor } from '../domain/tenancy/actor.ts';
+import type { Actor } from '../tenancy/actor.ts';
 import type { EntityManager, Orm } from './orm.ts';
 
 /**

@@ -7,8 +7,8 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { GraphQLError, Kind, valueFromASTUntyped } from 'graphql';
 import type { Services } from '../app.ts';
-import { InvalidInputError } from '../domain/errors.ts';
-import type { Actor, Scope } from '../domain/tenancy/actor.ts';
+import { InvalidInputError } from '../errors.ts';
+import type { Actor, Scope } from '../tenancy/actor.ts';
 import type { Logger } from '../logger.ts';
 
 export interface Context {

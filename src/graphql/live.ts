@@ -8,9 +8,9 @@ import {
   type subscribe,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { SlowSubscriberError } from '../domain/errors.ts';
+import { SlowSubscriberError } from '../errors.ts';
 import type { Context } from './builder.ts';
-import type { TokenSockets } from './token-sockets.ts';
+import type { TokenSockets } from '../tenancy/token-sessions.ts';
 
 /** A live stream's item for its subscription field; its closing error becomes the field's error. */
 export function liveItem<T>(value: T | SlowSubscriberError): T {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { InvalidInputError } from '../domain/errors.ts';
-import { MAX_PAGE, type Cursor, type Page, type PageRequest } from '../domain/pagination.ts';
+import { InvalidInputError } from '../errors.ts';
+import { MAX_PAGE, type Cursor, type Page, type PageRequest } from '../pagination.ts';
 
 /** Connections take `first` (1–100, default 50) and an opaque `after`; they page forwards only. */
 

@@ -26,9 +26,9 @@ import {
   NotFoundError,
   PlanLimitError,
   SlowSubscriberError,
-} from '../domain/errors.ts';
+} from '../errors.ts';
 import { auditExport } from '../http/audit-export.ts';
-import { TokenSockets } from './token-sockets.ts';
+import { TokenSockets } from '../tenancy/token-sessions.ts';
 import type { Logger } from '../logger.ts';
 import type { Context } from './builder.ts';
 import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';

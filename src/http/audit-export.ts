@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Services } from '../app.ts';
 import type { Logger } from '../logger.ts';
-import type { RequestInfo } from '../domain/tenancy/actor.ts';
+import type { RequestInfo } from '../tenancy/actor.ts';
 
 /**
  * GET /audit/export?from=&to= — the caller's audit log as NDJSON, one entry a line in sequence

@@ -1,4 +1,4 @@
-import { InvalidInputError } from '../domain/errors.ts';
+import { InvalidInputError } from '../errors.ts';
 
 /** The live streams a subscription can resume in; a cursor is only valid in its own. */
 export type LiveKind = 'events' | 'attempts' | 'audit';

@@ -1,6 +1,6 @@
 import type { EventBus, LiveMessage, Subscription } from '../bus/bus.ts';
 import { ReplayRefusedError } from '../bus/bus.ts';
-import { CursorExpiredError, LiveUnavailableError, SlowSubscriberError } from '../domain/errors.ts';
+import { CursorExpiredError, LiveUnavailableError, SlowSubscriberError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
 /**

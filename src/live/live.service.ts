@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { LiveMessage } from '../bus/bus.ts';
 import { attemptMessageV1, auditMessageV1, decode, eventMessageV1, subjects } from '../bus/contracts.ts';
-import type { AuditLog } from '../domain/audit/audit-log.entity.ts';
-import type { DeliveryAttempt, DeliveryStatus } from '../domain/deliveries/delivery.entity.ts';
-import { eventTypeName } from '../domain/event-types/event-type.service.ts';
-import { InvalidInputError } from '../domain/errors.ts';
-import { fromMessage, type PublishedEvent } from '../domain/events/published-event.ts';
-import type { Actor } from '../domain/tenancy/actor.ts';
+import type { AuditLog } from '../audit/audit-log.entity.ts';
+import type { DeliveryAttempt, DeliveryStatus } from '../deliveries/delivery.entity.ts';
+import { eventTypeName } from '../event-types/event-type.service.ts';
+import { InvalidInputError } from '../errors.ts';
+import { fromMessage, type PublishedEvent } from '../events/published-event.ts';
+import type { Actor } from '../tenancy/actor.ts';
 import { decodeCursor, encodeCursor, type LiveKind, type Streamed } from './cursor.ts';
 import type { LiveHub, LiveStream } from './live-hub.ts';
 

@@ -1,7 +1,7 @@
-import { ForbiddenError, InvalidInputError, NotFoundError } from '../../domain/errors.ts';
-import { apiClients } from '../../domain/tenancy/actor.ts';
-import type { ApiToken } from '../../domain/tenancy/api-token.entity.ts';
-import type { IssuedToken } from '../../domain/tenancy/api-token.service.ts';
+import { ForbiddenError, InvalidInputError, NotFoundError } from '../../errors.ts';
+import { apiClients } from '../../tenancy/actor.ts';
+import type { ApiToken } from '../../tenancy/api-token.entity.ts';
+import type { IssuedToken } from '../../tenancy/api-token.service.ts';
 import { builder } from '../builder.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 

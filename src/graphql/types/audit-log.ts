@@ -1,5 +1,5 @@
-import type { AuditLog, Party } from '../../domain/audit/audit-log.entity.ts';
-import type { AuditTrailVerification } from '../../domain/audit/audit.service.ts';
+import type { AuditLog, Party } from '../../audit/audit-log.entity.ts';
+import type { AuditTrailVerification } from '../../audit/audit.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
 import { builder } from '../builder.ts';
 import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';

@@ -2,9 +2,9 @@ import {
   deliveryStatuses,
   type Delivery,
   type DeliveryAttempt,
-} from '../../domain/deliveries/delivery.entity.ts';
-import { ConflictError, InvalidInputError, NotFoundError } from '../../domain/errors.ts';
-import { eventTypeName } from '../../domain/event-types/event-type.service.ts';
+} from '../../deliveries/delivery.entity.ts';
+import { ConflictError, InvalidInputError, NotFoundError } from '../../errors.ts';
+import { eventTypeName } from '../../event-types/event-type.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
 import { builder } from '../builder.ts';
 import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';

@@ -5,7 +5,7 @@ import {
   NotFoundError,
   PlanLimitError,
   type FieldProblem,
-} from '../../domain/errors.ts';
+} from '../../errors.ts';
 import { builder } from '../builder.ts';
 
 /** The typed errors a mutation's result union may hold (DESIGN: GraphQL conventions). */

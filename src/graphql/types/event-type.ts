@@ -1,6 +1,6 @@
-import { ForbiddenError, InvalidInputError } from '../../domain/errors.ts';
-import type { EventType } from '../../domain/event-types/event-type.entity.ts';
-import type { EventTypeGroup } from '../../domain/event-types/event-type.service.ts';
+import { ForbiddenError, InvalidInputError } from '../../errors.ts';
+import type { EventType } from '../../event-types/event-type.entity.ts';
+import type { EventTypeGroup } from '../../event-types/event-type.service.ts';
 import { builder } from '../builder.ts';
 
 export const EventTypeRef = builder.objectRef<EventType>('EventType').implement({

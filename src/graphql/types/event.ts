@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { eventTypeName } from '../../domain/event-types/event-type.service.ts';
-import { ConflictError, InvalidInputError } from '../../domain/errors.ts';
-import type { PublishedEvent } from '../../domain/events/published-event.ts';
-import type { PublishResult } from '../../domain/events/event.service.ts';
+import { eventTypeName } from '../../event-types/event-type.service.ts';
+import { ConflictError, InvalidInputError } from '../../errors.ts';
+import type { PublishedEvent } from '../../events/published-event.ts';
+import type { PublishResult } from '../../events/event.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
 import { builder } from '../builder.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';

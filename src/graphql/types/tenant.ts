@@ -1,6 +1,6 @@
-import { ForbiddenError, InvalidInputError } from '../../domain/errors.ts';
-import type { IssuedToken } from '../../domain/tenancy/api-token.service.ts';
-import type { Tenant } from '../../domain/tenancy/tenant.entity.ts';
+import { ForbiddenError, InvalidInputError } from '../../errors.ts';
+import type { IssuedToken } from '../../tenancy/api-token.service.ts';
+import type { Tenant } from '../../tenancy/tenant.entity.ts';
 import { builder } from '../builder.ts';
 import { ApiTokenRef } from './api-token.ts';
 

@@ -1,4 +1,4 @@
-import type { Actor } from '../../domain/tenancy/actor.ts';
+import type { Actor } from '../../tenancy/actor.ts';
 import { builder } from '../builder.ts';
 import { ApiClientRef, ApiTokenRef } from './api-token.ts';
 import { TenantRef } from './tenant.ts';

@@ -5,11 +5,11 @@ import {
   InvalidInputError,
   NotFoundError,
   PlanLimitError,
-} from '../../domain/errors.ts';
-import type { Webhook } from '../../domain/webhooks/webhook.entity.ts';
-import type { CreateWebhookResult } from '../../domain/webhooks/webhook.service.ts';
-import { eventTypeName } from '../../domain/event-types/event-type.service.ts';
-import { text } from '../../domain/input.ts';
+} from '../../errors.ts';
+import type { Webhook } from '../../webhooks/webhook.entity.ts';
+import type { CreateWebhookResult } from '../../webhooks/webhook.service.ts';
+import { eventTypeName } from '../../event-types/event-type.service.ts';
+import { text } from '../../input.ts';
 import { builder } from '../builder.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { ApiClientRef } from './api-token.ts';

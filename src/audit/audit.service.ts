@@ -1,0 +1,207 @@
+import { LockMode } from '@mikro-orm/core';
+import { sql } from 'kysely';
+import { newId } from '../db/ids.ts';
+import type { EntityManager, Orm } from '../db/orm.ts';
+import { tenantEm } from '../db/tenant-scope.ts';
+import { z } from 'zod';
+import { InvalidInputError } from '../errors.ts';
+import { createdWithin, findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
+import type { Actor } from '../tenancy/actor.ts';
+import { GENESIS_HASH, auditHash } from './audit-hash.ts';
+import {
+  AuditChainHeadEntity,
+  AuditLogEntity,
+  AuditOutboxEntity,
+  type AuditLog,
+  type Party,
+} from './audit-log.entity.ts';
+import type { AuditPublisher } from './audit-publisher.ts';
+
+export interface AuditEntryInput {
+  action: string;
+  related?: Party | null;
+  relationName?: string | null;
+  relationId?: string | null;
+  metadata?: Record<string, unknown>;
+  /** The chain to write to when it is not the actor's own (the operator creating a tenant). */
+  tenantId?: string;
+}
+
+export type Recorder = (entry: AuditEntryInput) => void;
+
+export interface AuditFilter {
+  actions?: readonly string[] | null;
+  executorId?: string | null;
+  relationName?: string | null;
+  relationId?: string | null;
+  from?: Date | null;
+  to?: Date | null;
+}
+
+export interface AuditTrailVerification {
+  ok: boolean;
+  /** Entries checked, in sequence order. */
+  checked: number;
+  /** The first sequence whose entry is missing, altered or out of order; null when ok. */
+  firstBrokenSequence: number | null;
+  reason: string | null;
+}
+
+const VERIFY_BATCH = 1_000;
+
+export class AuditService {
+  private readonly orm: Orm;
+  private readonly publisher: AuditPublisher;
+
+  constructor(orm: Orm, publisher: AuditPublisher) {
+    this.orm = orm;
+    this.publisher = publisher;
+  }
+
+  /**
+   * Runs `work` in one transaction on the actor's tenant; the entries it records are chained and
+   * written in that same transaction, so a change and its audit entry commit or fail together.
+   * After the commit they go to the bus.
+   */
+  async transact<T>(actor: Actor, work: (tx: EntityManager, record: Recorder) => Promise<T>): Promise<T> {
+    const pending: AuditEntryInput[] = [];
+    const written: AuditLog[] = [];
+    const result = await tenantEm(this.orm, actor).transactional(async (tx) => {
+      const value = await work(tx, (entry) => pending.push(entry));
+      await tx.flush();
+      const byChain = Map.groupBy(pending, (entry) => entry.tenantId ?? actor.tenantId);
+      // Chains are locked in a fixed order so two transactions never wait on each other's heads.
+      for (const chain of [...byChain.keys()].sort()) {
+        written.push(...(await this.append(tx, actor, chain, byChain.get(chain)!)));
+      }
+      return value;
+    });
+    await this.publisher.publish(written);
+    return result;
+  }
+
+  /** An entry of the actor's tenant; null for unknown ids and other tenants' entries. */
+  async find(actor: Actor, id: string): Promise<AuditLog | null> {
+    if (!z.uuid().safeParse(id).success) return null;
+    return tenantEm(this.orm, actor).findOne(AuditLogEntity, { id });
+  }
+
+  /** Entries of the actor's tenant, newest first. */
+  async list(actor: Actor, filter: AuditFilter, page: PageRequest): Promise<Page<AuditLog>> {
+    if (filter.relationId && !filter.relationName) {
+      throw new InvalidInputError([{ path: ['filter', 'relationId'], message: 'needs relationName' }]);
+    }
+    const { actions, executorId, relationName, relationId } = filter;
+    return findPage(tenantEm(this.orm, actor), AuditLogEntity, page, (query) =>
+      query
+        .$if(!!actions?.length, (q) => q.where('action', 'in', [...actions!]))
+        .$if(!!executorId, (q) => q.where(sql`executor->>'id'`, '=', executorId!))
+        .$if(!!relationName, (q) => q.where('relation_name', '=', relationName!))
+        .$if(!!relationId, (q) => q.where('relation_id', '=', relationId!))
+        .$call(createdWithin(filter)),
+    );
+  }
+
+  /** Entries in sequence order, in batches, for the SIEM export: memory stays constant. */
+  async *stream(actor: Actor, range: { from?: Date | null; to?: Date | null }): AsyncGenerator<AuditLog> {
+    let after = 0;
+    for (;;) {
+      const batch = await tenantEm(this.orm, actor).find(
+        AuditLogEntity,
+        {
+          sequence: { $gt: after },
+          ...timeRange(range),
+        },
+        { orderBy: { sequence: 'asc' }, limit: 500 },
+      );
+      yield* batch;
+      if (batch.length < 500) return;
+      after = batch.at(-1)!.sequence;
+    }
+  }
+
+  /**
+   * Walks the actor's chain up to its head as read first (entries written meanwhile are for the
+   * next check) and reports the first entry that is missing, altered or misplaced.
+   */
+  async verify(actor: Actor): Promise<AuditTrailVerification> {
+    const em = tenantEm(this.orm, actor);
+    const head = await this.orm.em.fork().findOne(AuditChainHeadEntity, { tenantId: actor.tenantId });
+    const last = head?.sequence ?? 0;
+    let expected = 1;
+    let previousHash = GENESIS_HASH;
+    const broken = (sequence: number, reason: string) => ({
+      ok: false,
+      checked: expected - 1,
+      firstBrokenSequence: sequence,
+      reason,
+    });
+    for (;;) {
+      const batch = await em.find(
+        AuditLogEntity,
+        { sequence: { $gte: expected, $lte: last } },
+        { orderBy: { sequence: 'asc' }, limit: VERIFY_BATCH },
+      );
+      for (const entry of batch) {
+        if (entry.sequence !== expected) return broken(expected, `entry ${expected} is missing`);
+        if (entry.previousHash !== previousHash)
+          return broken(expected, 'previousHash does not match the entry before');
+        if (auditHash(entry) !== entry.hash)
+          return broken(expected, 'the entry was altered: its hash does not match');
+        previousHash = entry.hash;
+        expected++;
+      }
+      // Constant memory over millions of entries: forget each batch once checked.
+      em.clear();
+      if (batch.length < VERIFY_BATCH) break;
+    }
+    if (last >= expected) return broken(expected, `entries from ${expected} on are missing`);
+    if (head && head.hash !== previousHash)
+      return broken(expected - 1, 'the last entry differs from the chain head');
+    return { ok: true, checked: expected - 1, firstBrokenSequence: null, reason: null };
+  }
+
+  private async append(tx: EntityManager, actor: Actor, tenantId: string, entries: AuditEntryInput[]) {
+    await tx.execute(
+      'insert into audit_chain_heads (tenant_id, sequence, hash) values (?, 0, ?) on conflict do nothing',
+      [tenantId, GENESIS_HASH],
+    );
+    const head = await tx.findOneOrFail(
+      AuditChainHeadEntity,
+      { tenantId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE },
+    );
+    const rows: AuditLog[] = [];
+    for (const input of entries) {
+      const entry = {
+        id: newId(),
+        tenantId,
+        sequence: head.sequence + 1,
+        action: input.action,
+        executor: { type: actor.kind, id: actor.tokenId, name: actor.name },
+        related: input.related ?? null,
+        relationName: input.relationName ?? null,
+        relationId: input.relationId ?? null,
+        // Stored as JSON: hash what a reader will get back.
+        metadata: JSON.parse(JSON.stringify(input.metadata ?? {})) as Record<string, unknown>,
+        ip: actor.request.ip,
+        userAgent: actor.request.userAgent?.slice(0, 512) ?? null,
+        requestId: actor.request.requestId,
+        // Taken under the head lock, so time order follows sequence order within a chain.
+        createdAt: new Date(),
+        previousHash: head.hash,
+      };
+      const row = { ...entry, hash: auditHash(entry) };
+      rows.push(row);
+      head.sequence = row.sequence;
+      head.hash = row.hash;
+    }
+    await tx.insertMany(AuditLogEntity, rows);
+    await tx.insertMany(
+      AuditOutboxEntity,
+      rows.map((row) => ({ auditLogId: row.id, tenantId, createdAt: row.createdAt })),
+    );
+    await tx.flush();
+    return rows;
+  }
+}

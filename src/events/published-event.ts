@@ -1,0 +1,35 @@
+import type { EventMessage } from '../bus/contracts.ts';
+import type { Event } from './event.entity.ts';
+
+/** An event as clients see it, whether read from the database or from the bus. */
+export interface PublishedEvent {
+  id: string;
+  tenantId: string;
+  type: string;
+  meta: { module: string | null; model: string; action: string };
+  current: unknown;
+  previous: unknown;
+  occurredAt: Date;
+  idempotencyKey: string;
+}
+
+export function fromEntity(event: Event): PublishedEvent {
+  return {
+    id: event.id,
+    tenantId: event.tenantId,
+    type: event.type,
+    meta: { module: event.module ?? null, model: event.model, action: event.action },
+    current: event.current ?? null,
+    previous: event.previous ?? null,
+    occurredAt: event.occurredAt,
+    idempotencyKey: event.idempotencyKey,
+  };
+}
+
+export function fromMessage(message: EventMessage): PublishedEvent {
+  return { ...message, occurredAt: new Date(message.occurredAt) };
+}
+
+export function toMessage(event: PublishedEvent): EventMessage {
+  return { v: 1, ...event, occurredAt: event.occurredAt.toISOString() };
+}

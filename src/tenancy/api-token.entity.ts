@@ -1,0 +1,30 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { newId } from '../db/ids.ts';
+import { tenantFilter } from '../db/tenant-scope.ts';
+import type { ApiClient, Scope } from './actor.ts';
+
+/** A bearer credential of a tenant. Only the SHA-256 of the token is kept; the token is shown once. */
+export const ApiTokenEntity = defineEntity({
+  name: 'ApiToken',
+  tableName: 'api_tokens',
+  filters: tenantFilter,
+  properties: {
+    id: p
+      .uuid()
+      .primary()
+      .onCreate(() => newId()),
+    tenantId: p.uuid(),
+    name: p.string().length(255),
+    tokenHash: p.string().length(64).unique(),
+    /** The token's first characters, to tell tokens apart in a list. */
+    prefix: p.string().length(16),
+    scopes: p.json<Scope[]>(),
+    client: p.string().length(16).$type<ApiClient>(),
+    expiresAt: p.datetime().nullable(),
+    lastUsedAt: p.datetime().nullable(),
+    revokedAt: p.datetime().nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+  },
+  indexes: [{ properties: ['tenantId', 'createdAt', 'id'], name: 'api_tokens_tenant_created_at_id_index' }],
+});
+export type ApiToken = InferEntity<typeof ApiTokenEntity>;

@@ -1,0 +1,23 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { newId } from '../db/ids.ts';
+
+/** A company of the host. */
+export const TenantEntity = defineEntity({
+  name: 'Tenant',
+  tableName: 'tenants',
+  properties: {
+    id: p
+      .uuid()
+      .primary()
+      .onCreate(() => newId()),
+    name: p.string().length(255),
+    /** Plan limit: how many webhooks the tenant may have. */
+    maxWebhooks: p.integer().default(100),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
+  },
+});
+export type Tenant = InferEntity<typeof TenantEntity>;

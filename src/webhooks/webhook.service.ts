@@ -1,0 +1,379 @@
+import { EventEmitter } from 'node:events';
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { z } from 'zod';
+import { sql } from 'kysely';
+import type { EntityManager, Orm } from '../db/orm.ts';
+import { tenantEm } from '../db/tenant-scope.ts';
+import { MAX_URL_LENGTH, refuseUrl, type EndpointPolicy, type Resolve } from '../net/ssrf.ts';
+import type { AuditService, Recorder } from '../audit/audit.service.ts';
+import { changes } from '../audit/changes.ts';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidInputError,
+  NotFoundError,
+  PlanLimitError,
+  type FieldProblem,
+} from '../errors.ts';
+import type { EventTypeService } from '../event-types/event-type.service.ts';
+import { parse, text } from '../input.ts';
+import { findPage, type Page, type PageRequest } from '../pagination.ts';
+import type { Actor, ApiClient } from '../tenancy/actor.ts';
+import { TenantEntity } from '../tenancy/tenant.entity.ts';
+import type { SecretBox } from './webhook-secret.ts';
+import { newWebhookSecret } from './webhook-secret.ts';
+import { WebhookEntity, type Webhook } from './webhook.entity.ts';
+import { eventPatternsMatching, subscriptionPattern } from './event-patterns.ts';
+
+/** A URL as the audit log keeps it: origin and path, without credentials, query or fragment. */
+const redactUrl = (value: unknown): unknown => {
+  if (typeof value !== 'string') return value;
+  const url = new URL(value);
+  return `${url.origin}${url.pathname}`;
+};
+
+const subscribedEvents = z.array(subscriptionPattern).min(1, 'subscribe to at least one event type').max(100);
+
+export const createWebhookInput = z.object({
+  name: text(255).nullish(),
+  url: text(4096),
+  subscribedEvents,
+  externalId: text(255).nullish(),
+  isActive: z.boolean().nullish(),
+});
+export type CreateWebhookInput = z.input<typeof createWebhookInput>;
+
+/** JSON Merge Patch: an omitted field stays, null clears a nullable field, null on a required one is refused. */
+export const updateWebhookInput = z.object({
+  name: text(255).nullish(),
+  url: text(4096).nullish(),
+  subscribedEvents: subscribedEvents.nullish(),
+  externalId: text(255).nullish(),
+  isActive: z.boolean().nullish(),
+  disabledReason: text(1000).nullish(),
+});
+export type UpdateWebhookInput = z.input<typeof updateWebhookInput>;
+const REQUIRED = ['url', 'subscribedEvents', 'isActive'] as const;
+
+export interface WebhookFilter {
+  isActive?: boolean | null;
+  eventType?: string | null;
+  managedBy?: ApiClient | null;
+  externalId?: string | null;
+  search?: string | null;
+}
+
+export interface CreateWebhookResult {
+  webhook: Webhook;
+  /** The signing secret: only when created, never on a replay. */
+  secret: string | null;
+  created: boolean;
+}
+
+const AUDITED = [
+  'name',
+  'url',
+  'isActive',
+  'subscribedEvents',
+  'externalId',
+  'managedBy',
+  'disabledAt',
+  'disabledReason',
+] as const;
+
+export class WebhookService {
+  private readonly orm: Orm;
+  private readonly audit: AuditService;
+  private readonly eventTypes: EventTypeService;
+  private readonly box: SecretBox;
+  private readonly policy: EndpointPolicy;
+  private readonly resolve: Resolve | undefined;
+  private readonly rotationGraceMs: number;
+  /** Emits 'changed' with a tenant id after any webhook of it changed (caches listen). */
+  readonly events = new EventEmitter<{ changed: [tenantId: string] }>();
+
+  constructor(
+    deps: { orm: Orm; audit: AuditService; eventTypes: EventTypeService; box: SecretBox },
+    options: { policy: EndpointPolicy; rotationGraceMs: number; resolve?: Resolve },
+  ) {
+    this.orm = deps.orm;
+    this.audit = deps.audit;
+    this.eventTypes = deps.eventTypes;
+    this.box = deps.box;
+    this.policy = options.policy;
+    this.rotationGraceMs = options.rotationGraceMs;
+    this.resolve = options.resolve;
+  }
+
+  /**
+   * Creates a webhook managed by the caller's client. With an externalId it is idempotent per
+   * tenant and client: a replay, or the loser of a race, gets the existing webhook, no secret.
+   */
+  async create(actor: Actor, raw: CreateWebhookInput): Promise<CreateWebhookResult> {
+    const input = parse(createWebhookInput, raw);
+    if (input.externalId) {
+      const existing = await this.findByExternalId(actor, input.externalId);
+      if (existing) return { webhook: existing, secret: null, created: false };
+    }
+    const { url } = await this.check(actor, { url: input.url, subscribedEvents: input.subscribedEvents });
+    const secret = newWebhookSecret();
+    try {
+      const result = await this.audit.transact(actor, async (tx, record) => {
+        await this.lockTenant(tx, actor);
+        // Under the tenant lock: a request that raced this one may have created it meanwhile.
+        const replay = input.externalId
+          ? await tx.findOne(WebhookEntity, { managedBy: actor.client, externalId: input.externalId })
+          : null;
+        if (replay) return { webhook: replay, created: false };
+        await this.withinPlan(tx, actor);
+        const webhook = tx.create(WebhookEntity, {
+          tenantId: actor.tenantId,
+          name: input.name ?? null,
+          url: url!,
+          subscribedEvents: [...new Set(input.subscribedEvents)],
+          externalId: input.externalId ?? null,
+          managedBy: actor.client,
+          isActive: input.isActive ?? true,
+          disabledAt: input.isActive === false ? new Date() : null,
+          disabledReason: input.isActive === false ? `created inactive by ${actor.name}` : null,
+          secret: this.box.seal(secret),
+        });
+        await tx.flush();
+        this.record(record, 'webhook.created', null, webhook);
+        return { webhook, created: true };
+      });
+      this.changed(actor);
+      return { webhook: result.webhook, secret: result.created ? secret : null, created: result.created };
+    } catch (error) {
+      if (!(error instanceof UniqueConstraintViolationException) || !input.externalId) throw error;
+      const existing = await this.findByExternalId(actor, input.externalId);
+      if (!existing) throw error;
+      return { webhook: existing, secret: null, created: false };
+    }
+  }
+
+  async update(actor: Actor, id: string, raw: UpdateWebhookInput): Promise<Webhook> {
+    const nulls: FieldProblem[] = REQUIRED.filter((field) => raw[field] === null).map((field) => ({
+      path: ['input', field],
+      message: 'cannot be null: omit it to keep the current value',
+    }));
+    if (nulls.length > 0) throw new InvalidInputError(nulls);
+    const input = parse(updateWebhookInput, raw);
+    const { url } = await this.check(actor, {
+      url: input.url ?? undefined,
+      subscribedEvents: input.subscribedEvents ?? undefined,
+    });
+    return this.change(actor, id, 'webhook.updated', (webhook) => {
+      if (input.name !== undefined) webhook.name = input.name;
+      if (url) webhook.url = url;
+      if (input.subscribedEvents != null) webhook.subscribedEvents = [...new Set(input.subscribedEvents)];
+      if (input.externalId !== undefined) webhook.externalId = input.externalId;
+      if (input.isActive != null) this.activate(webhook, input.isActive, `disabled by ${actor.name}`);
+      if (input.disabledReason !== undefined) {
+        if (webhook.isActive) {
+          throw new InvalidInputError([
+            { path: ['input', 'disabledReason'], message: 'applies only to a disabled webhook' },
+          ]);
+        }
+        webhook.disabledReason = input.disabledReason;
+      }
+    });
+  }
+
+  /** Enables or disables; disabling records when and why, enabling clears both. */
+  async setActive(actor: Actor, id: string, active: boolean, reason?: string | null): Promise<Webhook> {
+    const why = reason == null ? `disabled by ${actor.name}` : parse(text(1000), reason);
+    return this.change(actor, id, active ? 'webhook.enabled' : 'webhook.disabled', (webhook) => {
+      this.activate(webhook, active, why);
+      // Disabling a disabled webhook again updates why.
+      if (!active && reason != null) webhook.disabledReason = why;
+    });
+  }
+
+  async delete(actor: Actor, id: string): Promise<Webhook> {
+    const webhook = await this.audit.transact(actor, async (tx, record) => {
+      const webhook = await this.modifiable(tx, actor, id);
+      tx.remove(webhook);
+      this.record(record, 'webhook.deleted', webhook, null);
+      return webhook;
+    });
+    this.changed(actor);
+    return webhook;
+  }
+
+  /**
+   * A new secret, returned once. The old one keeps signing deliveries (next to the new) for the
+   * grace period, so receivers can switch without dropping any.
+   */
+  async rotateSecret(
+    actor: Actor,
+    id: string,
+    graceMs = this.rotationGraceMs,
+  ): Promise<{ webhook: Webhook; secret: string }> {
+    const secret = newWebhookSecret();
+    const webhook = await this.audit.transact(actor, async (tx, record) => {
+      const webhook = await this.modifiable(tx, actor, id, ['secret']);
+      if (webhook.previousSecretExpiresAt && webhook.previousSecretExpiresAt > new Date()) {
+        // A second rotation now would drop the secret receivers may still be on.
+        throw new ConflictError(
+          `the previous rotation's grace period runs until ${webhook.previousSecretExpiresAt.toISOString()}`,
+        );
+      }
+      webhook.previousSecret = webhook.secret;
+      webhook.previousSecretExpiresAt = new Date(Date.now() + graceMs);
+      webhook.secret = this.box.seal(secret);
+      record({
+        action: 'webhook.secret_rotated',
+        relationName: 'Webhook',
+        relationId: webhook.id,
+        metadata: {
+          changes: changes({ secret: 'old' }, { secret: 'new' }, ['secret']),
+          previousSecretExpiresAt: webhook.previousSecretExpiresAt.toISOString(),
+        },
+      });
+      return webhook;
+    });
+    return { webhook, secret };
+  }
+
+  async find(actor: Actor, id: string): Promise<Webhook | null> {
+    if (!z.uuid().safeParse(id).success) return null;
+    return tenantEm(this.orm, actor).findOne(WebhookEntity, { id });
+  }
+
+  async getMany(actor: Actor, ids: readonly string[]): Promise<(Webhook | null)[]> {
+    const valid = ids.filter((id) => z.uuid().safeParse(id).success);
+    const rows = valid.length
+      ? await tenantEm(this.orm, actor).find(WebhookEntity, { id: { $in: valid } })
+      : [];
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => byId.get(id) ?? null);
+  }
+
+  /** Webhooks of the actor's tenant, newest first. */
+  async list(actor: Actor, filter: WebhookFilter, page: PageRequest): Promise<Page<Webhook>> {
+    const like = filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+    const { isActive, managedBy, externalId, eventType } = filter;
+    return findPage(tenantEm(this.orm, actor), WebhookEntity, page, (query) =>
+      query
+        .$if(isActive != null, (q) => q.where('is_active', '=', isActive!))
+        .$if(!!managedBy, (q) => q.where('managed_by', '=', managedBy!))
+        .$if(!!externalId, (q) => q.where('external_id', '=', externalId!))
+        .$if(!!eventType, (q) =>
+          q.where('subscribed_events', '&&', sql<string[]>`${eventPatternsMatching(eventType!)}::text[]`),
+        )
+        .$if(!!like, (q) => q.where((eb) => eb.or([eb('name', 'ilike', like!), eb('url', 'ilike', like!)]))),
+    );
+  }
+
+  /** Validates what needs I/O: the URL against the endpoint policy, the events against the catalog. */
+  private async check(
+    actor: Actor,
+    input: { url?: string; subscribedEvents?: string[] },
+  ): Promise<{ url: string | undefined }> {
+    const problems: FieldProblem[] = [];
+    // Stored as the parser normalised it: what was checked is what will be called.
+    let url: string | undefined;
+    if (input.url !== undefined) {
+      const refused = await refuseUrl(input.url, this.policy, this.resolve);
+      if (refused) problems.push({ path: ['input', 'url'], message: refused });
+      else url = new URL(input.url).href;
+      if (url && url.length > MAX_URL_LENGTH) {
+        problems.push({ path: ['input', 'url'], message: `must be at most ${MAX_URL_LENGTH} characters` });
+      }
+    }
+    if (input.subscribedEvents) {
+      problems.push(
+        ...(await this.eventTypes.checkSubscriptions(actor, input.subscribedEvents)).map((p) => ({
+          path: ['input', 'subscribedEvents', ...p.path],
+          message: p.message,
+        })),
+      );
+    }
+    if (problems.length > 0) throw new InvalidInputError(problems);
+    return { url };
+  }
+
+  private async change(
+    actor: Actor,
+    id: string,
+    action: string,
+    apply: (webhook: Webhook) => void,
+  ): Promise<Webhook> {
+    try {
+      const webhook = await this.audit.transact(actor, async (tx, record) => {
+        const webhook = await this.modifiable(tx, actor, id);
+        const before = { ...webhook };
+        apply(webhook);
+        if (Object.keys(changes(before, webhook, AUDITED)).length > 0)
+          this.record(record, action, before, webhook);
+        return webhook;
+      });
+      this.changed(actor);
+      return webhook;
+    } catch (error) {
+      if (!(error instanceof UniqueConstraintViolationException)) throw error;
+      throw new ConflictError('another webhook of this client already has this externalId');
+    }
+  }
+
+  private changed(actor: Actor): void {
+    this.events.emit('changed', actor.tenantId);
+  }
+
+  private activate(webhook: Webhook, active: boolean, reason: string): void {
+    if (webhook.isActive === active) return;
+    webhook.isActive = active;
+    webhook.disabledAt = active ? null : new Date();
+    webhook.disabledReason = active ? null : reason;
+    // Enabled again: auto-disable counts failures from now, not from before.
+    if (active) webhook.failingSince = null;
+  }
+
+  /** The webhook, if the actor may change it: DASHBOARD-managed ones are off limits to integrations. */
+  private async modifiable(
+    tx: EntityManager,
+    actor: Actor,
+    id: string,
+    populate: 'secret'[] = [],
+  ): Promise<Webhook> {
+    const webhook = z.uuid().safeParse(id).success
+      ? await tx.findOne(WebhookEntity, { id }, { populate })
+      : null;
+    if (!webhook) throw new NotFoundError('Webhook', id);
+    if (webhook.managedBy === 'DASHBOARD' && actor.client !== 'DASHBOARD') {
+      throw new ForbiddenError('this webhook is managed from the dashboard; integrations cannot change it');
+    }
+    return webhook;
+  }
+
+  /** Creates wait on the tenant row, so two of them cannot both take the last slot of the plan. */
+  private async lockTenant(tx: EntityManager, actor: Actor): Promise<void> {
+    await tx.findOneOrFail(TenantEntity, { id: actor.tenantId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  }
+
+  private async withinPlan(tx: EntityManager, actor: Actor): Promise<void> {
+    const tenant = await tx.findOneOrFail(TenantEntity, { id: actor.tenantId });
+    const count = await tx.count(WebhookEntity, {});
+    if (count >= tenant.maxWebhooks) throw new PlanLimitError('webhooks', tenant.maxWebhooks);
+  }
+
+  private findByExternalId(actor: Actor, externalId: string): Promise<Webhook | null> {
+    return tenantEm(this.orm, actor).findOne(WebhookEntity, { managedBy: actor.client, externalId });
+  }
+
+  private record(record: Recorder, action: string, before: Webhook | null, after: Webhook | null): void {
+    const subject = (after ?? before)!;
+    const changed = changes(before, after, AUDITED);
+    // URLs often carry credentials in their query: the audit log keeps origin and path only.
+    if (changed.url)
+      changed.url = { before: redactUrl(changed.url.before), after: redactUrl(changed.url.after) };
+    record({
+      action,
+      relationName: 'Webhook',
+      relationId: subject.id,
+      related: { type: 'Webhook', id: subject.id, name: subject.name ?? String(redactUrl(subject.url)) },
+      metadata: { changes: changed },
+    });
+  }
+}
