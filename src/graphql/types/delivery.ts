@@ -1,8 +1,4 @@
-import {
-  deliveryStatuses,
-  type Delivery,
-  type DeliveryAttempt,
-} from '../../deliveries/delivery.entity.ts';
+import { deliveryStatuses, type Delivery, type DeliveryAttempt } from '../../deliveries/delivery.entity.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../errors.ts';
 import { eventTypeName } from '../../event-types/event-type.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
