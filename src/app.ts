@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EventBus } from './bus/bus.ts';
-import { decode, encode, streams, subjects, webhooksChangedV1 } from './bus/contracts.ts';
+import { encode, streams, subjects, webhooksChangedV1 } from './bus/contracts.ts';
 import { newId } from './db/ids.ts';
 import { MemoryBus } from './bus/memory.ts';
 import { NatsBus } from './bus/nats.ts';
@@ -19,18 +19,14 @@ import { AuthService } from './tenancy/auth.service.ts';
 import { TenantService } from './tenancy/tenant.service.ts';
 import { SecretBox } from './webhooks/webhook-secret.ts';
 import { WebhookService } from './webhooks/webhook.service.ts';
-import { Dispatcher } from './deliveries/dispatcher.ts';
-import { DeliveryHttpClient } from './deliveries/http-client.ts';
-import { EndpointGate, defaultIsolation } from './deliveries/isolation.ts';
-import { defaultRetryPolicy } from './deliveries/retry-schedule.ts';
-import { startRetention } from './deliveries/retention.ts';
-import { startScheduler } from './deliveries/scheduler.ts';
-import { DeliveryWorker } from './deliveries/worker.ts';
-import { DeliveryQueue } from './deliveries/queue.ts';
-import { DeliveryStore } from './deliveries/delivery-store.ts';
 import { DeliveryService } from './deliveries/delivery.service.ts';
-import { WebhookMatcher } from './webhooks/webhook-matcher.ts';
-import { createServer, type Server } from './graphql/server.ts';
+import { graphqlEndpoint } from './graphql/endpoint.ts';
+import type { Services as GraphqlServices } from './graphql/context.ts';
+import { authenticator } from './http/authenticate.ts';
+import type { Dependency, Health } from './http/health.ts';
+import { createServer, type Server } from './http/server.ts';
+import { isDatabaseUnavailable } from './db/unavailable.ts';
+import { startPipeline } from './deliveries/pipeline.ts';
 import { LiveHub } from './live/live-hub.ts';
 import { LiveService } from './live/live.service.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -42,23 +38,9 @@ export interface Roles {
   worker: boolean;
 }
 
-export interface Services {
+/** Every service of a running Herald: what GraphQL calls, and authentication. */
+export interface Services extends GraphqlServices {
   auth: AuthService;
-  audit: AuditService;
-  tenants: TenantService;
-  tokens: ApiTokenService;
-  webhooks: WebhookService;
-  deliveries: DeliveryService;
-  eventTypes: EventTypeService;
-  events: EventService;
-  live: LiveService;
-}
-
-export type Dependency = 'ok' | 'unavailable';
-
-export interface Health {
-  /** Whether each dependency answers within a second; details of a failure go to the log. */
-  check(): Promise<{ database: Dependency; bus: Dependency }>;
 }
 
 export interface App {
@@ -93,89 +75,6 @@ async function openBus(config: Config, logger: Logger, role: string): Promise<Ev
   if (url) return NatsBus.connect({ url, replicas, duplicateWindowMs, name: `herald-${role}` }, logger);
   logger.warn('in-process event bus: single node only; set NATS_URL in production');
   return new MemoryBus({ duplicateWindowMs });
-}
-
-/**
- * The delivery pipeline of a worker: the dispatcher (events → deliveries), the delivery workers
- * and the retry scheduler. `stop` lets attempts in flight finish.
- */
-function startPipeline(
-  config: Config,
-  deps: {
-    orm: Orm;
-    bus: EventBus;
-    audit: AuditService;
-    box: SecretBox;
-    webhooks: WebhookService;
-    logger: Logger;
-  },
-) {
-  const { orm, bus, audit, box, webhooks, logger } = deps;
-  const { delivery } = config;
-  const matcher = new WebhookMatcher(orm, { ttlMs: delivery.webhookCacheTtlMs });
-  const store = new DeliveryStore(
-    { orm, audit, box },
-    {
-      autoDisableAfterMs: delivery.autoDisableAfterMs,
-      statementTimeoutMs: config.database.statementTimeoutMs,
-      // Like any webhook change: this process's cache drops it and the bus tells the others.
-      onWebhookDisabled: (tenantId) => webhooks.events.emit('changed', tenantId),
-    },
-  );
-  const queue = new DeliveryQueue(bus, config.nats.prefix);
-  webhooks.events.on('changed', (tenantId) => matcher.invalidate(tenantId));
-  // Changes made in other processes (the API) arrive on the bus; the cache's TTL covers a lost one.
-  const subject = subjects(config.nats.prefix);
-  const invalidations = bus.subscribe(subject.webhooksChanged('*'), (message) => {
-    try {
-      matcher.invalidate(decode(webhooksChangedV1, message.data).tenantId);
-    } catch (error) {
-      logger.warn({ err: error }, 'dropped a cache invalidation that breaks its contract');
-    }
-  });
-  const client = new DeliveryHttpClient(config.webhooks, {
-    connectTimeoutMs: delivery.connectTimeoutMs,
-    totalTimeoutMs: delivery.requestTimeoutMs,
-  });
-  const worker = new DeliveryWorker(
-    {
-      bus,
-      store,
-      client,
-      gate: new EndpointGate({
-        maxInFlight: delivery.maxInFlightPerEndpoint,
-        // A hanging endpoint holds at most its slots and a quarter of the worker's.
-        maxWaiting: Math.min(3 * delivery.maxInFlightPerEndpoint, Math.floor(delivery.concurrency / 4)),
-        waitMs: defaultIsolation.waitMs,
-        failureThreshold: delivery.circuitFailures,
-        openMs: delivery.circuitOpenMs,
-      }),
-      policy: {
-        ...defaultRetryPolicy,
-        scheduleMs: delivery.retryScheduleMs ?? defaultRetryPolicy.scheduleMs,
-      },
-      logger,
-    },
-    { prefix: config.nats.prefix },
-  );
-  const running = [
-    new Dispatcher({ bus, store, queue, matcher, logger }, { prefix: config.nats.prefix }).start(),
-    // An attempt holds its message for at most the request timeout, then a short write.
-    worker.start(delivery.concurrency, delivery.requestTimeoutMs + 10_000),
-    startScheduler({ store, queue, logger }),
-    startRetention(
-      orm,
-      { retentionMs: delivery.retentionMs, intervalMs: delivery.retentionIntervalMs },
-      logger,
-    ),
-  ];
-  return {
-    async stop() {
-      invalidations.unsubscribe();
-      await Promise.all(running.map((r) => r.stop()));
-      await client.close();
-    },
-  };
 }
 
 /** Wires database, bus, services, the API server and the workers; `stop` undoes it in reverse. */
@@ -266,7 +165,18 @@ export async function startApp(
     ? startPipeline(config, { orm, bus, audit, box, webhooks: services.webhooks, logger })
     : null;
   let server: Server | undefined;
-  if (roles.api) server = await createServer({ config, services, health, logger });
+  if (roles.api) {
+    const authenticate = authenticator(auth);
+    const graphql = graphqlEndpoint({
+      config,
+      services,
+      auth,
+      authenticate,
+      isUnavailable: isDatabaseUnavailable,
+      logger,
+    });
+    server = await createServer({ config, graphql, audit, authenticate, health, logger });
+  }
   logger.info(
     { role, url: server?.url, database: config.database.url ? 'postgres' : 'pglite', bus: bus.kind },
     'herald started',

@@ -1,5 +1,5 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
-import { tenantFilter } from '../db/tenant-scope.ts';
+import { tenantFilter } from '../db/tenant-filter.ts';
 
 export interface Party {
   type: string;

@@ -1,6 +1,6 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../db/ids.ts';
-import { tenantFilter } from '../db/tenant-scope.ts';
+import { tenantFilter } from '../db/tenant-filter.ts';
 
 /** One published domain event. */
 export const EventEntity = defineEntity({

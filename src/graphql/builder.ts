@@ -6,18 +6,9 @@ import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { GraphQLError, Kind, valueFromASTUntyped } from 'graphql';
-import type { Services } from '../app.ts';
 import { InvalidInputError } from '../errors.ts';
-import type { Actor, Scope } from '../tenancy/actor.ts';
-import type { Logger } from '../logger.ts';
-
-export interface Context {
-  /** Always set: unauthenticated requests are refused before execution (server.ts). */
-  actor: Actor;
-  services: Services;
-  requestId: string;
-  logger: Logger;
-}
+import type { Scope } from '../tenancy/actor.ts';
+import type { Context } from './context.ts';
 
 export const builder = new SchemaBuilder<{
   Context: Context;

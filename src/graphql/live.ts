@@ -9,8 +9,8 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { SlowSubscriberError } from '../errors.ts';
-import type { Context } from './builder.ts';
-import type { TokenSockets } from '../tenancy/token-sessions.ts';
+import type { Context } from './context.ts';
+import type { TokenSessions } from '../tenancy/token-sessions.ts';
 
 /** A live stream's item for its subscription field; its closing error becomes the field's error. */
 export function liveItem<T>(value: T | SlowSubscriberError): T {
@@ -105,7 +105,7 @@ function mapStream<T, R>(source: AsyncIterator<T>, map: (item: T) => R | Promise
  * gone), and when the token they were opened with stops working: the last item is then an
  * UNAUTHENTICATED error, as a WebSocket is closed with 4401. graphql-ws streams end with their socket.
  */
-export const endLiveOverHttp = (sessions: TokenSockets): Plugin<Context> => ({
+export const endLiveOverHttp = (sessions: TokenSessions): Plugin<Context> => ({
   onExecutionResult(payload) {
     const { request, result } = payload;
     const { actor } = payload.context as Partial<Context>;

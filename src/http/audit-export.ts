@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Services } from '../app.ts';
+import type { AuditService } from '../audit/audit.service.ts';
 import type { Logger } from '../logger.ts';
-import type { RequestInfo } from '../tenancy/actor.ts';
+import type { Actor } from '../tenancy/actor.ts';
 
 /**
  * GET /audit/export?from=&to= — the caller's audit log as NDJSON, one entry a line in sequence
@@ -13,13 +13,17 @@ import type { RequestInfo } from '../tenancy/actor.ts';
 export async function auditExport(
   req: IncomingMessage,
   res: ServerResponse,
-  deps: { services: Services; logger: Logger; request: RequestInfo },
+  deps: {
+    audit: AuditService;
+    authenticate: (authorization: unknown, req: IncomingMessage) => Promise<Actor | null>;
+    logger: Logger;
+  },
 ): Promise<void> {
   const fail = (status: number, message: string) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: message }));
   };
   if (req.method !== 'GET') return fail(405, 'use GET');
-  const actor = await deps.services.auth.authenticate(req.headers.authorization, deps.request);
+  const actor = await deps.authenticate(req.headers.authorization, req);
   if (!actor) return fail(401, 'missing or invalid bearer token');
   if (!actor.admin && !actor.scopes.has('audit:read')) return fail(403, 'needs the audit:read scope');
 
@@ -35,7 +39,7 @@ export async function auditExport(
     range[key] = date;
   }
 
-  await deps.services.audit.transact(actor, async (_tx, record) => {
+  await deps.audit.transact(actor, async (_tx, record) => {
     record({
       action: 'audit_log.exported',
       metadata: { from: range.from?.toISOString() ?? null, to: range.to?.toISOString() ?? null },
@@ -48,7 +52,7 @@ export async function auditExport(
   // pipeline keeps backpressure (a slow reader slows the queries) and, when the client goes away,
   // ends the generator and with it the batched reads.
   try {
-    await pipeline(Readable.from(lines(deps.services.audit.stream(actor, range))), res);
+    await pipeline(Readable.from(lines(deps.audit.stream(actor, range))), res);
   } catch (error) {
     if (!res.destroyed) deps.logger.error({ err: error }, 'audit export failed mid-stream');
   }

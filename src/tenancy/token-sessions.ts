@@ -13,7 +13,7 @@ type Session = (reason: string) => void;
  * closes with 4401) when its token is revoked in this process, and within CHECK_EVERY_MS when it
  * is revoked elsewhere or expires.
  */
-export class TokenSockets {
+export class TokenSessions {
   private readonly byToken = new Map<string, Set<Session>>();
   private readonly expiries = new Map<Session, Date>();
   private readonly auth: AuthService;

@@ -1,6 +1,6 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../db/ids.ts';
-import { tenantFilter } from '../db/tenant-scope.ts';
+import { tenantFilter } from '../db/tenant-filter.ts';
 import type { ApiClient } from '../tenancy/actor.ts';
 
 /** An outgoing subscription: where to POST which events of a tenant. */

@@ -1,0 +1,100 @@
+import type { Server as HttpServer } from 'node:http';
+import type { DocumentNode, ExecutionArgs, GraphQLError, GraphQLSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { Config } from '../config.ts';
+import type { TokenSessions } from '../tenancy/token-sessions.ts';
+import type { Authenticate } from './context.ts';
+
+type EnvelopedArgs = ExecutionArgs & {
+  rootValue: { execute: (a: ExecutionArgs) => unknown; subscribe: (a: ExecutionArgs) => unknown };
+};
+
+/** What yoga.getEnveloped hands back (typed `any` by envelop). */
+export interface Enveloped {
+  schema: GraphQLSchema;
+  parse: (source: string) => DocumentNode;
+  validate: (schema: GraphQLSchema, document: DocumentNode) => readonly GraphQLError[];
+  contextFactory: () => unknown;
+  execute: (a: ExecutionArgs) => unknown;
+  subscribe: (a: ExecutionArgs) => unknown;
+}
+
+/**
+ * graphql-ws on the server's /graphql upgrades, through yoga's plugin pipeline (the same limits,
+ * context and errors as over HTTP). A socket authenticates once, with connectionParams, and closes
+ * with 4401 when its token stops working; every subscribe builds its context again, so a token
+ * revoked meanwhile is refused there too.
+ */
+export function serveWebSockets(
+  http: HttpServer,
+  deps: {
+    /** yoga's plugin pipeline for one operation (its `getEnveloped`). */
+    yoga: { getEnveloped(initialContext: Record<string, unknown>): Enveloped };
+    sessions: TokenSessions;
+    authenticate: Authenticate;
+    config: Config;
+  },
+): { dispose(): void | Promise<void> } {
+  const { yoga, sessions, authenticate, config } = deps;
+  const wss = new WebSocketServer({
+    server: http,
+    path: '/graphql',
+    maxPayload: config.server.maxRequestBytes,
+  });
+  return useServer(
+    {
+      connectionInitWaitTimeout: 5_000,
+      onConnect: async (ctx) => {
+        const { socket, request } = ctx.extra;
+        const actor = await authenticate(ctx.connectionParams?.authorization, request);
+        if (!actor) {
+          socket.close(4401, 'Unauthorized');
+          return false;
+        }
+        socket.once(
+          'close',
+          sessions.track(actor, (reason) => socket.close(4401, reason)),
+        );
+        return true;
+      },
+      execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
+      subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
+      onSubscribe: async (ctx, _id, payload) => {
+        const enveloped: Enveloped = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          request: new Request('http://herald/graphql'),
+        });
+        let document: DocumentNode;
+        try {
+          document = enveloped.parse(payload.query);
+        } catch (error) {
+          return [error as GraphQLError];
+        }
+        let contextValue: unknown;
+        try {
+          contextValue = await enveloped.contextFactory();
+        } catch (error) {
+          // The token stopped working since the socket opened: the socket goes, as at connect.
+          ctx.extra.socket.close(4401, 'Unauthorized');
+          return [error as GraphQLError];
+        }
+        const args: EnvelopedArgs = {
+          schema: enveloped.schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue,
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        };
+        const errors = enveloped.validate(args.schema, args.document);
+        return errors.length > 0 ? errors : args;
+      },
+    },
+    wss,
+    config.live.keepAliveMs,
+  );
+}

@@ -1,0 +1,25 @@
+import type { ServerResponse } from 'node:http';
+
+export type Dependency = 'ok' | 'unavailable';
+
+export interface Health {
+  /** Whether each dependency answers within a second; details of a failure go to the log. */
+  check(): Promise<{ database: Dependency; bus: Dependency }>;
+}
+
+const send = (res: ServerResponse, status: number, body: unknown) => {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+};
+
+/** GET /healthz: the process answers. */
+export function liveness(res: ServerResponse): void {
+  send(res, 200, { status: 'ok' });
+}
+
+/** GET /readyz: 200 while the database and the bus answer and the server is not stopping. */
+export async function readiness(res: ServerResponse, health: Health, accepting: boolean): Promise<void> {
+  if (!accepting) return send(res, 503, { status: 'stopping' });
+  const dependencies = await health.check();
+  const ready = Object.values(dependencies).every((state) => state === 'ok');
+  send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', ...dependencies });
+}

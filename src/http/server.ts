@@ -1,0 +1,96 @@
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { Config } from '../config.ts';
+import type { GraphqlEndpoint } from '../graphql/endpoint.ts';
+import type { Logger } from '../logger.ts';
+import type { Actor } from '../tenancy/actor.ts';
+import { auditExport } from './audit-export.ts';
+import { requestIdOf } from './authenticate.ts';
+import { liveness, readiness, type Health } from './health.ts';
+
+export interface Server {
+  url: string;
+  /** Stops accepting, closes sockets (1001), drains requests in flight. */
+  close(): Promise<void>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * Herald's HTTP edge: every route, request ids and request logs, and a graceful shutdown. Each
+ * request gets an `x-request-id` (the caller's, if plausible) before any route sees it; so does
+ * every WebSocket upgrade.
+ */
+export async function createServer(deps: {
+  config: Config;
+  graphql: GraphqlEndpoint;
+  audit: AuditService;
+  authenticate: (authorization: unknown, req: IncomingMessage) => Promise<Actor | null>;
+  health: Health;
+  logger: Logger;
+}): Promise<Server> {
+  const { config, graphql, logger } = deps;
+  let accepting = true;
+
+  const routes: Record<string, Handler> = {
+    '/healthz': (_req, res) => liveness(res),
+    '/readyz': (_req, res) => void readiness(res, deps.health, accepting),
+    '/audit/export': (req, res) => {
+      void auditExport(req, res, deps).catch((error: unknown) => {
+        logger.error({ err: error, requestId: req.headers['x-request-id'] }, 'audit export failed');
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+    },
+    // /graphql, and whatever else: yoga answers unknown paths with 404.
+    '*': (req, res) => graphql.handle(req, res),
+  };
+
+  const http = createHttpServer((req, res) => {
+    const started = performance.now();
+    const requestId = requestIdOf(req);
+    req.headers['x-request-id'] = requestId;
+    res.setHeader('x-request-id', requestId);
+    const path = req.url?.split('?', 1)[0] ?? '/';
+    res.on('finish', () => {
+      const fields = {
+        requestId,
+        method: req.method,
+        url: req.url,
+        status: res.statusCode,
+        ms: performance.now() - started,
+      };
+      if (res.statusCode >= 500 && path !== '/readyz') logger.error(fields, 'request');
+      else logger.debug(fields, 'request');
+    });
+    if (!accepting) res.setHeader('connection', 'close');
+    (routes[path] ?? routes['*']!)(req, res);
+  });
+  // Registered before the WebSocket server's own upgrade listener, so it runs first.
+  http.on('upgrade', (req: IncomingMessage) => {
+    req.headers['x-request-id'] = requestIdOf(req);
+  });
+  graphql.listen(http);
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.server.port, config.server.host, () => resolve());
+  });
+  const { address, port } = http.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+
+  return {
+    url: `http://${host}:${port}`,
+    async close() {
+      accepting = false;
+      await graphql.closeSockets();
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      // Long-lived responses (SSE) would hold the server open: cut them after the grace period.
+      const force = setTimeout(() => http.closeAllConnections(), config.server.shutdownGraceMs);
+      await closed;
+      clearTimeout(force);
+      await graphql.dispose();
+    },
+  };
+}
