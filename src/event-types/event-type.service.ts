@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { Orm } from '../db/orm.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
-import { ForbiddenError, InvalidInputError, type FieldProblem } from '../errors.ts';
+import { InvalidInputError, type FieldProblem } from '../errors.ts';
+import { demand } from '../permissions.ts';
 import { PayloadSchemas } from './payload-schema.ts';
 import { patternMatches } from '../webhooks/event-patterns.ts';
 import { parse } from '../input.ts';
@@ -124,7 +125,7 @@ export class EventTypeService {
   }
 
   async upsert(actor: Actor, raw: UpsertEventTypeInput): Promise<EventType> {
-    if (!actor.admin) throw new ForbiddenError('only the operator manages the event-type catalog');
+    demand(actor, 'catalog.manage');
     const input = parse(upsertEventTypeInput, raw);
     const schemaProblems = input.schema
       ? this.schemas.problemsWithSchema(input.schema, ['input', 'schema'])

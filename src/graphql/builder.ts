@@ -7,7 +7,8 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { GraphQLError, Kind, valueFromASTUntyped } from 'graphql';
 import { InvalidInputError } from '../errors.ts';
-import type { Scope } from '../tenancy/actor.ts';
+import { AuthScopeFailureType, type AuthFailure } from '@pothos/plugin-scope-auth';
+import { permits, requirement, type Action } from '../permissions.ts';
 import type { Context } from './context.ts';
 
 export const builder = new SchemaBuilder<{
@@ -18,7 +19,8 @@ export const builder = new SchemaBuilder<{
     JSON: { Input: unknown; Output: unknown };
     ID: { Input: string; Output: string };
   };
-  AuthScopes: { admin: boolean; scope: Scope; anyScope: Scope[] };
+  /** `authScopes: { can: 'webhooks.read' }`: an action of the permissions table. */
+  AuthScopes: { can: Action };
 }>({
   // Scope auth wraps everything; complexity must come before errors so that a depth or breadth
   // failure stays a top-level error instead of a union member; errors before dataloader.
@@ -26,13 +28,9 @@ export const builder = new SchemaBuilder<{
   defaultFieldNullability: false,
   scopeAuth: {
     authorizeOnSubscribe: true,
-    authScopes: (ctx) => ({
-      admin: ctx.actor.admin,
-      scope: (scope) => ctx.actor.scopes.has(scope),
-      anyScope: (list) => list.some((scope) => ctx.actor.scopes.has(scope)),
-    }),
+    authScopes: (ctx) => ({ can: (action) => permits(ctx.actor, action) }),
     unauthorizedError: (_parent, _ctx, _info, result) =>
-      new GraphQLError(result.message, { extensions: { code: 'FORBIDDEN' } }),
+      new GraphQLError(refusal(result.message, result.failure), { extensions: { code: 'FORBIDDEN' } }),
   },
   complexity: {
     defaultComplexity: 1,
@@ -57,6 +55,13 @@ export const builder = new SchemaBuilder<{
       ),
   },
 });
+
+/** Pothos' message, and what the field needs. */
+function refusal(message: string, failure: AuthFailure): string {
+  return failure.kind === AuthScopeFailureType.AuthScope && failure.scope === 'can'
+    ? `${message}: ${requirement(failure.parameter as Action)}`
+    : message;
+}
 
 /** Accepts only ISO-8601 date-times (`2026-11-23T10:00:00Z`), from variables and literals alike. */
 function parseDateTime(value: unknown): Date {

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Logger } from '../logger.ts';
+import { permits, requirement } from '../permissions.ts';
 import type { Actor } from '../tenancy/actor.ts';
 
 /**
@@ -25,7 +26,7 @@ export async function auditExport(
   if (req.method !== 'GET') return fail(405, 'use GET');
   const actor = await deps.authenticate(req.headers.authorization, req);
   if (!actor) return fail(401, 'missing or invalid bearer token');
-  if (!actor.admin && !actor.scopes.has('audit:read')) return fail(403, 'needs the audit:read scope');
+  if (!permits(actor, 'audit.read')) return fail(403, requirement('audit.read'));
 
   const query = new URL(req.url ?? '/', 'http://herald').searchParams;
   const range: { from?: Date; to?: Date } = {};

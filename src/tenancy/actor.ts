@@ -1,15 +1,4 @@
-/** Scopes a token may hold (DESIGN: GraphQL conventions). */
-export const scopes = [
-  'webhooks:read',
-  'webhooks:manage',
-  'events:publish',
-  'events:read',
-  'deliveries:read',
-  'deliveries:manage',
-  'audit:read',
-  'tokens:manage',
-] as const;
-export type Scope = (typeof scopes)[number];
+import type { Scope } from '../permissions.ts';
 
 /** What kind of client a token belongs to; webhooks remember it as `managedBy`. */
 export const apiClients = ['DASHBOARD', 'API', 'ZAPIER', 'MAKE', 'APP'] as const;

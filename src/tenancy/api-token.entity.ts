@@ -1,7 +1,8 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../db/ids.ts';
 import { tenantFilter } from '../db/tenant-filter.ts';
-import type { ApiClient, Scope } from './actor.ts';
+import type { Scope } from '../permissions.ts';
+import type { ApiClient } from './actor.ts';
 
 /** A bearer credential of a tenant. Only the SHA-256 of the token is kept; the token is shown once. */
 export const ApiTokenEntity = defineEntity({

@@ -2,7 +2,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import type { Orm } from '../db/orm.ts';
-import { operatorActor, type Actor, type RequestInfo, type Scope } from './actor.ts';
+import type { Scope } from '../permissions.ts';
+import { operatorActor, type Actor, type RequestInfo } from './actor.ts';
 import { ApiTokenEntity, type ApiToken } from './api-token.entity.ts';
 import { tokenHash } from './token-secret.ts';
 

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import type { Orm } from '../db/orm.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
-import { ForbiddenError } from '../errors.ts';
 import { parse, text } from '../input.ts';
-import { scopes, type Actor } from './actor.ts';
+import { demand, scopes } from '../permissions.ts';
+import type { Actor } from './actor.ts';
 import type { ApiTokenService, IssuedToken } from './api-token.service.ts';
 import { TenantEntity, type Tenant } from './tenant.entity.ts';
 
@@ -27,7 +27,7 @@ export class TenantService {
 
   /** Operator only: a tenant and its first token (DASHBOARD, every scope), audited in the tenant's own chain. */
   async create(actor: Actor, raw: CreateTenantInput): Promise<{ tenant: Tenant } & IssuedToken> {
-    if (!actor.admin) throw new ForbiddenError('only the operator creates tenants');
+    demand(actor, 'tenants.create');
     const input = parse(createTenantInput, raw);
     return this.audit.transact(actor, async (tx, record) => {
       const tenant = tx.create(TenantEntity, { name: input.name, maxWebhooks: input.maxWebhooks ?? 100 });

@@ -2,6 +2,7 @@ import { ForbiddenError, InvalidInputError, NotFoundError } from '../../errors.t
 import { apiClients } from '../../tenancy/actor.ts';
 import type { ApiToken } from '../../tenancy/api-token.entity.ts';
 import type { IssuedToken } from '../../tenancy/api-token.service.ts';
+import { permits } from '../../permissions.ts';
 import { builder } from '../builder.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 
@@ -17,7 +18,7 @@ builder.node(ApiTokenRef, {
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'tokenHash' in value,
   // node(id) shows tokens only to those who manage them; viewer.token shows the caller its own.
   loadMany: (ids, ctx) =>
-    ctx.actor.scopes.has('tokens:manage') ? ctx.services.tokens.getMany(ctx.actor, ids) : ids.map(() => null),
+    permits(ctx.actor, 'tokens.manage') ? ctx.services.tokens.getMany(ctx.actor, ids) : ids.map(() => null),
   fields: (t) => ({
     name: t.exposeString('name'),
     prefix: t.exposeString('prefix', {
@@ -38,7 +39,7 @@ builder.queryFields((t) => ({
   apiTokens: t.field({
     type: ApiTokenConnection,
     description: "The tenant's tokens, newest first.",
-    authScopes: { scope: 'tokens:manage' },
+    authScopes: { can: 'tokens.manage' },
     args: { first: t.arg.int({ validate: firstArg }), after: t.arg.string() },
     resolve: async (_root, args, ctx) =>
       toConnection(await ctx.services.tokens.list(ctx.actor, pageRequest(args))),
@@ -75,7 +76,7 @@ const RevokeApiTokenPayload = builder.objectRef<{ apiToken: ApiToken }>('RevokeA
 builder.mutationFields((t) => ({
   createApiToken: t.field({
     type: CreateApiTokenPayload,
-    authScopes: { scope: 'tokens:manage' },
+    authScopes: { can: 'tokens.manage' },
     args: { input: t.arg({ type: CreateApiTokenInput, required: true }) },
     errors: {
       types: [InvalidInputError, ForbiddenError],
@@ -88,7 +89,7 @@ builder.mutationFields((t) => ({
   revokeApiToken: t.field({
     type: RevokeApiTokenPayload,
     description: 'Revokes a token at once, for every process and open socket.',
-    authScopes: { scope: 'tokens:manage' },
+    authScopes: { can: 'tokens.manage' },
     args: { input: t.arg({ type: RevokeApiTokenInput, required: true }) },
     errors: {
       types: [NotFoundError, ForbiddenError],

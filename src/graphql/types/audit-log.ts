@@ -1,11 +1,12 @@
 import type { AuditLog, Party } from '../../audit/audit-log.entity.ts';
 import type { AuditTrailVerification } from '../../audit/audit.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
+import { permits } from '../../permissions.ts';
 import { builder } from '../builder.ts';
 import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 
-const readsAudit = { $any: { admin: true, scope: 'audit:read' as const } };
+const readsAudit = { can: 'audit.read' } as const;
 
 const AuditPartyRef = builder.objectRef<Party>('AuditParty').implement({
   description: 'Who did it (executor) or whom it concerned (related).',
@@ -22,7 +23,7 @@ builder.node(AuditLogRef, {
   id: { resolve: (entry) => entry.id },
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'previousHash' in value,
   loadOne: async (id, ctx) =>
-    ctx.actor.admin || ctx.actor.scopes.has('audit:read') ? ctx.services.audit.find(ctx.actor, id) : null,
+    permits(ctx.actor, 'audit.read') ? ctx.services.audit.find(ctx.actor, id) : null,
   fields: (t) => ({
     action: t.exposeString('action', { description: 'e.g. api_token.created, webhook.updated' }),
     executor: t.field({ type: AuditPartyRef, resolve: (entry) => entry.executor }),
@@ -103,7 +104,7 @@ builder.subscriptionFields((t) => ({
   auditLogAdded: t.field({
     type: AuditLogRef,
     description: "The caller's tenant's audit entries as they are committed.",
-    authScopes: { scope: 'audit:read' },
+    authScopes: { can: 'audit.read' },
     args: { after: t.arg.string(liveAfterArg) },
     subscribe: (_root, args, ctx) => ctx.services.live.audit(ctx.actor, args),
     resolve: (entry) => liveItem(entry),

@@ -2,13 +2,14 @@ import { deliveryStatuses, type Delivery, type DeliveryAttempt } from '../../del
 import { ConflictError, InvalidInputError, NotFoundError } from '../../errors.ts';
 import { eventTypeName } from '../../event-types/event-type.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
+import { permits } from '../../permissions.ts';
 import { builder } from '../builder.ts';
 import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { EventRef } from './event.ts';
 import { WebhookRef } from './webhook.ts';
 
-const reads = { anyScope: ['deliveries:read' as const, 'deliveries:manage' as const] };
+const reads = { can: 'deliveries.read' } as const;
 
 export const DeliveryStatusRef = builder.enumType('DeliveryStatus', {
   description: 'PENDING: queued; RETRYING: waiting for its next attempt; SUCCEEDED; FAILED: gave up.',
@@ -24,7 +25,7 @@ builder.node(DeliveryRef, {
   isTypeOf: (value) =>
     typeof value === 'object' && value !== null && 'eventType' in value && 'webhookId' in value,
   loadMany: (ids, ctx) =>
-    ctx.actor.scopes.has('deliveries:read') || ctx.actor.scopes.has('deliveries:manage')
+    permits(ctx.actor, 'deliveries.read')
       ? ctx.services.deliveries.getMany(ctx.actor, ids)
       : ids.map(() => null),
   fields: (t) => ({
@@ -33,7 +34,7 @@ builder.node(DeliveryRef, {
       type: WebhookRef,
       nullable: true,
       description: 'Null once the webhook is deleted. Needs webhooks:read as well.',
-      authScopes: { anyScope: ['webhooks:read', 'webhooks:manage'] },
+      authScopes: { can: 'webhooks.read' },
       resolve: async (delivery, _args, ctx) =>
         (await ctx.services.webhooks.getMany(ctx.actor, [delivery.webhookId]))[0] ?? null,
     }),
@@ -41,7 +42,7 @@ builder.node(DeliveryRef, {
       type: EventRef,
       nullable: true,
       description: 'Null once pruned by retention. Needs events:read as well.',
-      authScopes: { scope: 'events:read' },
+      authScopes: { can: 'events.read' },
       resolve: async (delivery, _args, ctx) =>
         (await ctx.services.events.getMany(ctx.actor, [delivery.eventId]))[0] ?? null,
     }),
@@ -179,7 +180,7 @@ builder.mutationFields((t) => ({
   redeliver: t.field({
     type: DeliveryPayload,
     description: 'Sends a delivery again now, as its next attempt.',
-    authScopes: { scope: 'deliveries:manage' },
+    authScopes: { can: 'deliveries.manage' },
     args: { input: t.arg({ type: RedeliverInput, required: true }) },
     errors: { types: opErrors, directResult: true, union: { name: 'RedeliverResult' } },
     resolve: async (_root, { input }, ctx) => ({
@@ -189,7 +190,7 @@ builder.mutationFields((t) => ({
   replayDeliveries: t.field({
     type: ReplayDeliveriesPayload,
     description: "Queues again a webhook's deliveries of a time range.",
-    authScopes: { scope: 'deliveries:manage' },
+    authScopes: { can: 'deliveries.manage' },
     args: { input: t.arg({ type: ReplayDeliveriesInput, required: true }) },
     errors: { types: opErrors, directResult: true, union: { name: 'ReplayDeliveriesResult' } },
     resolve: async (_root, { input }, ctx) => ({
@@ -199,7 +200,7 @@ builder.mutationFields((t) => ({
   sendTestEvent: t.field({
     type: DeliveryPayload,
     description: 'Sends a test event to one webhook only.',
-    authScopes: { scope: 'webhooks:manage' },
+    authScopes: { can: 'webhooks.manage' },
     args: { input: t.arg({ type: SendTestEventInput, required: true }) },
     errors: { types: opErrors, directResult: true, union: { name: 'SendTestEventResult' } },
     resolve: async (_root, { input }, ctx) => ({

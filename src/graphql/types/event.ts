@@ -56,7 +56,7 @@ builder.queryFields((t) => ({
   events: t.field({
     type: EventConnection,
     description: "The tenant's published events, newest first.",
-    authScopes: { scope: 'events:read' },
+    authScopes: { can: 'events.read' },
     args: {
       first: t.arg.int({ validate: firstArg }),
       after: t.arg.string(),
@@ -92,7 +92,7 @@ const PublishEventPayload = builder.objectRef<PublishResult>('PublishEventPayloa
 builder.mutationFields((t) => ({
   publishEvent: t.field({
     type: PublishEventPayload,
-    authScopes: { scope: 'events:publish' },
+    authScopes: { can: 'events.publish' },
     args: { input: t.arg({ type: PublishEventInput, required: true }) },
     errors: {
       types: [InvalidInputError, ConflictError],
@@ -107,7 +107,7 @@ builder.subscriptionFields((t) => ({
   eventPublished: t.field({
     type: EventRef,
     description: "Events of the caller's tenant as they are published; all types unless `types` is given.",
-    authScopes: { scope: 'events:read' },
+    authScopes: { can: 'events.read' },
     args: {
       types: t.arg.stringList({ validate: z.array(eventTypeName).max(100).nullish() }),
       after: t.arg.string(liveAfterArg),

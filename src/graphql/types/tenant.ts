@@ -43,7 +43,7 @@ builder.mutationFields((t) => ({
   createTenant: t.field({
     type: CreateTenantPayload,
     description: 'Creates a tenant and its first token (operator only).',
-    authScopes: { admin: true },
+    authScopes: { can: 'tenants.create' },
     args: { input: t.arg({ type: CreateTenantInput, required: true }) },
     errors: {
       types: [InvalidInputError, ForbiddenError],

@@ -10,12 +10,13 @@ import type { Webhook } from '../../webhooks/webhook.entity.ts';
 import type { CreateWebhookResult } from '../../webhooks/webhook.service.ts';
 import { eventTypeName } from '../../event-types/event-type.service.ts';
 import { text } from '../../input.ts';
+import { permits } from '../../permissions.ts';
 import { builder } from '../builder.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { ApiClientRef } from './api-token.ts';
 
-const reads = { anyScope: ['webhooks:read' as const, 'webhooks:manage' as const] };
-const manages = { scope: 'webhooks:manage' as const };
+const reads = { can: 'webhooks.read' } as const;
+const manages = { can: 'webhooks.manage' } as const;
 
 export const WebhookRef = builder.objectRef<Webhook>('Webhook');
 builder.node(WebhookRef, {
@@ -23,9 +24,7 @@ builder.node(WebhookRef, {
   id: { resolve: (webhook) => webhook.id },
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'subscribedEvents' in value,
   loadMany: (ids, ctx) =>
-    ctx.actor.scopes.has('webhooks:read') || ctx.actor.scopes.has('webhooks:manage')
-      ? ctx.services.webhooks.getMany(ctx.actor, ids)
-      : ids.map(() => null),
+    permits(ctx.actor, 'webhooks.read') ? ctx.services.webhooks.getMany(ctx.actor, ids) : ids.map(() => null),
   fields: (t) => ({
     name: t.exposeString('name', { nullable: true }),
     url: t.exposeString('url'),
