@@ -3,27 +3,29 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BusMessage, ConsumerSpec, EventBus, LiveMessage, StreamSpec } from '../src/bus/bus.ts';
 import { MemoryBus } from '../src/bus/memory.ts';
 import { NatsBus } from '../src/bus/nats.ts';
-import { createLogger } from '../src/logger.ts';
+import type { Logger } from '../src/logger.ts';
+import { recordingLogger } from './support/logs.ts';
 import { waitFor } from './support/wait.ts';
 
 const text = (s: string) => new TextEncoder().encode(s);
 const read = (m: { data: Uint8Array }) => new TextDecoder().decode(m.data);
 
-const implementations: Record<string, () => Promise<EventBus>> = {
-  nats: () =>
+const implementations: Record<string, (logger: Logger) => Promise<EventBus>> = {
+  nats: (logger) =>
     NatsBus.connect(
       { url: inject('natsUrl'), replicas: 1, duplicateWindowMs: 60_000, name: 'herald-test' },
-      createLogger('silent'),
+      logger,
     ),
-  memory: async () => new MemoryBus({ duplicateWindowMs: 60_000 }),
+  memory: async (logger) => new MemoryBus({ duplicateWindowMs: 60_000 }, logger),
 };
 
 describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
   let bus: EventBus;
   const prefix = `${inject('natsPrefix')}_${kind}`;
+  const logs = recordingLogger();
 
   beforeAll(async () => {
-    bus = await implementations[kind]!();
+    bus = await implementations[kind]!(logs.logger);
   });
   afterAll(async () => {
     await bus.close();
@@ -136,7 +138,7 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
     expect(deliveries[1]!.at - deliveries[0]!.at).toBeGreaterThanOrEqual(700);
   });
 
-  it('redelivers a message whose handler threw', async () => {
+  it('redelivers a message whose handler threw, and logs the error', async () => {
     const { subject, consumer } = await freshStream();
     const counts: number[] = [];
     const consumption = bus.consume(
@@ -151,6 +153,7 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
     await waitFor(() => counts.length >= 2, { what: 'redelivery after a throw' });
     await consumption.stop();
     expect(counts).toEqual([1, 2]);
+    expect(logs.lines.filter((l) => l.level === 50 && l.err?.message === 'receiver down')).toHaveLength(1);
   });
 
   it('redelivers unacked work after the ack wait', async () => {

@@ -9,7 +9,7 @@ const text = (s: string) => new TextEncoder().encode(s);
 
 /** The in-process bus, with subscriptions that become ready only when the test says so. */
 async function slowStartingBus() {
-  const bus = new MemoryBus({ duplicateWindowMs: 60_000 });
+  const bus = new MemoryBus({ duplicateWindowMs: 60_000 }, createLogger('silent'));
   await bus.declareStreams([{ name: 'S', subjects: ['s.>'], retention: 'limits', maxAgeMs: 60_000 }]);
   const gates: (() => void)[] = [];
   let active = 0;
@@ -60,7 +60,7 @@ describe('the live hub', () => {
   });
 
   it('ends a subscriber that falls behind with one error, holding nothing', async () => {
-    const bus = new MemoryBus({ duplicateWindowMs: 60_000 });
+    const bus = new MemoryBus({ duplicateWindowMs: 60_000 }, createLogger('silent'));
     await bus.declareStreams([{ name: 'S', subjects: ['s.>'], retention: 'limits', maxAgeMs: 60_000 }]);
     const hub = new LiveHub(
       { bus, logger: createLogger('silent') },

@@ -55,8 +55,9 @@ export interface LiveMessage {
 }
 
 /**
- * Settles a message after the handler: a handler that returns without settling acks it; one that
- * throws naks it with a backoff (retryBackoffMs), so a failing step cannot spin.
+ * Settles a message after the handler: a handler that returns without settling acks it. A
+ * handler should settle failures itself (deliveries/consumer.ts); one that throws is logged as a
+ * bug and its message naked with the shared backoff (util/backoff.ts), so it cannot spin.
  */
 export type MessageHandler = (message: BusMessage) => Promise<void>;
 
@@ -117,10 +118,6 @@ export interface EventBus {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
-
-/** The delay before a message whose handler threw comes back: 250 ms, doubling, at most 30 s. */
-export const retryBackoffMs = (deliveryCount: number): number =>
-  Math.min(30_000, 250 * 2 ** Math.min(deliveryCount - 1, 7));
 
 /** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
 export function subjectMatches(filter: string, subject: string): boolean {

@@ -1,6 +1,7 @@
+import type { Logger } from '../logger.ts';
+import { retryBackoffMs } from '../util/backoff.ts';
 import {
   ReplayRefusedError,
-  retryBackoffMs,
   subjectMatches,
   type BusMessage,
   type Consumption,
@@ -64,12 +65,14 @@ export class MemoryBus implements EventBus {
   private readonly subscribers = new Set<{ subject: string; handler: (m: LiveMessage) => void }>();
   private readonly duplicateWindowMs: number;
   private readonly maxMessages: number;
+  private readonly logger: Logger;
   private closed = false;
 
   /** `maxMessages` bounds what a `limits` stream keeps in memory: the oldest go first, as with JetStream's max_msgs. */
-  constructor(options: { duplicateWindowMs: number; maxMessages?: number }) {
+  constructor(options: { duplicateWindowMs: number; maxMessages?: number }, logger: Logger) {
     this.duplicateWindowMs = options.duplicateWindowMs;
     this.maxMessages = options.maxMessages ?? 10_000;
+    this.logger = logger;
   }
 
   async declareStreams(specs: StreamSpec[]): Promise<void> {
@@ -262,7 +265,11 @@ export class MemoryBus implements EventBus {
     try {
       await handler(message);
       message.ack();
-    } catch {
+    } catch (error) {
+      this.logger.error(
+        { err: error, subject: stored.subject },
+        'a message handler threw; the message comes back',
+      );
       message.nak(retryBackoffMs(message.deliveryCount));
     }
   }

@@ -16,9 +16,9 @@ import {
 } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../logger.ts';
+import { retryBackoffMs } from '../util/backoff.ts';
 import {
   ReplayRefusedError,
-  retryBackoffMs,
   subjectMatches,
   type BusMessage,
   type Consumption,
@@ -157,7 +157,7 @@ export class NatsBus implements EventBus {
           // stop() may have run while consume() was pending: it could not reach this iterator.
           if (stopped) messages.stop();
           for await (const msg of messages) {
-            const task = settle(msg, handler).finally(() => running.delete(task));
+            const task = settle(msg, handler, this.logger).finally(() => running.delete(task));
             running.add(task);
             if (running.size >= options.concurrency) await Promise.race(running);
           }
@@ -335,8 +335,8 @@ export class NatsBus implements EventBus {
   }
 }
 
-/** A handler that returns without settling acks; one that throws naks for a prompt retry. */
-async function settle(msg: JsMsg, handler: MessageHandler): Promise<void> {
+/** A handler that returns without settling acks; one that throws is logged and naked (MessageHandler). */
+async function settle(msg: JsMsg, handler: MessageHandler, logger: Logger): Promise<void> {
   let settled = false;
   const once = (fn: () => void) => () => {
     if (settled) return;
@@ -359,7 +359,8 @@ async function settle(msg: JsMsg, handler: MessageHandler): Promise<void> {
   try {
     await handler(message);
     message.ack();
-  } catch {
+  } catch (error) {
+    logger.error({ err: error, subject: msg.subject }, 'a message handler threw; the message comes back');
     message.nak(retryBackoffMs(message.deliveryCount));
   }
 }
