@@ -74,7 +74,7 @@ async function openBus(config: Config, logger: Logger, role: string): Promise<Ev
   const { url, replicas, duplicateWindowMs } = config.nats;
   if (url) return NatsBus.connect({ url, replicas, duplicateWindowMs, name: `herald-${role}` }, logger);
   logger.warn('in-process event bus: single node only; set NATS_URL in production');
-  return new MemoryBus({ duplicateWindowMs });
+  return new MemoryBus({ duplicateWindowMs }, logger);
 }
 
 /** Wires database, bus, services, the API server and the workers; `stop` undoes it in reverse. */

@@ -5,7 +5,11 @@ import { decode, encode, eventMessageV1 } from '../src/bus/contracts.ts';
 import { loadConfig } from '../src/config.ts';
 import { openOrm, type Orm } from '../src/db/orm.ts';
 import { sqlRows, StatementTimeoutError } from '../src/db/raw.ts';
-import { DeliveryStore, DISPATCH_SQL, LOAD_JOBS_SQL } from '../src/deliveries/delivery-store.ts';
+import { AttemptJobs, LOAD_JOBS_SQL } from '../src/deliveries/store/attempt-jobs.ts';
+import { DISPATCH_SQL, EventDispatches } from '../src/deliveries/store/dispatches.ts';
+import { OpenedSecrets } from '../src/deliveries/store/opened-secrets.ts';
+import { SuccessRecords } from '../src/deliveries/store/successes.ts';
+import { newId } from '../src/db/ids.ts';
 import { DeliveryService } from '../src/deliveries/delivery.service.ts';
 import { isDatabaseUnavailable } from '../src/db/unavailable.ts';
 import { waitFor } from './support/wait.ts';
@@ -44,12 +48,14 @@ const event = (over: Partial<PublishedEvent> = {}): PublishedEvent => {
 
 const box = new SecretBox(randomBytes(32));
 
-/** The store alone: these cases never reach the audited failure path. */
+/** The pipeline's batched statements alone (the audited failure path is not among them). */
 function store(statementTimeoutMs = 30_000) {
-  return new DeliveryStore(
-    { orm, audit: null as never, box },
-    { autoDisableAfterMs: 60_000, statementTimeoutMs, onWebhookDisabled: () => {} },
-  );
+  const timed = { statementTimeoutMs };
+  return {
+    dispatches: new EventDispatches({ orm }, timed),
+    jobs: new AttemptJobs({ orm, secrets: new OpenedSecrets(box) }, timed),
+    successes: new SuccessRecords({ orm }, timed),
+  };
 }
 
 describe('publishEvent: a bad event fails alone, typed, and not the publishes sharing its INSERT', () => {
@@ -94,8 +100,8 @@ describe('dispatch: one bad event fails alone, not the events dispatched with it
   it('a host-published event with a NUL in its payload fails alone', async () => {
     const s = store();
     const [bad, good] = await Promise.allSettled([
-      s.createForEvent(event({ current: { s: '\u0000' } }), [randomUUID()]),
-      s.createForEvent(event(), [randomUUID()]),
+      s.dispatches.create(event({ current: { s: '\u0000' } }), [randomUUID()]),
+      s.dispatches.create(event(), [randomUUID()]),
     ]);
     expect(bad.status).toBe('rejected');
     expect(good.status).toBe('fulfilled');
@@ -107,8 +113,8 @@ describe('dispatch: one bad event fails alone, not the events dispatched with it
     const read = fromMessage(decode(eventMessageV1, encode(eventMessageV1, toMessage(upper))));
     expect(read.tenantId).toBe(upper.tenantId.toLowerCase());
     const [a, b] = await Promise.all([
-      s.createForEvent(read, [randomUUID()]),
-      s.createForEvent(event(), [randomUUID()]),
+      s.dispatches.create(read, [randomUUID()]),
+      s.dispatches.create(event(), [randomUUID()]),
     ]);
     expect(a).toHaveLength(1);
     expect(b).toHaveLength(1);
@@ -120,16 +126,16 @@ describe('batch statements and repeats', () => {
     const s = store();
     const e = event();
     const w = [randomUUID(), randomUUID()];
-    const [a, b] = await Promise.all([s.createForEvent(e, w), s.createForEvent({ ...e }, w)]);
+    const [a, b] = await Promise.all([s.dispatches.create(e, w), s.dispatches.create({ ...e }, w)]);
     expect(a.map((d) => d.id).sort()).toEqual(b.map((d) => d.id).sort());
     expect(a).toHaveLength(2);
     const stored = await rows<{ n: string }>('select count(*) n from deliveries where event_id = ?', [e.id]);
     expect(Number(stored[0]!.n)).toBe(2);
     // A later redelivery returns the deliveries still waiting (the union's snapshot branch).
-    const again = await s.createForEvent({ ...e }, w);
+    const again = await s.dispatches.create({ ...e }, w);
     expect(again.map((d) => d.id).sort()).toEqual(a.map((d) => d.id).sort());
     // Redelivered twice in one batch: each caller gets the waiting deliveries once.
-    const [c, d] = await Promise.all([s.createForEvent({ ...e }, w), s.createForEvent({ ...e }, w)]);
+    const [c, d] = await Promise.all([s.dispatches.create({ ...e }, w), s.dispatches.create({ ...e }, w)]);
     expect(c.map((x) => x.id).sort()).toEqual(a.map((x) => x.id).sort());
     expect(d.map((x) => x.id).sort()).toEqual(a.map((x) => x.id).sort());
   });
@@ -137,21 +143,25 @@ describe('batch statements and repeats', () => {
   it('the same successful attempt twice in one batch is stored once', async () => {
     const s = store();
     const e = event();
-    const [d] = await s.createForEvent(e, [randomUUID()]);
-    const job = (await s.loadForAttempt(d!.id))!;
-    const result = {
+    const [d] = await s.dispatches.create(e, [randomUUID()]);
+    const job = (await s.jobs.load(d!.id))!;
+    const now = new Date();
+    const success = () => ({
+      id: newId(),
+      tenantId: job.delivery.tenantId,
+      deliveryId: job.delivery.id,
+      webhookId: job.delivery.webhookId,
+      attempt: 1,
+      status: 'SUCCEEDED' as const,
       url: 'https://x',
       statusCode: 200,
       responseTimeMs: 3,
       response: '',
       errorClass: null,
       error: null,
-    };
-    const now = new Date();
-    const [r1, r2] = await Promise.all([
-      s.record(job, 1, result, { status: 'SUCCEEDED' }, now),
-      s.record(job, 1, result, { status: 'SUCCEEDED' }, now),
-    ]);
+      createdAt: now,
+    });
+    const [r1, r2] = await Promise.all([s.successes.record(success()), s.successes.record(success())]);
     expect([r1, r2].filter(Boolean)).toHaveLength(1);
     const n = await rows<{ n: string }>('select count(*) n from delivery_attempts where delivery_id = ?', [
       d!.id,
@@ -194,9 +204,9 @@ describe('load: a webhook whose secret cannot be opened fails its own deliveries
         [id, tenant, secret],
       );
     }
-    const [dBad] = await s.createForEvent(event({ tenantId: tenant }), [bad]);
-    const [dGood] = await s.createForEvent(event(), [good]);
-    const [lBad, lGood] = await Promise.allSettled([s.loadForAttempt(dBad!.id), s.loadForAttempt(dGood!.id)]);
+    const [dBad] = await s.dispatches.create(event({ tenantId: tenant }), [bad]);
+    const [dGood] = await s.dispatches.create(event(), [good]);
+    const [lBad, lGood] = await Promise.allSettled([s.jobs.load(dBad!.id), s.jobs.load(dGood!.id)]);
     expect(lBad.status).toBe('rejected');
     expect(lGood.status).toBe('fulfilled');
   });
@@ -251,7 +261,7 @@ describe('a stuck statement', () => {
       await holder.query('begin');
       await holder.query('lock table deliveries in access exclusive mode');
       const started = performance.now();
-      const stuck = await s.loadForAttempt(randomUUID()).then(
+      const stuck = await s.jobs.load(randomUUID()).then(
         () => null,
         (error: unknown) => error,
       );
@@ -269,8 +279,8 @@ describe('a stuck statement', () => {
         { timeoutMs: 5_000, what: 'the cancelled statement to let go of its lock request' },
       );
       await holder.query('commit');
-      const [d] = await s.createForEvent(event(), [randomUUID()]);
-      expect(await s.loadForAttempt(d!.id)).toMatchObject({ delivery: { id: d!.id } });
+      const [d] = await s.dispatches.create(event(), [randomUUID()]);
+      expect(await s.jobs.load(d!.id)).toMatchObject({ delivery: { id: d!.id } });
     } finally {
       await holder.end();
     }
@@ -292,7 +302,7 @@ describe('an event stored by another transaction while its dispatch runs', () =>
         [winner, e.tenantId, e.type, e.idempotencyKey],
       );
       // The dispatch waits on the uncommitted row with the same key, which commits meanwhile.
-      const dispatching = s.createForEvent(e, [randomUUID()]);
+      const dispatching = s.dispatches.create(e, [randomUUID()]);
       await waitFor(
         async () => {
           const { rows } = await other.query<{ n: number }>(
@@ -323,7 +333,7 @@ describe('a page boundary between rows made at the same moment', () => {
   it('neither skips nor repeats a row: the cursor orders ties by id', async () => {
     const e = event();
     // One dispatch: every delivery of the event has the same created_at.
-    const made = await store().createForEvent(
+    const made = await store().dispatches.create(
       e,
       Array.from({ length: 5 }, () => randomUUID()),
     );

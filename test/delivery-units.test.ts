@@ -6,7 +6,7 @@ import {
   defaultRetryPolicy,
   delayAfter,
   retryAfterMs,
-} from '../src/deliveries/retry-schedule.ts';
+} from '../src/deliveries/outcome.ts';
 import { EndpointGate } from '../src/deliveries/isolation.ts';
 import { signatureHeaders } from '../src/deliveries/signing.ts';
 import { batchLoader } from '../src/db/batch-loader.ts';

@@ -1,11 +1,12 @@
-import { ZodError } from 'zod';
-import type { Consumption, EventBus } from '../bus/bus.ts';
-import { decode, eventMessageV1, streams, subjects } from '../bus/contracts.ts';
-import type { DeliveryQueue } from './queue.ts';
-import type { DeliveryStore } from './delivery-store.ts';
+import type { BusMessage, Consumption, EventBus } from '../bus/bus.ts';
+import { eventMessageV1, streams, subjects } from '../bus/contracts.ts';
 import { fromMessage } from '../events/published-event.ts';
 import type { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
-import type { Logger } from '../logger.ts';
+import type { MessageSettling } from './consumer.ts';
+import type { DeliveryQueue } from './queue.ts';
+import type { EventDispatches } from './store/dispatches.ts';
+
+type Stage = 'match' | 'dispatch' | 'queue';
 
 /**
  * Turns events into deliveries: for each event on the stream, one delivery per active webhook of
@@ -15,28 +16,28 @@ import type { Logger } from '../logger.ts';
  */
 export class Dispatcher {
   private readonly bus: EventBus;
-  private readonly store: DeliveryStore;
-  private readonly queue: DeliveryQueue;
-  private readonly matcher: WebhookMatcher;
-  private readonly logger: Logger;
+  private readonly dispatches: Pick<EventDispatches, 'create'>;
+  private readonly queue: Pick<DeliveryQueue, 'enqueue'>;
+  private readonly matcher: Pick<WebhookMatcher, 'matching'>;
+  private readonly settling: MessageSettling;
   private readonly prefix: string;
   private readonly subjectOf: (event: { tenantId: string; type: string }) => string;
 
   constructor(
     deps: {
       bus: EventBus;
-      store: DeliveryStore;
-      queue: DeliveryQueue;
-      matcher: WebhookMatcher;
-      logger: Logger;
+      dispatches: Pick<EventDispatches, 'create'>;
+      queue: Pick<DeliveryQueue, 'enqueue'>;
+      matcher: Pick<WebhookMatcher, 'matching'>;
+      settling: MessageSettling;
     },
     options: { prefix: string },
   ) {
     this.bus = deps.bus;
-    this.store = deps.store;
+    this.dispatches = deps.dispatches;
     this.queue = deps.queue;
     this.matcher = deps.matcher;
-    this.logger = deps.logger;
+    this.settling = deps.settling;
     this.prefix = options.prefix;
     const { event } = subjects(options.prefix);
     this.subjectOf = ({ tenantId, type }) => event(tenantId, type);
@@ -51,37 +52,34 @@ export class Dispatcher {
         maxDeliver: 1_000,
         maxAckPending: concurrency * 4,
       },
-      async (message) => {
-        let event;
-        try {
-          event = fromMessage(decode(eventMessageV1, message.data));
-        } catch (error) {
-          if (!(error instanceof ZodError || error instanceof SyntaxError)) throw error;
-          this.logger.error(
-            { err: error, subject: message.subject },
-            'dropped an event that breaks its contract',
-          );
-          return message.term();
-        }
-        // The subject is what a tenant's stream filter and permissions see: a body naming another
-        // tenant (or type) must not reach that tenant's webhooks.
-        if (message.subject.toLowerCase() !== this.subjectOf(event).toLowerCase()) {
-          this.logger.error(
-            { subject: message.subject, eventId: event.id, tenantId: event.tenantId, type: event.type },
-            'dropped an event whose subject names another tenant or type',
-          );
-          return message.term();
-        }
-        try {
-          const webhookIds = await this.matcher.matching(event.tenantId, event.type);
-          const deliveries = await this.store.createForEvent(event, webhookIds);
-          await Promise.all(deliveries.map((delivery) => this.queue.enqueue(delivery)));
-        } catch (error) {
-          this.logger.warn({ err: error, eventId: event.id }, 'dispatch failed; the event comes back');
-          message.nak(Math.min(30_000, 500 * 2 ** Math.min(message.deliveryCount, 6)));
-        }
-      },
+      (message) => this.handle(message),
       { concurrency },
     );
+  }
+
+  /** Settles the message once: acked when done (returning), given up, or retried later. */
+  private async handle(message: BusMessage): Promise<void> {
+    const read = this.settling.read(message, eventMessageV1, 'an event');
+    if (!read) return;
+    const event = fromMessage(read);
+    // The subject is what a tenant's stream filter and permissions see: a body naming another
+    // tenant (or type) must not reach that tenant's webhooks.
+    if (message.subject.toLowerCase() !== this.subjectOf(event).toLowerCase()) {
+      return this.settling.giveUp(message, 'dropped an event whose subject names another tenant or type', {
+        eventId: event.id,
+        tenantId: event.tenantId,
+        type: event.type,
+      });
+    }
+    let stage: Stage = 'match';
+    try {
+      const webhookIds = await this.matcher.matching(event.tenantId, event.type);
+      stage = 'dispatch';
+      const deliveries = await this.dispatches.create(event, webhookIds);
+      stage = 'queue';
+      await Promise.all(deliveries.map((delivery) => this.queue.enqueue(delivery)));
+    } catch (error) {
+      this.settling.retryLater(message, { what: 'dispatch', stage, error }, { eventId: event.id });
+    }
   }
 }

@@ -7,14 +7,20 @@ import type { Logger } from '../logger.ts';
 import { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
 import type { SecretBox } from '../webhooks/webhook-secret.ts';
 import type { WebhookService } from '../webhooks/webhook.service.ts';
-import { DeliveryStore } from './delivery-store.ts';
+import { MessageSettling } from './consumer.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { DeliveryHttpClient } from './http-client.ts';
 import { EndpointGate, defaultIsolation } from './isolation.ts';
 import { DeliveryQueue } from './queue.ts';
+import { defaultRetryPolicy } from './outcome.ts';
 import { startRetention } from './retention.ts';
-import { defaultRetryPolicy } from './retry-schedule.ts';
 import { startScheduler } from './scheduler.ts';
+import { AttemptJobs } from './store/attempt-jobs.ts';
+import { EventDispatches } from './store/dispatches.ts';
+import { FailureRecords } from './store/failures.ts';
+import { OpenedSecrets } from './store/opened-secrets.ts';
+import { Parking } from './store/parking.ts';
+import { SuccessRecords } from './store/successes.ts';
 import { DeliveryWorker } from './worker.ts';
 
 /**
@@ -35,15 +41,19 @@ export function startPipeline(
   const { orm, bus, audit, box, webhooks, logger } = deps;
   const { delivery } = config;
   const matcher = new WebhookMatcher(orm, { ttlMs: delivery.webhookCacheTtlMs });
-  const store = new DeliveryStore(
-    { orm, audit, box },
-    {
-      autoDisableAfterMs: delivery.autoDisableAfterMs,
-      statementTimeoutMs: config.database.statementTimeoutMs,
+  const timed = { statementTimeoutMs: config.database.statementTimeoutMs };
+  const parking = new Parking({ orm }, timed);
+  const store = {
+    jobs: new AttemptJobs({ orm, secrets: new OpenedSecrets(box) }, timed),
+    parking,
+    successes: new SuccessRecords({ orm }, timed),
+    failures: new FailureRecords(
+      { audit },
       // Like any webhook change: this process's cache drops it and the bus tells the others.
-      onWebhookDisabled: (tenantId) => webhooks.events.emit('changed', tenantId),
-    },
-  );
+      { onWebhookDisabled: (tenantId) => webhooks.events.emit('changed', tenantId) },
+    ),
+  };
+  const settling = new MessageSettling({ logger, isBusUnavailable: (error) => bus.isUnavailable(error) });
   const queue = new DeliveryQueue(bus, config.nats.prefix);
   webhooks.events.on('changed', (tenantId) => matcher.invalidate(tenantId));
   // Changes made in other processes (the API) arrive on the bus; the cache's TTL covers a lost one.
@@ -75,16 +85,21 @@ export function startPipeline(
       policy: {
         ...defaultRetryPolicy,
         scheduleMs: delivery.retryScheduleMs ?? defaultRetryPolicy.scheduleMs,
+        autoDisableAfterMs: delivery.autoDisableAfterMs,
       },
+      settling,
       logger,
     },
     { prefix: config.nats.prefix },
   );
   const running = [
-    new Dispatcher({ bus, store, queue, matcher, logger }, { prefix: config.nats.prefix }).start(),
+    new Dispatcher(
+      { bus, dispatches: new EventDispatches({ orm }, timed), queue, matcher, settling },
+      { prefix: config.nats.prefix },
+    ).start(),
     // An attempt holds its message for at most the request timeout, then a short write.
     worker.start(delivery.concurrency, delivery.requestTimeoutMs + 10_000),
-    startScheduler({ store, queue, logger }),
+    startScheduler({ parking, queue, logger }),
     startRetention(
       orm,
       { retentionMs: delivery.retentionMs, intervalMs: delivery.retentionIntervalMs },

@@ -2,6 +2,9 @@ import type { EventBus } from '../bus/bus.ts';
 import { deliveryMessageV1, encode, subjects } from '../bus/contracts.ts';
 import type { Delivery } from './delivery.entity.ts';
 
+/** A delivery as the queue needs it. */
+export type QueuedDelivery = Pick<Delivery, 'id' | 'tenantId' | 'webhookId' | 'attempts' | 'updatedAt'>;
+
 /**
  * Puts a delivery's next attempt on the work queue. The message id names the queueing: attempt and
  * the delivery's updatedAt, which every queueing sets anew. Publishing the same queueing twice
@@ -18,9 +21,7 @@ export class DeliveryQueue {
     this.subjects = subjects(prefix);
   }
 
-  async enqueue(
-    delivery: Pick<Delivery, 'id' | 'tenantId' | 'webhookId' | 'attempts' | 'updatedAt'>,
-  ): Promise<void> {
+  async enqueue(delivery: QueuedDelivery): Promise<void> {
     const attempt = delivery.attempts + 1;
     await this.bus.publish(
       this.subjects.delivery(delivery.tenantId, delivery.webhookId),

@@ -1,7 +1,7 @@
-import type { DeliveryQueue } from './queue.ts';
-import type { DeliveryStore } from './delivery-store.ts';
 import type { Logger } from '../logger.ts';
 import { pollLoop } from '../util/poll-loop.ts';
+import type { DeliveryQueue } from './queue.ts';
+import type { Parking } from './store/parking.ts';
 
 /**
  * Queues parked deliveries when their time comes: retries, deliveries of an endpoint that was busy
@@ -9,11 +9,11 @@ import { pollLoop } from '../util/poll-loop.ts';
  * number of workers: rows are claimed with SKIP LOCKED.
  */
 export function startScheduler(
-  deps: { store: DeliveryStore; queue: DeliveryQueue; logger: Logger },
+  deps: { parking: Pick<Parking, 'requeueDue'>; queue: Pick<DeliveryQueue, 'enqueue'>; logger: Logger },
   options: { intervalMs?: number } = {},
 ) {
   return pollLoop(
-    () => deps.store.requeueDue(100, (delivery) => deps.queue.enqueue(delivery)),
+    () => deps.parking.requeueDue(100, (delivery) => deps.queue.enqueue(delivery)),
     { intervalMs: options.intervalMs ?? 250, what: 'delivery scheduler' },
     deps.logger,
   );

@@ -1,34 +1,48 @@
-import { ZodError } from 'zod';
 import type { BusMessage, Consumption, EventBus } from '../bus/bus.ts';
 import {
   attemptMessageV1,
-  decode,
   deliveryMessageV1,
   encode,
   streams,
   subjects,
   type DeliveryMessage,
 } from '../bus/contracts.ts';
-import type { DeliveryAttempt } from './delivery.entity.ts';
-import type { AttemptJob, DeliveryStore } from './delivery-store.ts';
+import { newId } from '../db/ids.ts';
 import type { Logger } from '../logger.ts';
-import { decide } from './decide.ts';
+import type { MessageSettling } from './consumer.ts';
+import type { DeliveryAttempt } from './delivery.entity.ts';
 import type { AttemptOutcome, DeliveryHttpClient } from './http-client.ts';
 import type { EndpointGate } from './isolation.ts';
-import type { RetryPolicy } from './retry-schedule.ts';
+import { decide, parkUntil, succeeded, type RetryPolicy } from './outcome.ts';
 import { signatureHeaders } from './signing.ts';
+import type { AttemptJob, AttemptJobs } from './store/attempt-jobs.ts';
+import type { FailureRecords } from './store/failures.ts';
+import type { Parking } from './store/parking.ts';
+import type { SuccessRecords } from './store/successes.ts';
+
+/** What the worker stores and reads. */
+export interface AttemptStore {
+  jobs: Pick<AttemptJobs, 'load'>;
+  parking: Pick<Parking, 'park' | 'abandon'>;
+  successes: Pick<SuccessRecords, 'record'>;
+  failures: Pick<FailureRecords, 'record'>;
+}
+
+type Stage = 'prepare' | 'park' | 'send' | 'record';
 
 /**
  * Makes delivery attempts, as a chain of small steps: prepare (load, check), send (sign, POST),
- * record (attempt, status, webhook). `decide` alone says what an outcome means. Waiting retries
- * are parked in the database, not held here: every message is acked once its outcome is stored.
+ * record (attempt, status, webhook). `decide` (outcome.ts) alone says what an outcome means.
+ * Waiting retries are parked in the database, not held here: every message is acked once its
+ * outcome is stored, and one whose step failed comes back (MessageSettling).
  */
 export class DeliveryWorker {
   private readonly bus: EventBus;
-  private readonly store: DeliveryStore;
+  private readonly store: AttemptStore;
   private readonly client: DeliveryHttpClient;
   private readonly gate: EndpointGate;
   private readonly policy: RetryPolicy;
+  private readonly settling: MessageSettling;
   private readonly logger: Logger;
   private readonly prefix: string;
   private readonly subjects: ReturnType<typeof subjects>;
@@ -36,10 +50,11 @@ export class DeliveryWorker {
   constructor(
     deps: {
       bus: EventBus;
-      store: DeliveryStore;
+      store: AttemptStore;
       client: DeliveryHttpClient;
       gate: EndpointGate;
       policy: RetryPolicy;
+      settling: MessageSettling;
       logger: Logger;
     },
     options: { prefix: string },
@@ -49,6 +64,7 @@ export class DeliveryWorker {
     this.client = deps.client;
     this.gate = deps.gate;
     this.policy = deps.policy;
+    this.settling = deps.settling;
     this.logger = deps.logger;
     this.prefix = options.prefix;
     this.subjects = subjects(options.prefix);
@@ -68,55 +84,55 @@ export class DeliveryWorker {
     );
   }
 
+  /** Settles the message once: acked when done (returning), given up, or retried later. */
   private async handle(message: BusMessage): Promise<void> {
-    let job: DeliveryMessage;
+    const job = this.settling.read(message, deliveryMessageV1, 'a delivery message');
+    if (!job) return;
+    let stage: Stage = 'prepare';
     try {
-      job = decode(deliveryMessageV1, message.data);
+      const prepared = await this.prepare(job);
+      if (!prepared) return;
+
+      const endpoint = prepared.webhook!.id;
+      const openUntil = this.gate.openUntil(endpoint);
+      // Parked deliveries wait in the database and hold neither a slot nor an unacked message.
+      if (openUntil) {
+        stage = 'park';
+        return await this.store.parking.park(
+          prepared.delivery,
+          parkUntil.circuitOpen(openUntil, this.gate.openMs),
+        );
+      }
+      if (!(await this.slot(message, endpoint))) {
+        stage = 'park';
+        return await this.store.parking.park(
+          prepared.delivery,
+          parkUntil.noSlot(this.gate.openUntil(endpoint), Date.now()),
+        );
+      }
+
+      stage = 'send';
+      const at = new Date();
+      let outcome: AttemptOutcome | undefined;
+      try {
+        outcome = await this.send(prepared, at);
+      } finally {
+        this.gate.release(endpoint, outcome ? succeeded(outcome) : false, outcome?.durationMs ?? Infinity);
+      }
+      stage = 'record';
+      await this.record(prepared, job.attempt, outcome, at);
     } catch (error) {
-      if (!(error instanceof ZodError || error instanceof SyntaxError)) throw error;
-      this.logger.error(
-        { err: error, subject: message.subject },
-        'dropped a delivery message that breaks its contract',
-      );
-      return message.term();
-    }
-    const prepared = await this.prepare(job);
-    if (!prepared) return;
-
-    const endpoint = prepared.webhook!.id;
-    const openUntil = this.gate.openUntil(endpoint);
-    // Parked deliveries wait in the database and hold neither a slot nor an unacked message. The
-    // spread keeps an endpoint's parked deliveries from all coming back at the same moment.
-    if (openUntil)
-      return this.store.park(prepared.delivery, new Date(openUntil + Math.random() * this.gate.openMs));
-    let granted = this.gate.tryAcquire(endpoint);
-    if (!granted) {
-      // Waiting in line may outlast the ack wait: the message is kept from coming back meanwhile.
-      const heartbeat = setInterval(() => message.working(), 5_000);
-      granted = await this.gate.acquire(endpoint).finally(() => clearInterval(heartbeat));
-    }
-    if (!granted) {
-      const until = this.gate.openUntil(endpoint) ?? Date.now() + 200;
-      return this.store.park(prepared.delivery, new Date(until + Math.random() * 800));
-    }
-
-    const at = new Date();
-    let outcome: AttemptOutcome | undefined;
-    try {
-      outcome = await this.send(prepared, at);
-    } finally {
-      this.gate.release(
-        endpoint,
-        outcome?.kind === 'response' && outcome.statusCode >= 200 && outcome.statusCode < 300,
-        outcome?.durationMs ?? Infinity,
+      this.settling.retryLater(
+        message,
+        { what: 'a delivery attempt', stage, error },
+        { deliveryId: job.deliveryId, attempt: job.attempt },
       );
     }
-    await this.record(prepared, job.attempt, outcome, at);
   }
 
   /** The job, or null when this message has nothing left to do (a repeat, or the work is gone). */
   private async prepare(job: DeliveryMessage): Promise<AttemptJob | null> {
-    const prepared = await this.store.loadForAttempt(job.deliveryId);
+    const prepared = await this.store.jobs.load(job.deliveryId);
     if (!prepared) return null;
     const { delivery, webhook, event } = prepared;
     // A message for an attempt already made, or a delivery already settled, is a repeat.
@@ -128,17 +144,25 @@ export class DeliveryWorker {
       return null;
     }
     if (!webhook || !event) {
-      await this.store.abandon(delivery, webhook ? 'the event is gone' : 'the webhook was deleted');
+      await this.store.parking.abandon(delivery, webhook ? 'the event is gone' : 'the webhook was deleted');
       return null;
     }
     if (!webhook.isActive) {
-      await this.store.abandon(
+      await this.store.parking.abandon(
         delivery,
         `the webhook is disabled: ${webhook.disabledReason ?? 'no reason given'}`,
       );
       return null;
     }
     return prepared;
+  }
+
+  /** A slot of the endpoint's: at once, or after waiting in line; false when none came (park it). */
+  private async slot(message: BusMessage, endpoint: string): Promise<boolean> {
+    if (this.gate.tryAcquire(endpoint)) return true;
+    // Waiting in line may outlast the ack wait: the message is kept from coming back meanwhile.
+    const heartbeat = setInterval(() => message.working(), 5_000);
+    return this.gate.acquire(endpoint).finally(() => clearInterval(heartbeat));
   }
 
   private async send({ delivery, webhook, event, secrets }: AttemptJob, at: Date): Promise<AttemptOutcome> {
@@ -155,21 +179,26 @@ export class DeliveryWorker {
   }
 
   private async record(job: AttemptJob, attempt: number, outcome: AttemptOutcome, at: Date): Promise<void> {
-    const decision = decide(outcome, attempt, this.policy, new Date());
-    const stored = await this.store.record(
-      job,
+    const settlement = decide(outcome, attempt, job.webhook!, this.policy, new Date());
+    const row: DeliveryAttempt = {
+      id: newId(),
+      tenantId: job.delivery.tenantId,
+      deliveryId: job.delivery.id,
+      webhookId: job.delivery.webhookId,
       attempt,
-      {
-        url: job.webhook!.url,
-        statusCode: outcome.kind === 'response' ? outcome.statusCode : null,
-        responseTimeMs: outcome.durationMs,
-        response: outcome.kind === 'response' ? outcome.body : null,
-        errorClass: outcome.kind === 'error' ? outcome.errorClass : null,
-        error: outcome.kind === 'error' ? outcome.message.slice(0, 1000) : null,
-      },
-      decision,
-      at,
-    );
+      status: settlement.status,
+      url: job.webhook!.url,
+      statusCode: outcome.kind === 'response' ? outcome.statusCode : null,
+      responseTimeMs: outcome.durationMs,
+      response: outcome.kind === 'response' ? outcome.body : null,
+      errorClass: outcome.kind === 'error' ? outcome.errorClass : null,
+      error: outcome.kind === 'error' ? outcome.message.slice(0, 1000) : null,
+      createdAt: at,
+    };
+    const stored =
+      settlement.status === 'SUCCEEDED'
+        ? await this.store.successes.record(row)
+        : await this.store.failures.record(job, row, settlement);
     if (!stored) {
       this.logger.debug({ deliveryId: job.delivery.id, attempt }, 'attempt already recorded by a repeat');
       return;

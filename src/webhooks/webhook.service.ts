@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import type { EntityManager, Orm } from '../db/orm.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import { MAX_URL_LENGTH, refuseUrl, type EndpointPolicy, type Resolve } from '../net/ssrf.ts';
-import type { AuditService, Recorder } from '../audit/audit.service.ts';
+import type { AuditService } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
 import {
   ConflictError,
@@ -22,15 +22,9 @@ import type { Actor, ApiClient } from '../tenancy/actor.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
 import type { SecretBox } from './webhook-secret.ts';
 import { newWebhookSecret } from './webhook-secret.ts';
+import { changesAudited, webhookEntry } from './webhook-audit.ts';
 import { WebhookEntity, type Webhook } from './webhook.entity.ts';
 import { eventPatternsMatching, subscriptionPattern } from './event-patterns.ts';
-
-/** A URL as the audit log keeps it: origin and path, without credentials, query or fragment. */
-const redactUrl = (value: unknown): unknown => {
-  if (typeof value !== 'string') return value;
-  const url = new URL(value);
-  return `${url.origin}${url.pathname}`;
-};
 
 const subscribedEvents = z.array(subscriptionPattern).min(1, 'subscribe to at least one event type').max(100);
 
@@ -69,17 +63,6 @@ export interface CreateWebhookResult {
   secret: string | null;
   created: boolean;
 }
-
-const AUDITED = [
-  'name',
-  'url',
-  'isActive',
-  'subscribedEvents',
-  'externalId',
-  'managedBy',
-  'disabledAt',
-  'disabledReason',
-] as const;
 
 export class WebhookService {
   private readonly orm: Orm;
@@ -139,7 +122,7 @@ export class WebhookService {
           secret: this.box.seal(secret),
         });
         await tx.flush();
-        this.record(record, 'webhook.created', null, webhook);
+        record(webhookEntry('webhook.created', null, webhook));
         return { webhook, created: true };
       });
       this.changed(actor);
@@ -194,7 +177,7 @@ export class WebhookService {
     const webhook = await this.audit.transact(actor, async (tx, record) => {
       const webhook = await this.modifiable(tx, actor, id);
       tx.remove(webhook);
-      this.record(record, 'webhook.deleted', webhook, null);
+      record(webhookEntry('webhook.deleted', webhook, null));
       return webhook;
     });
     this.changed(actor);
@@ -305,8 +288,7 @@ export class WebhookService {
         const webhook = await this.modifiable(tx, actor, id);
         const before = { ...webhook };
         apply(webhook);
-        if (Object.keys(changes(before, webhook, AUDITED)).length > 0)
-          this.record(record, action, before, webhook);
+        if (changesAudited(before, webhook)) record(webhookEntry(action, before, webhook));
         return webhook;
       });
       this.changed(actor);
@@ -360,20 +342,5 @@ export class WebhookService {
 
   private findByExternalId(actor: Actor, externalId: string): Promise<Webhook | null> {
     return tenantEm(this.orm, actor).findOne(WebhookEntity, { managedBy: actor.client, externalId });
-  }
-
-  private record(record: Recorder, action: string, before: Webhook | null, after: Webhook | null): void {
-    const subject = (after ?? before)!;
-    const changed = changes(before, after, AUDITED);
-    // URLs often carry credentials in their query: the audit log keeps origin and path only.
-    if (changed.url)
-      changed.url = { before: redactUrl(changed.url.before), after: redactUrl(changed.url.after) };
-    record({
-      action,
-      relationName: 'Webhook',
-      relationId: subject.id,
-      related: { type: 'Webhook', id: subject.id, name: subject.name ?? String(redactUrl(subject.url)) },
-      metadata: { changes: changed },
-    });
   }
 }
