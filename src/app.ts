@@ -10,9 +10,10 @@ import { NatsBus } from './bus/nats.ts';
 import type { Config } from './config.ts';
 import { migrate, openOrm, type Orm } from './db/orm.ts';
 import { EventTypeService } from './event-types/event-type.service.ts';
-import { EventOutbox } from './events/event-outbox.ts';
+import { eventOutbox } from './events/event-outbox.ts';
 import { EventService } from './events/event.service.ts';
-import { AuditPublisher } from './audit/audit-publisher.ts';
+import { auditOutbox } from './audit/audit-outbox.ts';
+import { OutboxRelay } from './util/outbox-relay.ts';
 import { AuditService } from './audit/audit.service.ts';
 import { ApiTokenService } from './tenancy/api-token.service.ts';
 import { AuthService } from './tenancy/auth.service.ts';
@@ -89,8 +90,9 @@ export async function startApp(
   const bus = await openBus(config, logger, role);
   await bus.declareStreams(Object.values(streams(config.nats.prefix)));
 
-  const auditPublisher = new AuditPublisher(orm, bus, { prefix: config.nats.prefix }, logger);
-  const audit = new AuditService(orm, auditPublisher);
+  const relayDeps = { isUnavailable: (error: unknown) => bus.isUnavailable(error), logger };
+  const auditRelay = new OutboxRelay(auditOutbox(orm, bus, config.nats.prefix), relayDeps);
+  const audit = new AuditService(orm, auditRelay);
   const operatorToken = configuredOrGenerated(config, logger, config.auth.adminToken, {
     file: 'admin-token',
     variable: 'HERALD_ADMIN_TOKEN',
@@ -105,7 +107,7 @@ export async function startApp(
     generate: () => randomBytes(32).toString('base64'),
   });
   const box = new SecretBox(Buffer.from(secretKey, 'base64'));
-  const outbox = new EventOutbox(orm, bus, { prefix: config.nats.prefix }, logger);
+  const eventRelay = new OutboxRelay(eventOutbox(orm, bus, config.nats.prefix), relayDeps);
   // Every process announces webhook changes; workers drop their cached copy (startPipeline).
   const announce = subjects(config.nats.prefix);
   const announceChange = (tenantId: string) => {
@@ -129,7 +131,7 @@ export async function startApp(
     ),
     deliveries: new DeliveryService({ orm, audit, eventTypes }),
     events: new EventService(
-      { orm, eventTypes, outbox },
+      { orm, eventTypes, outbox: eventRelay },
       { statementTimeoutMs: config.database.statementTimeoutMs },
     ),
     live: new LiveService(
@@ -160,7 +162,7 @@ export async function startApp(
   };
 
   services.webhooks.events.on('changed', announceChange);
-  const relays = roles.worker ? [outbox.startRelay(), auditPublisher.startRelay()] : [];
+  const relays = roles.worker ? [eventRelay.start(), auditRelay.start()] : [];
   const pipeline = roles.worker
     ? startPipeline(config, { orm, bus, audit, box, webhooks: services.webhooks, logger })
     : null;
@@ -199,7 +201,7 @@ export async function startApp(
       await step(() => server?.close());
       await step(() => pipeline?.stop());
       await step(() => Promise.all(relays.map((relay) => relay.stop())));
-      await step(() => outbox.flush());
+      await step(() => Promise.all([eventRelay.flush(), auditRelay.flush()]));
       await step(() => bus.close());
       await step(() => orm.close());
       if (failures.length > 0) throw new AggregateError(failures, 'herald stopped with errors');

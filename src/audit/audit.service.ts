@@ -15,7 +15,7 @@ import {
   type AuditLog,
   type Party,
 } from './audit-log.entity.ts';
-import type { AuditPublisher } from './audit-publisher.ts';
+import type { OutboxRelay } from '../util/outbox-relay.ts';
 
 export interface AuditEntryInput {
   action: string;
@@ -51,11 +51,11 @@ const VERIFY_BATCH = 1_000;
 
 export class AuditService {
   private readonly orm: Orm;
-  private readonly publisher: AuditPublisher;
+  private readonly outbox: Pick<OutboxRelay<AuditLog>, 'publish'>;
 
-  constructor(orm: Orm, publisher: AuditPublisher) {
+  constructor(orm: Orm, outbox: Pick<OutboxRelay<AuditLog>, 'publish'>) {
     this.orm = orm;
-    this.publisher = publisher;
+    this.outbox = outbox;
   }
 
   /**
@@ -76,7 +76,7 @@ export class AuditService {
       }
       return value;
     });
-    await this.publisher.publish(written);
+    await this.outbox.publish(written);
     return result;
   }
 

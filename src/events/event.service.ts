@@ -14,7 +14,7 @@ import { InvalidInputError } from '../errors.ts';
 import { parse } from '../input.ts';
 import { createdWithin, findPage, type Cursor, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
-import type { EventOutbox } from './event-outbox.ts';
+import type { OutboxRelay } from '../util/outbox-relay.ts';
 import { EventEntity } from './event.entity.ts';
 import { IdempotencyKeyReusedError } from './event.errors.ts';
 import { fromEntity, type PublishedEvent } from './published-event.ts';
@@ -71,7 +71,7 @@ export interface PublishResult {
 export class EventService {
   private readonly orm: Orm;
   private readonly eventTypes: EventTypeService;
-  private readonly outbox: EventOutbox;
+  private readonly outbox: Pick<OutboxRelay<PublishedEvent>, 'publish'>;
   /** Batched inserts are cancelled past this (config database.statementTimeoutMs). */
   private readonly timeout: { timeoutMs: number };
 
@@ -82,7 +82,7 @@ export class EventService {
   });
 
   constructor(
-    deps: { orm: Orm; eventTypes: EventTypeService; outbox: EventOutbox },
+    deps: { orm: Orm; eventTypes: EventTypeService; outbox: Pick<OutboxRelay<PublishedEvent>, 'publish'> },
     options: { statementTimeoutMs: number },
   ) {
     this.orm = deps.orm;
@@ -124,7 +124,7 @@ export class EventService {
     if (!stored) {
       return { event: await this.replay(actor, published.idempotencyKey, input), duplicate: true };
     }
-    await this.outbox.publish(published);
+    await this.outbox.publish([published]);
     return { event: published, duplicate: false };
   }
 
