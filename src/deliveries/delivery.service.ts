@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { EntityManager, Orm } from '../db/orm.ts';
+import { findByIds } from '../db/by-ids.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
@@ -55,13 +56,8 @@ export class DeliveryService {
     );
   }
 
-  async getMany(actor: Actor, ids: readonly string[]): Promise<(Delivery | null)[]> {
-    const valid = ids.filter(isId);
-    const rows = valid.length
-      ? await tenantEm(this.orm, actor).find(DeliveryEntity, { id: { $in: valid } })
-      : [];
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => byId.get(id) ?? null);
+  getMany(actor: Actor, ids: readonly string[]): Promise<(Delivery | null)[]> {
+    return findByIds(tenantEm(this.orm, actor), DeliveryEntity, ids);
   }
 
   /** Every attempt of a delivery, first to last. */

@@ -4,6 +4,7 @@ import { batchLoader } from '../db/batch-loader.ts';
 import { newId } from '../db/ids.ts';
 import type { Orm } from '../db/orm.ts';
 import { sqlRows } from '../db/raw.ts';
+import { findByIds } from '../db/by-ids.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import {
   eventTypeName,
@@ -181,12 +182,8 @@ export class EventService {
 
   /** Events of the actor's tenant by id, in the order asked; null for unknown ids and other tenants' events. */
   async getMany(actor: Actor, ids: readonly string[]): Promise<(PublishedEvent | null)[]> {
-    const valid = ids.filter((id) => z.uuid().safeParse(id).success);
-    const rows = valid.length
-      ? await tenantEm(this.orm, actor).find(EventEntity, { id: { $in: valid } })
-      : [];
-    const byId = new Map(rows.map((row) => [row.id, fromEntity(row)]));
-    return ids.map((id) => byId.get(id) ?? null);
+    const rows = await findByIds(tenantEm(this.orm, actor), EventEntity, ids);
+    return rows.map((row) => row && fromEntity(row));
   }
 
   private async replay(

@@ -1,6 +1,7 @@
 import { LockMode } from '@mikro-orm/core';
 import { z } from 'zod';
 import type { EntityManager, Orm } from '../db/orm.ts';
+import { findByIds } from '../db/by-ids.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import type { AuditService, Recorder } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
@@ -136,12 +137,7 @@ export class ApiTokenService {
     return findPage(tenantEm(this.orm, actor), ApiTokenEntity, page);
   }
 
-  async getMany(actor: Actor, ids: readonly string[]): Promise<(ApiToken | null)[]> {
-    const valid = ids.filter((id) => z.uuid().safeParse(id).success);
-    const rows = valid.length
-      ? await tenantEm(this.orm, actor).find(ApiTokenEntity, { id: { $in: valid } })
-      : [];
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => byId.get(id) ?? null);
+  getMany(actor: Actor, ids: readonly string[]): Promise<(ApiToken | null)[]> {
+    return findByIds(tenantEm(this.orm, actor), ApiTokenEntity, ids);
   }
 }

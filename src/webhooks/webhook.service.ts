@@ -3,6 +3,7 @@ import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { z } from 'zod';
 import { sql } from 'kysely';
 import type { EntityManager, Orm } from '../db/orm.ts';
+import { findByIds } from '../db/by-ids.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import { MAX_URL_LENGTH, refuseUrl, type EndpointPolicy, type Resolve } from '../net/ssrf.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -224,13 +225,8 @@ export class WebhookService {
     return tenantEm(this.orm, actor).findOne(WebhookEntity, { id });
   }
 
-  async getMany(actor: Actor, ids: readonly string[]): Promise<(Webhook | null)[]> {
-    const valid = ids.filter((id) => z.uuid().safeParse(id).success);
-    const rows = valid.length
-      ? await tenantEm(this.orm, actor).find(WebhookEntity, { id: { $in: valid } })
-      : [];
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => byId.get(id) ?? null);
+  getMany(actor: Actor, ids: readonly string[]): Promise<(Webhook | null)[]> {
+    return findByIds(tenantEm(this.orm, actor), WebhookEntity, ids);
   }
 
   /** Webhooks of the actor's tenant, newest first. */
