@@ -159,93 +159,85 @@ const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 
-/** Maps each setting to the environment variable it comes from; the README's table follows it. */
-function fromEnv(env: NodeJS.ProcessEnv) {
-  return {
-    dataDir: env.HERALD_DATA_DIR,
-    logLevel: env.LOG_LEVEL,
-    server: {
-      host: env.HOST,
-      port: env.PORT,
-      production: env.NODE_ENV === 'production',
-      maxRequestBytes: env.HERALD_MAX_REQUEST_BYTES,
-      shutdownGraceMs: env.HERALD_SHUTDOWN_GRACE_MS,
-    },
-    database: {
-      url: env.DATABASE_URL,
-      poolMax: env.DATABASE_POOL_MAX,
-      statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
-    },
-    nats: {
-      url: env.NATS_URL,
-      prefix: env.HERALD_NATS_PREFIX,
-      replicas: env.HERALD_NATS_REPLICAS,
-      duplicateWindowMs: env.HERALD_NATS_DUPLICATE_WINDOW_MS,
-    },
-    auth: { adminToken: env.HERALD_ADMIN_TOKEN },
-    webhooks: {
-      secretKey: env.HERALD_SECRET_KEY,
-      allowHttp: env.HERALD_ALLOW_HTTP,
-      allowedCidrs: env.HERALD_ALLOWED_CIDRS,
-      rotationGraceMs: env.HERALD_SECRET_ROTATION_GRACE_MS,
-    },
-    delivery: {
-      concurrency: env.HERALD_DELIVERY_CONCURRENCY,
-      retryScheduleMs: env.HERALD_RETRY_SCHEDULE_MS,
-      connectTimeoutMs: env.HERALD_CONNECT_TIMEOUT_MS,
-      requestTimeoutMs: env.HERALD_REQUEST_TIMEOUT_MS,
-      maxInFlightPerEndpoint: env.HERALD_MAX_IN_FLIGHT_PER_ENDPOINT,
-      circuitFailures: env.HERALD_CIRCUIT_FAILURES,
-      circuitOpenMs: env.HERALD_CIRCUIT_OPEN_MS,
-      autoDisableAfterMs: env.HERALD_AUTO_DISABLE_AFTER_MS,
-      retentionMs: env.HERALD_RETENTION_MS,
-      retentionIntervalMs: env.HERALD_RETENTION_INTERVAL_MS,
-      webhookCacheTtlMs: env.HERALD_WEBHOOK_CACHE_TTL_MS,
-    },
-    live: {
-      bufferMessages: env.HERALD_LIVE_BUFFER,
-      bufferBytes: env.HERALD_LIVE_BUFFER_BYTES,
-      replayLimit: env.HERALD_LIVE_REPLAY_LIMIT,
-      keepAliveMs: env.HERALD_WS_KEEPALIVE_MS,
-    },
-  };
-}
-
-const envNames: Record<string, string> = {
+/**
+ * The environment variable of each setting, in the shape of the config: the one list of them (the
+ * README's table follows it). `server.production` is NODE_ENV=production.
+ */
+const variables = {
   dataDir: 'HERALD_DATA_DIR',
   logLevel: 'LOG_LEVEL',
-  'server.host': 'HOST',
-  'server.port': 'PORT',
-  'server.maxRequestBytes': 'HERALD_MAX_REQUEST_BYTES',
-  'server.shutdownGraceMs': 'HERALD_SHUTDOWN_GRACE_MS',
-  'database.url': 'DATABASE_URL',
-  'database.poolMax': 'DATABASE_POOL_MAX',
-  'database.statementTimeoutMs': 'DATABASE_STATEMENT_TIMEOUT_MS',
-  'nats.url': 'NATS_URL',
-  'nats.prefix': 'HERALD_NATS_PREFIX',
-  'nats.replicas': 'HERALD_NATS_REPLICAS',
-  'nats.duplicateWindowMs': 'HERALD_NATS_DUPLICATE_WINDOW_MS',
-  'auth.adminToken': 'HERALD_ADMIN_TOKEN',
-  'webhooks.secretKey': 'HERALD_SECRET_KEY',
-  'webhooks.allowHttp': 'HERALD_ALLOW_HTTP',
-  'webhooks.allowedCidrs': 'HERALD_ALLOWED_CIDRS',
-  'webhooks.rotationGraceMs': 'HERALD_SECRET_ROTATION_GRACE_MS',
-  'delivery.concurrency': 'HERALD_DELIVERY_CONCURRENCY',
-  'delivery.retryScheduleMs': 'HERALD_RETRY_SCHEDULE_MS',
-  'delivery.connectTimeoutMs': 'HERALD_CONNECT_TIMEOUT_MS',
-  'delivery.requestTimeoutMs': 'HERALD_REQUEST_TIMEOUT_MS',
-  'delivery.maxInFlightPerEndpoint': 'HERALD_MAX_IN_FLIGHT_PER_ENDPOINT',
-  'delivery.circuitFailures': 'HERALD_CIRCUIT_FAILURES',
-  'delivery.circuitOpenMs': 'HERALD_CIRCUIT_OPEN_MS',
-  'delivery.autoDisableAfterMs': 'HERALD_AUTO_DISABLE_AFTER_MS',
-  'delivery.retentionMs': 'HERALD_RETENTION_MS',
-  'delivery.retentionIntervalMs': 'HERALD_RETENTION_INTERVAL_MS',
-  'delivery.webhookCacheTtlMs': 'HERALD_WEBHOOK_CACHE_TTL_MS',
-  'live.bufferMessages': 'HERALD_LIVE_BUFFER',
-  'live.bufferBytes': 'HERALD_LIVE_BUFFER_BYTES',
-  'live.replayLimit': 'HERALD_LIVE_REPLAY_LIMIT',
-  'live.keepAliveMs': 'HERALD_WS_KEEPALIVE_MS',
-};
+  server: {
+    host: 'HOST',
+    port: 'PORT',
+    maxRequestBytes: 'HERALD_MAX_REQUEST_BYTES',
+    shutdownGraceMs: 'HERALD_SHUTDOWN_GRACE_MS',
+  },
+  database: {
+    url: 'DATABASE_URL',
+    poolMax: 'DATABASE_POOL_MAX',
+    statementTimeoutMs: 'DATABASE_STATEMENT_TIMEOUT_MS',
+  },
+  nats: {
+    url: 'NATS_URL',
+    prefix: 'HERALD_NATS_PREFIX',
+    replicas: 'HERALD_NATS_REPLICAS',
+    duplicateWindowMs: 'HERALD_NATS_DUPLICATE_WINDOW_MS',
+  },
+  auth: { adminToken: 'HERALD_ADMIN_TOKEN' },
+  webhooks: {
+    secretKey: 'HERALD_SECRET_KEY',
+    allowHttp: 'HERALD_ALLOW_HTTP',
+    allowedCidrs: 'HERALD_ALLOWED_CIDRS',
+    rotationGraceMs: 'HERALD_SECRET_ROTATION_GRACE_MS',
+  },
+  delivery: {
+    concurrency: 'HERALD_DELIVERY_CONCURRENCY',
+    retryScheduleMs: 'HERALD_RETRY_SCHEDULE_MS',
+    connectTimeoutMs: 'HERALD_CONNECT_TIMEOUT_MS',
+    requestTimeoutMs: 'HERALD_REQUEST_TIMEOUT_MS',
+    maxInFlightPerEndpoint: 'HERALD_MAX_IN_FLIGHT_PER_ENDPOINT',
+    circuitFailures: 'HERALD_CIRCUIT_FAILURES',
+    circuitOpenMs: 'HERALD_CIRCUIT_OPEN_MS',
+    autoDisableAfterMs: 'HERALD_AUTO_DISABLE_AFTER_MS',
+    retentionMs: 'HERALD_RETENTION_MS',
+    retentionIntervalMs: 'HERALD_RETENTION_INTERVAL_MS',
+    webhookCacheTtlMs: 'HERALD_WEBHOOK_CACHE_TTL_MS',
+  },
+  live: {
+    bufferMessages: 'HERALD_LIVE_BUFFER',
+    bufferBytes: 'HERALD_LIVE_BUFFER_BYTES',
+    replayLimit: 'HERALD_LIVE_REPLAY_LIMIT',
+    keepAliveMs: 'HERALD_WS_KEEPALIVE_MS',
+  },
+} as const;
+
+type Variables = { readonly [key: string]: string | Variables };
+
+/** The settings as the environment gives them, in the config's shape, before parsing. */
+function read(names: Variables, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(names).map(([key, name]) => [key, typeof name === 'string' ? env[name] : read(name, env)]),
+  );
+}
+
+/** Each setting's path (`server.port`) and its variable. */
+function flatten(names: Variables, prefix = ''): [path: string, name: string][] {
+  return Object.entries(names).flatMap(([key, name]) =>
+    typeof name === 'string'
+      ? [[`${prefix}${key}`, name] as [string, string]]
+      : flatten(name, `${prefix}${key}.`),
+  );
+}
+
+const envNames = flatten(variables);
+
+function fromEnv(env: NodeJS.ProcessEnv) {
+  const settings = read(variables, env);
+  return {
+    ...settings,
+    server: { ...(settings.server as object), production: env.NODE_ENV === 'production' },
+  };
+}
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -263,8 +255,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     parsed.error.issues.map((issue) => {
       const key = issue.path.join('.');
       // The variable whose setting holds the path (a list's items name their list's variable).
-      const name = Object.keys(envNames).find((k) => key === k || key.startsWith(`${k}.`));
-      return `${name ? envNames[name] : key}: ${issue.message}`;
+      const name = envNames.find(([path]) => key === path || key.startsWith(`${path}.`))?.[1];
+      return `${name ?? key}: ${issue.message}`;
     }),
   );
 }
