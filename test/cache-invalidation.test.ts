@@ -4,14 +4,13 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { startTestApp, uniqueType, type TestApp } from './support/app.ts';
 import { CreateWebhook, PublishEvent, UpsertEventType } from './support/operations.ts';
-import { startReceiver } from './support/receiver.ts';
+import { startReceiver, toLocalReceivers } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 /** The API and a worker as separate apps on one database and one set of streams. */
 describe('webhook changes made in the API process', () => {
   const env = {
-    HERALD_ALLOWED_CIDRS: '127.0.0.0/8',
-    HERALD_ALLOW_HTTP: 'true',
+    ...toLocalReceivers,
     // Ten minutes: only the announcement on the bus can make the worker see a change in time.
     HERALD_WEBHOOK_CACHE_TTL_MS: '600000',
   };

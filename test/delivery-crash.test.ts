@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import { rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
 import { CreateWebhook, PublishEvent, UpsertEventType } from './support/operations.ts';
-import { startReceiver } from './support/receiver.ts';
+import { startReceiver, toLocalReceivers } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 const Unsettled = graphql(`
@@ -27,8 +27,7 @@ describe('a worker killed in the middle of a batch', () => {
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   const workers: ChildProcess[] = [];
   const env: Record<string, string> = {
-    HERALD_ALLOWED_CIDRS: '127.0.0.0/8',
-    HERALD_ALLOW_HTTP: 'true',
+    ...toLocalReceivers,
     HERALD_REQUEST_TIMEOUT_MS: '1000',
   };
 

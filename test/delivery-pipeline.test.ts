@@ -16,7 +16,7 @@ import {
   type TestApp,
 } from './support/app.ts';
 import { AuditLogs, CreateApiToken, CreateWebhook } from './support/operations.ts';
-import { startReceiver, type Reply } from './support/receiver.ts';
+import { startReceiver, toLocalReceivers, type Reply } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 const Deliveries = graphql(`
@@ -116,8 +116,7 @@ describe.each(modes)('the delivery pipeline (%s mode)', (mode) => {
   beforeAll(async () => {
     h = await startTestApp(mode, {
       env: {
-        HERALD_ALLOWED_CIDRS: '127.0.0.0/8',
-        HERALD_ALLOW_HTTP: 'true',
+        ...toLocalReceivers,
         HERALD_RETRY_SCHEDULE_MS: '0,100,200',
         // Endpoints here fail on purpose: a short pause once the breaker opens.
         HERALD_CIRCUIT_OPEN_MS: '100',

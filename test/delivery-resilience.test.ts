@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import { modes, newEventType, rawId, startTestApp, webhookTo, type TestApp } from './support/app.ts';
 import { AuditLogs, PublishEvent } from './support/operations.ts';
-import { startReceiver, type Reply } from './support/receiver.ts';
+import { startReceiver, toLocalReceivers, type Reply } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 const EnableWebhook = graphql(`
@@ -42,8 +42,6 @@ const DeliveryLog = graphql(`
   }
 `);
 
-const base = { HERALD_ALLOWED_CIDRS: '127.0.0.0/8', HERALD_ALLOW_HTTP: 'true' };
-
 describe.each(modes)('delivery resilience (%s mode)', (mode) => {
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -51,7 +49,7 @@ describe.each(modes)('delivery resilience (%s mode)', (mode) => {
   });
 
   async function setup(env: Record<string, string>) {
-    const h = await startTestApp(mode, { env: { ...base, ...env } });
+    const h = await startTestApp(mode, { env: { ...toLocalReceivers, ...env } });
     cleanups.push(() => h.stop());
     return h;
   }

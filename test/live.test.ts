@@ -16,7 +16,7 @@ import {
   type TestApp,
 } from './support/app.ts';
 import { CreateApiToken, PublishEvent, RevokeApiToken } from './support/operations.ts';
-import { startReceiver, type Reply } from './support/receiver.ts';
+import { startReceiver, toLocalReceivers, type Reply } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 const LiveEvents = graphql(`
@@ -118,8 +118,7 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
   beforeAll(async () => {
     h = await startTestApp(mode, {
       env: {
-        HERALD_ALLOWED_CIDRS: '127.0.0.0/8',
-        HERALD_ALLOW_HTTP: 'true',
+        ...toLocalReceivers,
         HERALD_RETRY_SCHEDULE_MS: '0,50,50',
         HERALD_CIRCUIT_FAILURES: '1000',
         HERALD_LIVE_REPLAY_LIMIT: '40',

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import { collect, httpExecutor, liveEvents, wsClient } from './support/app.ts';
 import { CreateTenant, CreateWebhook, PublishEvent, UpsertEventType } from './support/operations.ts';
-import { startReceiver } from './support/receiver.ts';
+import { startReceiver, toLocalReceivers } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 const ReplicaAttempts = graphql(`
@@ -122,8 +122,7 @@ describe('entry points', () => {
       HERALD_NATS_PREFIX: inject('natsPrefix'),
       HERALD_ADMIN_TOKEN: token,
       HERALD_SECRET_KEY: inject('secretKey'),
-      HERALD_ALLOW_HTTP: 'true',
-      HERALD_ALLOWED_CIDRS: '127.0.0.0/8',
+      ...toLocalReceivers,
       PORT: '0',
       LOG_LEVEL: 'info',
     };

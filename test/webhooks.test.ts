@@ -10,6 +10,7 @@ import {
   UpsertEventType,
 } from './support/operations.ts';
 import { sqlConnection } from './support/sql.ts';
+import { loopbackAllowed } from './support/receiver.ts';
 
 const UpdateWebhook = graphql(`
   mutation UpdateWebhook($input: UpdateWebhookInput!) {
@@ -118,7 +119,7 @@ describe.each(modes)('webhook subscriptions (%s mode)', (mode) => {
   let types: { paid: string; sent: string; lead: string; old: string };
 
   beforeAll(async () => {
-    h = await startTestApp(mode, { env: { HERALD_ALLOWED_CIDRS: '127.0.0.0/8' } });
+    h = await startTestApp(mode, { env: loopbackAllowed });
     const prefix = `w${Math.random().toString(36).slice(2, 8)}`;
     types = {
       paid: `${prefix}.invoice.paid`,

@@ -43,3 +43,9 @@ export async function startReceiver(reply: Reply = (_req, res) => res.writeHead(
     },
   };
 }
+
+/** Settings that let Herald call loopback addresses (refused by default: SSRF). */
+export const loopbackAllowed = { HERALD_ALLOWED_CIDRS: '127.0.0.0/8' };
+
+/** Settings that let Herald deliver to local receivers: loopback, over plain http. */
+export const toLocalReceivers = { ...loopbackAllowed, HERALD_ALLOW_HTTP: 'true' };
