@@ -10,7 +10,7 @@ import { inject } from 'vitest';
 import WebSocket from 'ws';
 import { startApp, type App, type Roles } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
 import type { PublishEventInput } from '../gql/graphql.ts';
 import { CreateTenant, CreateWebhook, EventPublished, PublishEvent, UpsertEventType } from './operations.ts';
 import { waitFor } from './wait.ts';
@@ -128,7 +128,7 @@ export interface TestApp {
 
 export async function startTestApp(
   mode: Mode,
-  options: { env?: Record<string, string>; roles?: Roles } = {},
+  options: { env?: Record<string, string>; roles?: Roles; logger?: Logger } = {},
 ): Promise<TestApp> {
   const { env, cleanup } = modeEnv(mode);
   const operatorToken = `hrld_test_${randomBytes(18).toString('base64url')}`;
@@ -139,7 +139,11 @@ export async function startTestApp(
     ...env,
     ...options.env,
   });
-  const app = await startApp(config, options.roles ?? { api: true, worker: true }, createLogger('silent'));
+  const app = await startApp(
+    config,
+    options.roles ?? { api: true, worker: true },
+    options.logger ?? createLogger('silent'),
+  );
   const url = app.url!;
   const clients: Client[] = [];
   const operator = httpExecutor(url, operatorToken);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { blockedAddress, refuseUrl, type EndpointPolicy, type Resolve } from '../src/net/ssrf.ts';
+import { blockedAddress, refuseUrl, type EndpointPolicy, type Resolve } from '../../src/net/ssrf.ts';
 
 const strict: EndpointPolicy = { allowHttp: false, allowedCidrs: [] };
 
