@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EventBus } from './bus/bus.ts';
-import { encode, streams, subjects, webhooksChangedV1 } from './bus/contracts.ts';
-import { newId } from './db/ids.ts';
+import { streams } from './bus/contracts.ts';
 import { MemoryBus } from './bus/memory.ts';
 import { NatsBus } from './bus/nats.ts';
 import type { Config } from './config.ts';
@@ -19,12 +17,13 @@ import { ApiTokenService } from './tenancy/api-token.service.ts';
 import { AuthService } from './tenancy/auth.service.ts';
 import { TenantService } from './tenancy/tenant.service.ts';
 import { SecretBox } from './webhooks/webhook-secret.ts';
+import { WebhookChanges } from './webhooks/webhook-changes.ts';
 import { WebhookService } from './webhooks/webhook.service.ts';
 import { DeliveryService } from './deliveries/delivery.service.ts';
 import { graphqlEndpoint } from './graphql/endpoint.ts';
 import type { Services as GraphqlServices } from './graphql/context.ts';
 import { authenticator } from './http/authenticate.ts';
-import type { Dependency, Health } from './http/health.ts';
+import { readinessChecks } from './http/health.ts';
 import { createServer, type Server } from './http/server.ts';
 import { isDatabaseUnavailable } from './db/unavailable.ts';
 import { startPipeline } from './deliveries/pipeline.ts';
@@ -108,17 +107,6 @@ export async function startApp(
   });
   const box = new SecretBox(Buffer.from(secretKey, 'base64'));
   const eventRelay = new OutboxRelay(eventOutbox(orm, bus, config.nats.prefix), relayDeps);
-  // Every process announces webhook changes; workers drop their cached copy (startPipeline).
-  const announce = subjects(config.nats.prefix);
-  const announceChange = (tenantId: string) => {
-    bus
-      .publish(announce.webhooksChanged(tenantId), encode(webhooksChangedV1, { v: 1, tenantId }), {
-        msgId: newId(),
-      })
-      .catch((error: unknown) =>
-        logger.warn({ err: error, tenantId }, 'could not announce a webhook change'),
-      );
-  };
   const services: Services = {
     auth,
     audit,
@@ -139,32 +127,15 @@ export async function startApp(
       { prefix: config.nats.prefix },
     ),
   };
-  const probe = async (name: string, work: () => Promise<unknown>): Promise<Dependency> => {
-    try {
-      await Promise.race([
-        work(),
-        delay(1_000).then(() => Promise.reject(new Error('no answer within 1 s'))),
-      ]);
-      return 'ok';
-    } catch (error) {
-      logger.warn({ err: error, dependency: name }, 'readiness check failed');
-      return 'unavailable';
-    }
-  };
-  const health: Health = {
-    async check() {
-      const [database, busState] = await Promise.all([
-        probe('database', () => orm.em.fork().execute('select 1')),
-        probe('NATS', () => bus.ping()),
-      ]);
-      return { database, bus: busState };
-    },
-  };
-
-  services.webhooks.events.on('changed', announceChange);
+  // Every process announces its webhook changes; workers drop their cached copy (startPipeline).
+  const webhookChanges = new WebhookChanges(
+    { bus, webhooks: services.webhooks, logger },
+    { prefix: config.nats.prefix },
+  );
+  webhookChanges.announce();
   const relays = roles.worker ? [eventRelay.start(), auditRelay.start()] : [];
   const pipeline = roles.worker
-    ? startPipeline(config, { orm, bus, audit, box, webhooks: services.webhooks, logger })
+    ? startPipeline(config, { orm, bus, audit, box, webhooks: services.webhooks, webhookChanges, logger })
     : null;
   let server: Server | undefined;
   if (roles.api) {
@@ -177,6 +148,10 @@ export async function startApp(
       isUnavailable: isDatabaseUnavailable,
       logger,
     });
+    const health = readinessChecks(
+      { database: () => orm.em.fork().execute('select 1'), bus: () => bus.ping() },
+      logger,
+    );
     server = await createServer({ config, graphql, audit, authenticate, health, logger });
   }
   logger.info(

@@ -1,11 +1,11 @@
 import type { AuditService } from '../audit/audit.service.ts';
 import type { EventBus } from '../bus/bus.ts';
-import { decode, subjects, webhooksChangedV1 } from '../bus/contracts.ts';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
 import type { SecretBox } from '../webhooks/webhook-secret.ts';
+import type { WebhookChanges } from '../webhooks/webhook-changes.ts';
 import type { WebhookService } from '../webhooks/webhook.service.ts';
 import { MessageSettling } from './consumer.ts';
 import { Dispatcher } from './dispatcher.ts';
@@ -35,10 +35,11 @@ export function startPipeline(
     audit: AuditService;
     box: SecretBox;
     webhooks: WebhookService;
+    webhookChanges: WebhookChanges;
     logger: Logger;
   },
 ) {
-  const { orm, bus, audit, box, webhooks, logger } = deps;
+  const { orm, bus, audit, box, webhooks, webhookChanges, logger } = deps;
   const { delivery } = config;
   const matcher = new WebhookMatcher(orm, { ttlMs: delivery.webhookCacheTtlMs });
   const timed = { statementTimeoutMs: config.database.statementTimeoutMs };
@@ -55,16 +56,7 @@ export function startPipeline(
   };
   const settling = new MessageSettling({ logger, isBusUnavailable: (error) => bus.isUnavailable(error) });
   const queue = new DeliveryQueue(bus, config.nats.prefix);
-  webhooks.events.on('changed', (tenantId) => matcher.invalidate(tenantId));
-  // Changes made in other processes (the API) arrive on the bus; the cache's TTL covers a lost one.
-  const subject = subjects(config.nats.prefix);
-  const invalidations = bus.subscribe(subject.webhooksChanged('*'), (message) => {
-    try {
-      matcher.invalidate(decode(webhooksChangedV1, message.data).tenantId);
-    } catch (error) {
-      logger.warn({ err: error }, 'dropped a cache invalidation that breaks its contract');
-    }
-  });
+  const invalidations = webhookChanges.listen((tenantId) => matcher.invalidate(tenantId));
   const client = new DeliveryHttpClient(config.webhooks, {
     connectTimeoutMs: delivery.connectTimeoutMs,
     totalTimeoutMs: delivery.requestTimeoutMs,
@@ -108,7 +100,7 @@ export function startPipeline(
   ];
   return {
     async stop() {
-      invalidations.unsubscribe();
+      invalidations.stop();
       await Promise.all(running.map((r) => r.stop()));
       await client.close();
     },

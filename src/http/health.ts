@@ -1,4 +1,6 @@
 import type { ServerResponse } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from '../logger.ts';
 
 export type Dependency = 'ok' | 'unavailable';
 
@@ -22,4 +24,32 @@ export async function readiness(res: ServerResponse, health: Health, accepting: 
   const dependencies = await health.check();
   const ready = Object.values(dependencies).every((state) => state === 'ok');
   send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', ...dependencies });
+}
+
+/** Health from a probe per dependency: each must answer within a second. */
+export function readinessChecks(
+  probes: { database: () => Promise<unknown>; bus: () => Promise<unknown> },
+  logger: Logger,
+): Health {
+  const probe = async (name: string, work: () => Promise<unknown>): Promise<Dependency> => {
+    try {
+      await Promise.race([
+        work(),
+        delay(1_000).then(() => Promise.reject(new Error('no answer within 1 s'))),
+      ]);
+      return 'ok';
+    } catch (error) {
+      logger.warn({ err: error, dependency: name }, 'readiness check failed');
+      return 'unavailable';
+    }
+  };
+  return {
+    async check() {
+      const [database, bus] = await Promise.all([
+        probe('database', probes.database),
+        probe('NATS', probes.bus),
+      ]);
+      return { database, bus };
+    },
+  };
 }
