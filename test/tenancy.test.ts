@@ -137,14 +137,17 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
     expect(own.data?.createApiToken).toMatchObject({ apiToken: { client: 'ZAPIER' } });
   });
 
-  it('answers a missing scope with FORBIDDEN', async () => {
+  it('answers a missing scope with FORBIDDEN, saying what the field needs', async () => {
     const type = uniqueType();
     await h.operator(UpsertEventType, { input: { name: type, group: 'Scopes' } });
     const reader = await issue({ name: 'reader', scopes: ['events:read'] });
     const denied = await reader.gql(PublishEvent, { input: { type } });
     expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(denied.errors?.[0]?.message).toMatch(/: needs the scope events:publish to publish events$/);
     expect(denied.data).toBeNull();
-    expect((await reader.gql(ApiTokens, {})).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const tokens = await reader.gql(ApiTokens, {});
+    expect(tokens.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(tokens.errors?.[0]?.message).toMatch(/needs the scope tokens:manage to manage API tokens$/);
     expect((await h.operator(PublishEvent, { input: { type } })).errors?.[0]?.extensions?.code).toBe(
       'FORBIDDEN',
     );

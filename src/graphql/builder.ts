@@ -56,10 +56,14 @@ export const builder = new SchemaBuilder<{
   },
 });
 
-/** Pothos' message, and what the field needs. */
+/** Pothos' message, and what the field needs. A field's scope map fails as a list of one. */
 function refusal(message: string, failure: AuthFailure): string {
-  return failure.kind === AuthScopeFailureType.AuthScope && failure.scope === 'can'
-    ? `${message}: ${requirement(failure.parameter as Action)}`
+  const leaf =
+    failure.kind === AuthScopeFailureType.AnyAuthScopes && failure.failures.length === 1
+      ? failure.failures[0]!
+      : failure;
+  return leaf.kind === AuthScopeFailureType.AuthScope && leaf.scope === 'can'
+    ? `${message}: ${requirement(leaf.parameter as Action)}`
     : message;
 }
 
