@@ -87,7 +87,7 @@ export class OutboxRelay<T> {
 
   /** Waits for the pending deletions of published entries. */
   async flush(): Promise<void> {
-    await this.removing;
+    while (this.removing) await this.removing;
   }
 
   private async sendAll(
@@ -107,10 +107,10 @@ export class OutboxRelay<T> {
     return { sent, unavailable: null };
   }
 
+  /** Deletes the entries published until now; those published meanwhile go in the next round. */
   private async removePublished(): Promise<void> {
     const ids = this.published;
     this.published = [];
-    this.removing = undefined;
     try {
       await this.outbox.remove(ids);
     } catch (error) {
@@ -120,5 +120,7 @@ export class OutboxRelay<T> {
         `could not clear the outbox of ${this.outbox.what}`,
       );
     }
+    // Cleared only now, so that flush() waits for a deletion under way.
+    this.removing = this.published.length > 0 ? delay(20).then(() => this.removePublished()) : undefined;
   }
 }
