@@ -125,7 +125,7 @@ const table = [
   ),
 ].join('\n');
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-const dir = new URL('./results', import.meta.url);
+const dir = new URL('./results/', import.meta.url);
 mkdirSync(dir, { recursive: true });
 writeFileSync(
   new URL(`${stamp}.json`, dir),
