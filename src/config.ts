@@ -94,6 +94,11 @@ const msList = optionalString.pipe(
 const deliverySchema = z.object({
   /** Attempts in flight per worker process. */
   concurrency: integer().pipe(z.number().min(1).max(10_000)).default(256),
+  /**
+   * Deliveries queued for the workers (not yet settled) past which a dispatcher makes no more: the
+   * events behind wait on their stream.
+   */
+  maxQueued: integer().pipe(z.number().min(1)).default(4_000),
   /** Delay before each attempt; the default is DESIGN's 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
   retryScheduleMs: msList,
   connectTimeoutMs: integer().pipe(z.number().positive()).default(5_000),
@@ -192,6 +197,7 @@ const variables = {
   },
   delivery: {
     concurrency: 'HERALD_DELIVERY_CONCURRENCY',
+    maxQueued: 'HERALD_MAX_QUEUED_DELIVERIES',
     retryScheduleMs: 'HERALD_RETRY_SCHEDULE_MS',
     connectTimeoutMs: 'HERALD_CONNECT_TIMEOUT_MS',
     requestTimeoutMs: 'HERALD_REQUEST_TIMEOUT_MS',

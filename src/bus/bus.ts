@@ -112,6 +112,8 @@ export interface EventBus {
     subject: string,
     range: { afterSeq: number; untilSeq: number; limit: number },
   ): Promise<LiveMessage[]>;
+  /** How many messages a work-queue stream holds: stored and not yet acked (its backlog). */
+  backlog(stream: string): Promise<number>;
   /** True when an error means the bus did not answer (so later may work), not that it refused the message. */
   isUnavailable(error: unknown): boolean;
   /** Readiness: the bus answers now. */

@@ -205,6 +205,13 @@ export class MemoryBus implements EventBus {
     return replayed;
   }
 
+  async backlog(stream: string): Promise<number> {
+    this.assertOpen();
+    const found = this.streams.get(stream);
+    if (!found) throw new Error(`stream ${stream} is not declared`);
+    return found.messages.size;
+  }
+
   isUnavailable(error: unknown): boolean {
     return error instanceof BusClosedError;
   }

@@ -275,6 +275,11 @@ export class NatsBus implements EventBus {
     }
   }
 
+  async backlog(stream: string): Promise<number> {
+    if (!this.connected || this.nc.isClosed()) throw new BusUnavailableError();
+    return (await this.jsm.streams.info(stream)).state.messages;
+  }
+
   isUnavailable(error: unknown): boolean {
     return error instanceof BusUnavailableError || (error instanceof Error && unavailable.has(error.name));
   }

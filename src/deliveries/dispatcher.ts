@@ -3,6 +3,7 @@ import { eventMessageV1, streams, subjects } from '../bus/contracts.ts';
 import { fromMessage } from '../events/published-event.ts';
 import type { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
 import type { MessageSettling } from './consumer.ts';
+import type { QueueBound } from './queue-bound.ts';
 import type { DeliveryQueue } from './queue.ts';
 import type { EventDispatches } from './store/dispatches.ts';
 
@@ -12,13 +13,15 @@ type Stage = 'match' | 'dispatch' | 'queue';
  * Turns events into deliveries: for each event on the stream, one delivery per active webhook of
  * the tenant subscribed to its type, each queued for the workers. The event message is acked only
  * once its deliveries are stored and queued; a redelivered event creates nothing twice and
- * re-queues what was not attempted yet.
+ * re-queues what was not attempted yet. While the delivery queue is full (QueueBound) it waits,
+ * and the events behind it wait on their stream.
  */
 export class Dispatcher {
   private readonly bus: EventBus;
   private readonly dispatches: Pick<EventDispatches, 'create'>;
   private readonly queue: Pick<DeliveryQueue, 'enqueue'>;
   private readonly matcher: Pick<WebhookMatcher, 'matching'>;
+  private readonly bound: Pick<QueueBound, 'tryAdmit' | 'admit' | 'landed'>;
   private readonly settling: MessageSettling;
   private readonly prefix: string;
   private readonly subjectOf: (event: { tenantId: string; type: string }) => string;
@@ -29,6 +32,7 @@ export class Dispatcher {
       dispatches: Pick<EventDispatches, 'create'>;
       queue: Pick<DeliveryQueue, 'enqueue'>;
       matcher: Pick<WebhookMatcher, 'matching'>;
+      bound: Pick<QueueBound, 'tryAdmit' | 'admit' | 'landed'>;
       settling: MessageSettling;
     },
     options: { prefix: string },
@@ -37,6 +41,7 @@ export class Dispatcher {
     this.dispatches = deps.dispatches;
     this.queue = deps.queue;
     this.matcher = deps.matcher;
+    this.bound = deps.bound;
     this.settling = deps.settling;
     this.prefix = options.prefix;
     const { event } = subjects(options.prefix);
@@ -74,12 +79,26 @@ export class Dispatcher {
     let stage: Stage = 'match';
     try {
       const webhookIds = await this.matcher.matching(event.tenantId, event.type);
-      stage = 'dispatch';
-      const deliveries = await this.dispatches.create(event, webhookIds);
-      stage = 'queue';
-      await Promise.all(deliveries.map((delivery) => this.queue.enqueue(delivery)));
+      // The process is stopping: the event comes back, to this process or another.
+      if (!(await this.room(message, webhookIds.length))) return message.nak();
+      try {
+        stage = 'dispatch';
+        const deliveries = await this.dispatches.create(event, webhookIds);
+        stage = 'queue';
+        await Promise.all(deliveries.map((delivery) => this.queue.enqueue(delivery)));
+      } finally {
+        this.bound.landed(webhookIds.length);
+      }
     } catch (error) {
       this.settling.retryLater(message, { what: 'dispatch', stage, error }, { eventId: event.id });
     }
+  }
+
+  /** Room in the delivery queue for `count` deliveries: at once, or once the workers made it. */
+  private async room(message: BusMessage, count: number): Promise<boolean> {
+    if (count === 0 || this.bound.tryAdmit(count)) return true;
+    // Waiting may outlast the ack wait: the message is kept from coming back meanwhile.
+    const heartbeat = setInterval(() => message.working(), 5_000);
+    return this.bound.admit(count).finally(() => clearInterval(heartbeat));
   }
 }

@@ -1,5 +1,6 @@
 import type { AuditService } from '../audit/audit.service.ts';
 import type { EventBus } from '../bus/bus.ts';
+import { streams } from '../bus/contracts.ts';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
@@ -11,6 +12,7 @@ import { MessageSettling } from './consumer.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { DeliveryHttpClient } from './http-client.ts';
 import { EndpointGate, defaultIsolation } from './isolation.ts';
+import { QueueBound } from './queue-bound.ts';
 import { DeliveryQueue } from './queue.ts';
 import { defaultRetryPolicy } from './outcome.ts';
 import { startRetention } from './retention.ts';
@@ -84,9 +86,11 @@ export function startPipeline(
     },
     { prefix: config.nats.prefix },
   );
+  const deliveryStream = streams(config.nats.prefix).deliveries.name;
+  const bound = new QueueBound(() => bus.backlog(deliveryStream), { limit: delivery.maxQueued }, logger);
   const running = [
     new Dispatcher(
-      { bus, dispatches: new EventDispatches({ orm }, timed), queue, matcher, settling },
+      { bus, dispatches: new EventDispatches({ orm }, timed), queue, matcher, bound, settling },
       { prefix: config.nats.prefix },
     ).start(),
     // An attempt holds its message for at most the request timeout, then a short write.
@@ -101,6 +105,8 @@ export function startPipeline(
   return {
     async stop() {
       invalidations.stop();
+      // Dispatches waiting for room would wait for workers that are stopping too.
+      bound.close();
       await Promise.all(running.map((r) => r.stop()));
       await client.close();
     },
