@@ -8,7 +8,15 @@ import type { Row } from './lib/measure.ts';
 import type { Behaviour } from './lib/receiver.ts';
 import { heraldLive, ledgerText, rawLive, versus, type LiveOptions, type LiveRun } from './scenarios/live.ts';
 import { listQueries, publishEvents } from './scenarios/api.ts';
-import { heraldPipeline, rawPipeline, type PipelineOptions, type PipelineRun } from './scenarios/pipeline.ts';
+import {
+  heraldDrain,
+  heraldPipeline,
+  rawDrain,
+  rawPipeline,
+  type DrainRun,
+  type PipelineOptions,
+  type PipelineRun,
+} from './scenarios/pipeline.ts';
 
 /** Ten seconds of warm-up: a fresh Herald process is still compiling its hot path after three. */
 const timing = { warmupMs: 10_000, steadyMs: 12_000 };
@@ -27,8 +35,31 @@ function row(scenario: string, system: string, run: PipelineRun, baseline?: numb
     cpu: Object.entries(run.cpu)
       .map(([name, pct]) => `${name} ${pct}%`)
       .join(', '),
-    ledger: `${ledger.published} published, ${ledger.delivered}/${ledger.expected} delivered, ${ledger.pending} pending, ${ledger.duplicates} dup${ledger.balanced ? '' : ' — VOID'}`,
+    ledger: `${ledgerOf(ledger)}${run.queues ? `; most ${queuesOf(run.queues)}` : ''}`,
     ratio: baseline ? `${Math.round((run.throughput / baseline) * 100)} %` : '',
+  };
+}
+
+const ledgerOf = (ledger: PipelineRun['ledger']) =>
+  `${ledger.published} published, ${ledger.delivered}/${ledger.expected} delivered, ${ledger.pending} pending, ${ledger.duplicates} dup${ledger.balanced ? '' : ' — VOID'}`;
+
+const queuesOf = (q: NonNullable<PipelineRun['queues']>) =>
+  `${q.eventsWaiting} events waiting, ${q.deliveriesQueued} deliveries queued, ${q.notAttempted} not attempted, ${q.parked} parked, ${q.redelivered} redelivered`;
+
+function drainRow(scenario: string, system: string, run: DrainRun, baseline?: number): Row {
+  return {
+    scenario,
+    system,
+    throughput: run.capacity,
+    unit: 'deliveries/s',
+    p50: NaN,
+    p95: NaN,
+    p99: NaN,
+    cpu: Object.entries(run.cpu)
+      .map(([name, pct]) => `${name} ${pct}%`)
+      .join(', '),
+    ledger: `${ledgerOf(run.ledger)}; drained in ${run.seconds} s`,
+    ratio: baseline ? `${Math.round((run.capacity / baseline) * 100)} %` : '',
   };
 }
 
@@ -100,6 +131,24 @@ const scenarios: Record<string, () => Promise<Row[]>> = {
   },
   /** S6: 50-row list queries against the same SQL and JSON.stringify over node:http. */
   S6: () => listQueries({ rate: 1_000, ...timing }),
+  /**
+   * S7: capacity and overload, one endpoint. Capacity is the drain rate of 60,000 events already
+   * on the stream when the pipeline starts, Herald's and the raw pipeline's; then Herald is
+   * offered 80 % of its capacity (latency), and twice and three times it (what overload leaves).
+   */
+  async S7() {
+    const scenario = 'S7 capacity: a backlog of 60,000 events';
+    const backlog = { events: 60_000, endpoints: ['ok'] as Behaviour[], env };
+    const raw = await rawDrain(backlog);
+    const herald = await heraldDrain(backlog);
+    const rows = [drainRow(scenario, 'raw', raw), drainRow(scenario, 'Herald', herald, raw.capacity)];
+    for (const load of [0.8, 2, 3]) {
+      const rate = Math.round(load * herald.capacity);
+      const run = await heraldPipeline({ rate, endpoints: ['ok'], ...timing, env });
+      rows.push(row(`S7 offered ${load}× Herald's capacity (${rate}/s)`, 'Herald', run, herald.capacity));
+    }
+    return rows;
+  },
 };
 
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios);
@@ -114,6 +163,8 @@ for (const name of wanted) {
   rows.push(...result);
 }
 
+/** A drain has no latency to show. */
+const ms = (value: number) => (Number.isNaN(value) ? '' : String(value));
 const header =
   '| scenario | system | throughput | p50 ms | p95 ms | p99 ms | CPU (% of a core) | ledger | vs baseline |';
 const table = [
@@ -121,7 +172,7 @@ const table = [
   '|---|---|---|---|---|---|---|---|---|',
   ...rows.map(
     (r) =>
-      `| ${r.scenario} | ${r.system} | ${r.throughput} ${r.unit} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.cpu} | ${r.ledger} | ${r.ratio} |`,
+      `| ${r.scenario} | ${r.system} | ${r.throughput} ${r.unit} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${r.cpu} | ${r.ledger} | ${r.ratio} |`,
   ),
 ].join('\n');
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');

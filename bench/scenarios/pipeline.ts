@@ -19,6 +19,8 @@ import { Receiver, payload, type Behaviour } from '../lib/receiver.ts';
 export interface PipelineRun {
   /** Deliveries per second to healthy endpoints, counted by arrival within the steady window. */
   throughput: number;
+  /** Herald only: the most each queue held, sampled every second of the run. */
+  queues?: QueueSample;
   /** From the event's scheduled publish to its first arrival at the endpoint. */
   latency: Percentiles;
   cpu: Record<string, number>;
@@ -43,6 +45,73 @@ export interface PipelineOptions {
 }
 
 const encoder = new TextEncoder();
+
+/** Where a run's work waits: sampled from NATS and the database. */
+export interface QueueSample {
+  /** Events on the stream the dispatcher has not taken yet. */
+  eventsWaiting: number;
+  /** Messages on the deliveries stream (queued, or with a worker and not yet settled). */
+  deliveriesQueued: number;
+  /** Delivery rows created and not yet attempted. */
+  notAttempted: number;
+  /** Delivery rows parked for a later attempt. */
+  parked: number;
+  /** Messages delivered more than once by JetStream (ack wait expired, or naked), both consumers. */
+  redelivered: number;
+}
+
+/** Samples the queues of a Herald run every second; `stop` returns the most each held. */
+function sampleQueues(space: { prefix: string; databaseUrl: string }) {
+  const most: QueueSample = {
+    eventsWaiting: 0,
+    deliveriesQueued: 0,
+    notAttempted: 0,
+    parked: 0,
+    redelivered: 0,
+  };
+  const upper = space.prefix.toUpperCase();
+  let stopped = false;
+  const sampling = (async () => {
+    const nc = await connect({ servers: services.nats });
+    const jsm = await jetstreamManager(nc);
+    const db = new pg.Client({ connectionString: space.databaseUrl });
+    await db.connect();
+    const consumer = (stream: string, name: string) =>
+      jsm.consumers.info(stream, name).catch(() => ({ num_pending: 0, num_redelivered: 0 }));
+    try {
+      while (!stopped) {
+        const [events, deliveries, queued, rows] = await Promise.all([
+          consumer(`${upper}_EVENTS`, 'dispatcher'),
+          consumer(`${upper}_DELIVERIES`, 'deliverer'),
+          jsm.streams.info(`${upper}_DELIVERIES`).then((info) => info.state.messages),
+          db.query<{ waiting: number; parked: number }>(
+            "select count(*) filter (where status = 'PENDING' and attempts = 0)::int as waiting, count(*) filter (where status = 'RETRYING')::int as parked from deliveries",
+          ),
+        ]);
+        const sample: QueueSample = {
+          eventsWaiting: events.num_pending,
+          deliveriesQueued: queued,
+          notAttempted: rows.rows[0]!.waiting,
+          parked: rows.rows[0]!.parked,
+          redelivered: events.num_redelivered + deliveries.num_redelivered,
+        };
+        for (const key of Object.keys(most) as (keyof QueueSample)[])
+          most[key] = Math.max(most[key], sample[key]);
+        await until(() => stopped, 1_000);
+      }
+    } finally {
+      await db.end();
+      await nc.close();
+    }
+  })();
+  return {
+    async stop(): Promise<QueueSample> {
+      stopped = true;
+      await sampling;
+      return most;
+    },
+  };
+}
 
 async function startReceivers(behaviours: Behaviour[]) {
   return Promise.all(behaviours.map((b) => new Receiver(b).start()));
@@ -107,6 +176,7 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
     });
     const tenantId = rawId(tenant.tenantId);
     const cpu = new CpuMeter({ worker: worker.pid, bench: process.pid, ...serverProcesses });
+    const queues = sampleQueues(space);
     const load = await publishLoad(
       options,
       `${space.prefix}.events.${tenantId}.${type}`,
@@ -124,31 +194,15 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
       receivers,
       cpu,
     );
+    const most = await queues.stop();
     const healthy = receivers.filter((_, i) => options.endpoints[i] === 'ok');
     const healthyIds = tenant.webhookIds.filter((_, i) => options.endpoints[i] === 'ok').map(rawId);
-    const db = new pg.Client({ connectionString: space.databaseUrl });
-    await db.connect();
-    try {
-      return await settle(load, healthy, {
-        // A drained worker has recorded every attempt it made: nothing is counted twice.
-        quiesce: () => worker.stop(),
-        // Deliveries not yet succeeded, and events not yet dispatched, one per healthy endpoint.
-        pending: async () => {
-          const deliveries = await db.query<{ n: string }>(
-            "select count(*) as n from deliveries where webhook_id = any($1) and status <> 'SUCCEEDED'",
-            [healthyIds],
-          );
-          const dispatched = await db.query<{ n: string }>(
-            'select count(*) as n from events where dispatched_at is not null',
-          );
-          return (
-            Number(deliveries.rows[0]!.n) + (load.published - Number(dispatched.rows[0]!.n)) * healthy.length
-          );
-        },
-      });
-    } finally {
-      await db.end();
-    }
+    const run = await settle(load, healthy, {
+      // A drained worker has recorded every attempt it made: nothing is counted twice.
+      quiesce: () => worker.stop(),
+      pending: () => heraldPending(space.databaseUrl, load.published, healthyIds),
+    });
+    return { ...run, queues: most };
   } finally {
     await worker.stop();
     await api.stop();
@@ -232,6 +286,195 @@ export async function rawPipeline(options: PipelineOptions): Promise<PipelineRun
     });
   } finally {
     child.kill('SIGTERM');
+    await jsm.streams.delete(stream).catch(() => false);
+    await nc.close();
+    await space.drop();
+    await Promise.all(receivers.map((r) => r.close()));
+  }
+}
+
+export interface DrainOptions {
+  /** Events on the stream before the pipeline starts. */
+  events: number;
+  endpoints: Behaviour[];
+  env?: Record<string, string>;
+}
+
+export interface DrainRun {
+  /** Deliveries per second while the backlog drains (see drainRate). */
+  capacity: number;
+  /** From the pipeline's start to the last delivery. */
+  seconds: number;
+  cpu: Record<string, number>;
+  ledger: PipelineRun['ledger'];
+}
+
+/** Publishes `count` messages onto `subject` as fast as the stream takes them, 1,000 in flight. */
+async function prePublish(subject: string, count: number, message: (id: string) => unknown): Promise<void> {
+  const nc = await connect({ servers: services.nats });
+  const js = jetstream(nc);
+  const inFlight = new Set<Promise<unknown>>();
+  for (let i = 0; i < count; i++) {
+    const id = randomUUID();
+    const sent: Promise<unknown> = js
+      .publish(subject, encoder.encode(JSON.stringify(message(id))), { msgID: id })
+      .finally(() => inFlight.delete(sent));
+    inFlight.add(sent);
+    if (inFlight.size >= 1_000) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  await nc.close();
+}
+
+/**
+ * Deliveries per second between the 10th and the 90th percentile of their first arrivals: the
+ * pace once the pipeline is going, without its start (processes warming up) and its tail.
+ */
+function drainRate(receivers: Receiver[]): number {
+  const arrivals = Float64Array.from(receivers.flatMap((r) => [...r.firstArrival.values()])).sort();
+  const from = arrivals[Math.floor(arrivals.length * 0.1)]!;
+  const to = arrivals[Math.floor(arrivals.length * 0.9)]!;
+  return round((arrivals.length * 0.8) / ((to - from) / 1000), 0);
+}
+
+/** Waits for every delivery of a drain (3 minutes at most); the run's CPU and how long it took. */
+async function drain(receivers: Receiver[], expected: number, cpu: CpuMeter) {
+  const started = performance.now();
+  cpu.begin();
+  await until(() => receivers.reduce((n, r) => n + r.delivered, 0) >= expected, 180_000);
+  return { cpu: cpu.end(), seconds: round((performance.now() - started) / 1000) };
+}
+
+/** Herald's capacity: a backlog of events already on its stream when the worker starts. */
+export async function heraldDrain(options: DrainOptions): Promise<DrainRun> {
+  const receivers = await startReceivers(options.endpoints);
+  const space = await benchSpace('drain');
+  const env = heraldEnv(space, options.env);
+  const api = await startHerald('api', env);
+  const type = 'bench.order.created';
+  try {
+    const tenant = await setUpTenant(api.url!, env.HERALD_ADMIN_TOKEN, {
+      type,
+      webhookUrls: receivers.map((r) => r.url),
+    });
+    const tenantId = rawId(tenant.tenantId);
+    await prePublish(`${space.prefix}.events.${tenantId}.${type}`, options.events, (id) => ({
+      v: 1,
+      id,
+      tenantId,
+      type,
+      meta: { module: 'bench', model: 'order', action: 'created' },
+      current: payload(Date.now()),
+      previous: null,
+      occurredAt: new Date().toISOString(),
+      idempotencyKey: id,
+    }));
+    const worker = await startHerald('worker', env);
+    try {
+      const expected = options.events * receivers.length;
+      const run = await drain(
+        receivers,
+        expected,
+        new CpuMeter({ worker: worker.pid, bench: process.pid, ...serverProcesses }),
+      );
+      await worker.stop();
+      const delivered = receivers.reduce((n, r) => n + r.delivered, 0);
+      const pending = await heraldPending(space.databaseUrl, options.events, tenant.webhookIds.map(rawId));
+      return {
+        capacity: drainRate(receivers),
+        ...run,
+        ledger: {
+          published: options.events,
+          expected,
+          delivered,
+          pending,
+          duplicates: receivers.reduce((n, r) => n + r.duplicates, 0),
+          balanced: delivered + pending === expected,
+        },
+      };
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await api.stop();
+    await space.drop();
+    await Promise.all(receivers.map((r) => r.close()));
+  }
+}
+
+/** Deliveries to these webhooks not yet succeeded, and one per webhook for each event not yet dispatched. */
+async function heraldPending(databaseUrl: string, published: number, webhookIds: string[]): Promise<number> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const deliveries = await db.query<{ n: number }>(
+      "select count(*)::int as n from deliveries where webhook_id = any($1) and status <> 'SUCCEEDED'",
+      [webhookIds],
+    );
+    const dispatched = await db.query<{ n: number }>(
+      'select count(*)::int as n from events where dispatched_at is not null',
+    );
+    return deliveries.rows[0]!.n + (published - dispatched.rows[0]!.n) * webhookIds.length;
+  } finally {
+    await db.end();
+  }
+}
+
+/** The raw pipeline's capacity, the same way: a backlog on its stream when it starts. */
+export async function rawDrain(options: DrainOptions): Promise<DrainRun> {
+  const receivers = await startReceivers(options.endpoints);
+  const space = await benchSpace('rawdrain');
+  const stream = `${space.prefix.toUpperCase()}_RAW`;
+  const nc = await connect({ servers: services.nats });
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({
+    name: stream,
+    subjects: [`${space.prefix}.raw.>`],
+    retention: RetentionPolicy.Workqueue,
+    discard: DiscardPolicy.Old,
+  });
+  try {
+    await prePublish(`${space.prefix}.raw.events`, options.events, (id) => ({
+      id,
+      type: 'bench.order.created',
+      current: payload(Date.now()),
+    }));
+    const child = fork(
+      fileURLToPath(new URL('../raw/pipeline.ts', import.meta.url)),
+      [space.databaseUrl, services.nats, stream, receivers.map((r) => r.url).join(',')],
+      { stdio: 'inherit' },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.once('message', () => resolve());
+        child.once('exit', (code) => reject(new Error(`the raw pipeline exited with ${code}`)));
+      });
+      const expected = options.events * receivers.length;
+      const run = await drain(
+        receivers,
+        expected,
+        new CpuMeter({ worker: child.pid!, bench: process.pid, ...serverProcesses }),
+      );
+      await until(async () => (await jsm.consumers.info(stream, 'raw')).num_ack_pending === 0, 10_000);
+      const info = await jsm.consumers.info(stream, 'raw');
+      const delivered = receivers.reduce((n, r) => n + r.delivered, 0);
+      const pending = (info.num_pending + info.num_ack_pending) * receivers.length;
+      return {
+        capacity: drainRate(receivers),
+        ...run,
+        ledger: {
+          published: options.events,
+          expected,
+          delivered,
+          pending,
+          duplicates: receivers.reduce((n, r) => n + r.duplicates, 0),
+          balanced: delivered + pending === expected,
+        },
+      };
+    } finally {
+      child.kill('SIGTERM');
+    }
+  } finally {
     await jsm.streams.delete(stream).catch(() => false);
     await nc.close();
     await space.drop();
