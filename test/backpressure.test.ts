@@ -28,8 +28,8 @@ describe.each(modes)('backpressure from the workers to the dispatcher (%s mode)'
   let h: TestApp;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   beforeAll(async () => {
-    // 2 attempts at a time, 50 ms each: about 40 deliveries a second.
-    receiver = await startReceiver((_request, res) => setTimeout(() => res.writeHead(204).end(), 50));
+    // 2 attempts at a time, 100 ms each: about 20 deliveries a second.
+    receiver = await startReceiver((_request, res) => setTimeout(() => res.writeHead(204).end(), 100));
     h = await startTestApp(mode, {
       env: {
         ...toLocalReceivers,
@@ -64,14 +64,17 @@ describe.each(modes)('backpressure from the workers to the dispatcher (%s mode)'
       );
     }
     const madeWhenPublished = (await h.gql(QueuedDeliveries, {})).data!.deliveries.edges.length;
+    const receivedWhenPublished = new Set(receiver.received.map((r) => r.headers['webhook-id'])).size;
     publishing = false;
     await waitFor(() => new Set(receiver.received.map((r) => r.headers['webhook-id'])).size === EVENTS, {
       timeoutMs: 30_000,
       what: 'every event to be delivered',
     });
     await sampling;
-    // Every event was accepted at once; most waited on the stream, not as delivery rows.
+    // Every event was accepted at once; those not delivered yet waited on the stream, not as
+    // delivery rows: the rows made are those delivered and at most the bound more.
     expect(madeWhenPublished).toBeLessThan(100);
+    expect(madeWhenPublished - receivedWhenPublished).toBeLessThanOrEqual(BOUND + 2);
     expect(samples.length).toBeGreaterThan(20);
     expect(Math.max(...samples.map((s) => s.notAttempted))).toBeLessThanOrEqual(BOUND);
     expect(Math.max(...samples.map((s) => s.notAttempted))).toBeGreaterThan(0);

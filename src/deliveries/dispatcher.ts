@@ -85,7 +85,10 @@ export class Dispatcher {
         stage = 'dispatch';
         const deliveries = await this.dispatches.create(event, webhookIds);
         stage = 'queue';
-        await Promise.all(deliveries.map((delivery) => this.queue.enqueue(delivery)));
+        // Every publish settled before landed(): one still in flight would be counted nowhere.
+        const queued = await Promise.allSettled(deliveries.map((delivery) => this.queue.enqueue(delivery)));
+        const failed = queued.find((result) => result.status === 'rejected');
+        if (failed) throw failed.reason;
       } finally {
         this.bound.landed(webhookIds.length);
       }

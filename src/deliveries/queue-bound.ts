@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.ts';
+import { retryBackoffMs } from '../util/backoff.ts';
 
 /**
  * Backpressure from the delivery workers to the dispatcher. The dispatcher makes deliveries only
@@ -22,6 +23,8 @@ export class QueueBound {
   private admittedDuringMeasure = 0;
   private measuring = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Measurements failed in a row: the next waits longer, and only the first is logged. */
+  private failures = 0;
   private closed = false;
   private readonly waiting: { count: number; admit: (admitted: boolean) => void }[] = [];
 
@@ -61,9 +64,13 @@ export class QueueBound {
     for (const waiter of this.waiting.splice(0)) waiter.admit(false);
   }
 
-  /** An event with more deliveries than the bound still goes, alone, into an empty queue. */
+  /**
+   * Whether `count` more fit. An event with more deliveries than the bound goes once the queue is
+   * at most half full: an empty queue may never come (other processes, retries, messages that
+   * ran out of deliveries stay on the stream).
+   */
   private fits(count: number): boolean {
-    return this.queued + count <= this.limit || this.queued === 0;
+    return count >= this.limit ? this.queued <= this.limit / 2 : this.queued + count <= this.limit;
   }
 
   private take(count: number): void {
@@ -76,7 +83,8 @@ export class QueueBound {
 
   private schedule(): void {
     if (this.timer || this.measuring || this.closed) return;
-    this.timer = setTimeout(() => void this.refresh(), this.pollMs);
+    const delayMs = this.failures === 0 ? this.pollMs : Math.max(this.pollMs, retryBackoffMs(this.failures));
+    this.timer = setTimeout(() => void this.refresh(), delayMs);
   }
 
   private async refresh(): Promise<void> {
@@ -87,9 +95,13 @@ export class QueueBound {
     try {
       const measured = await this.measure();
       this.queued = measured + inTransit + this.admittedDuringMeasure;
+      if (this.failures > 0)
+        this.logger.info({ failures: this.failures }, 'the delivery queue is measured again');
+      this.failures = 0;
     } catch (error) {
-      // Kept as estimated: the bound holds, and the next measurement may answer.
-      this.logger.warn({ err: error }, 'could not measure the delivery queue');
+      // Kept as estimated, so the bound holds (the bus that does not answer takes no deliveries
+      // either); measured again after a backoff.
+      if (this.failures++ === 0) this.logger.warn({ err: error }, 'could not measure the delivery queue');
     } finally {
       this.measuring = false;
     }

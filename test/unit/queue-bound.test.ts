@@ -4,10 +4,11 @@ import { createLogger } from '../../src/logger.ts';
 
 /** A bound over a queue whose size the test sets, measured when the bound asks. */
 function bound(limit: number) {
-  const queue = { size: 0, measured: 0 };
+  const queue = { size: 0, measured: 0, down: false };
   const b = new QueueBound(
     async () => {
       queue.measured++;
+      if (queue.down) throw new Error('no answer');
       return queue.size;
     },
     { limit, pollMs: 5 },
@@ -62,6 +63,37 @@ describe('queue bound', () => {
     expect(order).toEqual([1, 2]);
     const { b: empty } = bound(4);
     expect(empty.tryAdmit(9)).toBe(true);
+  });
+
+  it('lets an event larger than the bound in once the queue is half empty, not only once it is empty', async () => {
+    const { b, queue } = bound(4);
+    expect(b.tryAdmit(3)).toBe(true);
+    b.landed(3);
+    queue.size = 3;
+    let admitted = false;
+    const waiting = b.admit(9).then((ok) => (admitted = ok));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(admitted).toBe(false);
+    queue.size = 2;
+    await waiting;
+    expect(admitted).toBe(true);
+  });
+
+  it('holds to its estimate while the queue cannot be measured, and admits again once it can', async () => {
+    const { b, queue } = bound(4);
+    expect(b.tryAdmit(4)).toBe(true);
+    b.landed(4);
+    queue.down = true;
+    let admitted = false;
+    const waiting = b.admit(1).then((ok) => (admitted = ok));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(admitted).toBe(false);
+    // Tried again, backing off (250 ms, then 500 ms): not once every 5 ms.
+    expect(queue.measured).toBeGreaterThanOrEqual(2);
+    expect(queue.measured).toBeLessThanOrEqual(3);
+    queue.down = false;
+    await waiting;
+    expect(admitted).toBe(true);
   });
 
   it('releases its waiters with false when closed', async () => {
