@@ -48,7 +48,7 @@ const encoder = new TextEncoder();
 
 /** Where a run's work waits: sampled from NATS and the database. */
 export interface QueueSample {
-  /** Events on the stream the dispatcher has not taken yet. */
+  /** Events on the stream not yet dispatched (waiting, or held by the dispatcher). */
   eventsWaiting: number;
   /** Messages on the deliveries stream (queued, or with a worker and not yet settled). */
   deliveriesQueued: number;
@@ -56,11 +56,14 @@ export interface QueueSample {
   notAttempted: number;
   /** Delivery rows parked for a later attempt. */
   parked: number;
-  /** Messages delivered more than once by JetStream (ack wait expired, or naked), both consumers. */
+  /** Messages delivered again by JetStream (ack wait expired, or naked) and not yet acked, both consumers. */
   redelivered: number;
 }
 
-/** Samples the queues of a Herald run every second; `stop` returns the most each held. */
+/**
+ * Samples the queues of a Herald run every second (the delivery rows every third, a count that
+ * costs PostgreSQL a scan); `stop` returns the most each held.
+ */
 function sampleQueues(space: { prefix: string; databaseUrl: string }) {
   const most: QueueSample = {
     eventsWaiting: 0,
@@ -76,23 +79,32 @@ function sampleQueues(space: { prefix: string; databaseUrl: string }) {
     const jsm = await jetstreamManager(nc);
     const db = new pg.Client({ connectionString: space.databaseUrl });
     await db.connect();
-    const consumer = (stream: string, name: string) =>
-      jsm.consumers.info(stream, name).catch(() => ({ num_pending: 0, num_redelivered: 0 }));
+    const none = { num_pending: 0, num_ack_pending: 0, num_redelivered: 0 };
+    const consumer = (stream: string, name: string) => jsm.consumers.info(stream, name).catch(() => none);
+    const rows = () =>
+      db
+        .query<{ waiting: number; parked: number }>(
+          "select count(*) filter (where status = 'PENDING' and attempts = 0)::int as waiting, count(*) filter (where status = 'RETRYING')::int as parked from deliveries",
+        )
+        .then((result) => result.rows[0]!);
+    const nothing = { waiting: 0, parked: 0 };
     try {
-      while (!stopped) {
-        const [events, deliveries, queued, rows] = await Promise.all([
+      for (let second = 0; !stopped; second++) {
+        // A sample that fails (the run is ending) counts as empty.
+        const [events, deliveries, queued, counted] = await Promise.all([
           consumer(`${upper}_EVENTS`, 'dispatcher'),
           consumer(`${upper}_DELIVERIES`, 'deliverer'),
-          jsm.streams.info(`${upper}_DELIVERIES`).then((info) => info.state.messages),
-          db.query<{ waiting: number; parked: number }>(
-            "select count(*) filter (where status = 'PENDING' and attempts = 0)::int as waiting, count(*) filter (where status = 'RETRYING')::int as parked from deliveries",
+          jsm.streams.info(`${upper}_DELIVERIES`).then(
+            (info) => info.state.messages,
+            () => 0,
           ),
+          second % 3 === 0 ? rows().catch(() => nothing) : nothing,
         ]);
         const sample: QueueSample = {
-          eventsWaiting: events.num_pending,
+          eventsWaiting: events.num_pending + events.num_ack_pending,
           deliveriesQueued: queued,
-          notAttempted: rows.rows[0]!.waiting,
-          parked: rows.rows[0]!.parked,
+          notAttempted: counted.waiting,
+          parked: counted.parked,
           redelivered: events.num_redelivered + deliveries.num_redelivered,
         };
         for (const key of Object.keys(most) as (keyof QueueSample)[])
@@ -105,6 +117,7 @@ function sampleQueues(space: { prefix: string; databaseUrl: string }) {
     }
   })();
   return {
+    /** Ends the sampling (again: harmless) and returns the most each queue held. */
     async stop(): Promise<QueueSample> {
       stopped = true;
       await sampling;
@@ -177,7 +190,7 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
     const tenantId = rawId(tenant.tenantId);
     const cpu = new CpuMeter({ worker: worker.pid, bench: process.pid, ...serverProcesses });
     const queues = sampleQueues(space);
-    const load = await publishLoad(
+    const publishing = publishLoad(
       options,
       `${space.prefix}.events.${tenantId}.${type}`,
       (id, t) => ({
@@ -194,6 +207,8 @@ export async function heraldPipeline(options: PipelineOptions): Promise<Pipeline
       receivers,
       cpu,
     );
+    // Stopped also when the load fails: its connections would outlive the run's database.
+    const load = await publishing.finally(() => queues.stop());
     const most = await queues.stop();
     const healthy = receivers.filter((_, i) => options.endpoints[i] === 'ok');
     const healthyIds = tenant.webhookIds.filter((_, i) => options.endpoints[i] === 'ok').map(rawId);
@@ -341,7 +356,8 @@ function drainRate(receivers: Receiver[]): number {
 async function drain(receivers: Receiver[], expected: number, cpu: CpuMeter) {
   const started = performance.now();
   cpu.begin();
-  await until(() => receivers.reduce((n, r) => n + r.delivered, 0) >= expected, 180_000);
+  const drained = await until(() => receivers.reduce((n, r) => n + r.delivered, 0) >= expected, 180_000);
+  if (!drained) throw new Error('the backlog did not drain within 3 minutes: no capacity to read');
   return { cpu: cpu.end(), seconds: round((performance.now() - started) / 1000) };
 }
 
