@@ -11,6 +11,11 @@
  * line: flooded beyond what it answers) holds at most `maxWaiting` in line, and no attempt waits
  * longer than `waitMs`: past that the caller parks it, so a hanging or flooded endpoint holds a
  * bounded share of the worker.
+ *
+ * A busy worker is not a slow endpoint: when this process's own event loop runs late (`lagMs`),
+ * an attempt counts slow only by what it took beyond that lateness, and an attempt that waited
+ * `waitMs` in line while the worker ran a quarter of that late keeps waiting (parking it would
+ * add work for a worker already behind), unless the endpoint is known slow.
  */
 export interface IsolationOptions {
   maxInFlight: number;
@@ -59,8 +64,11 @@ export class EndpointGate {
     return this.options.openMs;
   }
 
-  constructor(options: IsolationOptions = defaultIsolation) {
+  private readonly lagMs: () => number;
+
+  constructor(options: IsolationOptions = defaultIsolation, lagMs: () => number = () => 0) {
     this.options = options;
+    this.lagMs = lagMs;
   }
 
   /**
@@ -98,16 +106,19 @@ export class EndpointGate {
     if (this.tryAcquire(endpoint)) return true;
     if (state.slowUntil > Date.now() && state.waiting.length >= this.options.maxWaiting) return false;
     return new Promise<boolean>((grant) => {
-      const waiter: Waiter = {
-        grant,
-        timer: setTimeout(() => {
-          // Nobody waits this long at an endpoint that keeps up with its work.
-          state.slowUntil = Date.now() + SLOW_FOR_MS;
-          state.waiting.splice(state.waiting.indexOf(waiter), 1);
-          grant(false);
-          this.forgetIfIdle(endpoint, state);
-        }, this.options.waitMs),
+      const expire = () => {
+        // The line is slow because the worker is: the endpoint is not to blame.
+        if (this.lagMs() >= this.options.waitMs / 4 && state.slowUntil <= Date.now()) {
+          waiter.timer = setTimeout(expire, this.options.waitMs);
+          return;
+        }
+        // Nobody waits this long at an endpoint that keeps up with its work.
+        state.slowUntil = Date.now() + SLOW_FOR_MS;
+        state.waiting.splice(state.waiting.indexOf(waiter), 1);
+        grant(false);
+        this.forgetIfIdle(endpoint, state);
       };
+      const waiter: Waiter = { grant, timer: setTimeout(expire, this.options.waitMs) };
       state.waiting.push(waiter);
     });
   }
@@ -118,7 +129,7 @@ export class EndpointGate {
     state.inFlight--;
     // Any outcome ends a half-open circuit's trial: a success closes it, a failure reopens it.
     state.trial = false;
-    if (!succeeded || durationMs > this.options.waitMs) state.slowUntil = now + SLOW_FOR_MS;
+    if (!succeeded || durationMs - this.lagMs() > this.options.waitMs) state.slowUntil = now + SLOW_FOR_MS;
     if (succeeded) {
       state.failures = 0;
       state.openUntil = 0;

@@ -4,6 +4,7 @@ import { streams } from '../bus/contracts.ts';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
+import { LoopLag } from '../util/loop-lag.ts';
 import { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
 import type { SecretBox } from '../webhooks/webhook-secret.ts';
 import type { WebhookChanges } from '../webhooks/webhook-changes.ts';
@@ -63,19 +64,24 @@ export function startPipeline(
     connectTimeoutMs: delivery.connectTimeoutMs,
     totalTimeoutMs: delivery.requestTimeoutMs,
   });
+  // How late this worker runs, so that a busy worker is not taken for slow endpoints.
+  const lag = new LoopLag();
   const worker = new DeliveryWorker(
     {
       bus,
       store,
       client,
-      gate: new EndpointGate({
-        maxInFlight: delivery.maxInFlightPerEndpoint,
-        // A hanging endpoint holds at most its slots and a quarter of the worker's.
-        maxWaiting: Math.min(3 * delivery.maxInFlightPerEndpoint, Math.floor(delivery.concurrency / 4)),
-        waitMs: defaultIsolation.waitMs,
-        failureThreshold: delivery.circuitFailures,
-        openMs: delivery.circuitOpenMs,
-      }),
+      gate: new EndpointGate(
+        {
+          maxInFlight: delivery.maxInFlightPerEndpoint,
+          // A hanging endpoint holds at most its slots and a quarter of the worker's.
+          maxWaiting: Math.min(3 * delivery.maxInFlightPerEndpoint, Math.floor(delivery.concurrency / 4)),
+          waitMs: defaultIsolation.waitMs,
+          failureThreshold: delivery.circuitFailures,
+          openMs: delivery.circuitOpenMs,
+        },
+        () => lag.ms(),
+      ),
       policy: {
         ...defaultRetryPolicy,
         scheduleMs: delivery.retryScheduleMs ?? defaultRetryPolicy.scheduleMs,
@@ -109,6 +115,7 @@ export function startPipeline(
       bound.close();
       await Promise.all(running.map((r) => r.stop()));
       await client.close();
+      lag.stop();
     },
   };
 }

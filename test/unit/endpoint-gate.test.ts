@@ -101,4 +101,44 @@ describe('endpoint gate', () => {
     expect(recovering.openUntil('flaky')).toBeNull();
     await fill(recovering, 'flaky');
   });
+
+  it('keeps an attempt in line while the worker itself runs late, and does not count the endpoint slow', async () => {
+    let lag = 0;
+    const gate = new EndpointGate(options, () => lag);
+    await fill(gate, 'busy');
+    lag = options.waitMs;
+    const waiting = gate.acquire('busy');
+    const outcome = await Promise.race([
+      waiting,
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), options.waitMs * 2)),
+    ]);
+    expect(outcome).toBe('still waiting');
+    gate.release('busy', true, 5);
+    expect(await waiting).toBe(true);
+    // Not counted slow: its line is as long as the worker lets it be.
+    lag = 0;
+    const line = [gate.acquire('busy'), gate.acquire('busy')];
+    gate.release('busy', true, 5);
+    gate.release('busy', true, 5);
+    expect(await Promise.all(line)).toEqual([true, true]);
+  });
+
+  it('counts an attempt slow only by what it took beyond the worker running late', async () => {
+    const gate = new EndpointGate(options, () => 500);
+    await fill(gate, 'late');
+    gate.release('late', true, options.waitMs + 400);
+    expect(await gate.acquire('late')).toBe(true);
+    // Not slow: a second attempt may wait in line past the short line of a slow endpoint.
+    const line = [gate.acquire('late'), gate.acquire('late')];
+    gate.release('late', true, 5);
+    gate.release('late', true, 5);
+    expect(await Promise.all(line)).toEqual([true, true]);
+    // Slow beyond the lateness: a slow endpoint's short line from now on.
+    gate.release('late', true, options.waitMs + 600);
+    expect(await gate.acquire('late')).toBe(true);
+    const waiting = gate.acquire('late');
+    expect(await gate.acquire('late')).toBe(false);
+    gate.release('late', true, 5);
+    expect(await waiting).toBe(true);
+  });
 });
