@@ -26,9 +26,12 @@ interface Rule {
   scopes: readonly Scope[];
   /** The operator may (it holds no tenant scopes: it acts on the platform's own chain). */
   operator?: true;
+  /** Every authenticated caller may. */
+  everyone?: true;
 }
 
 export const permissions = {
+  'viewer.read': { what: 'read who it is and its tenant', scopes: [], everyone: true },
   'tenants.create': { what: 'create tenants', scopes: [], operator: true },
   'catalog.manage': { what: 'manage the event-type catalog', scopes: [], operator: true },
   'webhooks.read': { what: 'read webhooks', scopes: ['webhooks:read', 'webhooks:manage'] },
@@ -51,7 +54,11 @@ export interface Caller {
 
 export function permits(caller: Caller, action: Action): boolean {
   const rule: Rule = permissions[action];
-  return (caller.admin && rule.operator === true) || rule.scopes.some((scope) => caller.scopes.has(scope));
+  return (
+    rule.everyone === true ||
+    (caller.admin && rule.operator === true) ||
+    rule.scopes.some((scope) => caller.scopes.has(scope))
+  );
 }
 
 /** "needs the scope webhooks:manage to manage webhooks", for a refusal. */

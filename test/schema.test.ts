@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Kind, parse, print, type GraphQLObjectType } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { printedSchema } from '../src/graphql/print-schema.ts';
+import { nodeActions } from '../src/graphql/nodes.ts';
 import { schema } from '../src/graphql/schema.ts';
 
 describe('schema/schema.graphql', () => {
@@ -62,5 +63,13 @@ describe('schema/schema.graphql', () => {
       }
     }
     expect(checked).toBe(25);
+  });
+});
+
+describe('node lookups', () => {
+  it('every Node type loads by id through the permissions table', () => {
+    const nodeTypes = schema.getPossibleTypes(schema.getType('Node') as never).map((type) => type.name);
+    expect(nodeTypes.length).toBeGreaterThan(5);
+    expect(nodeTypes.filter((name) => !nodeActions.has(name))).toEqual([]);
   });
 });

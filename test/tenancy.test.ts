@@ -11,6 +11,7 @@ import {
   AuditLogs,
   CreateApiToken,
   EventPublished,
+  NodeById,
   PublishEvent,
   RevokeApiToken,
   UpsertEventType,
@@ -135,6 +136,18 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
     expect(dashboard.data?.createApiToken).toMatchObject({ __typename: 'ForbiddenError' });
     const own = await zapier.gql(CreateApiToken, { input: { name: 'zap 2', scopes: ['webhooks:manage'] } });
     expect(own.data?.createApiToken).toMatchObject({ apiToken: { client: 'ZAPIER' } });
+  });
+
+  it('looks up every kind of node by id only with the scope its own query needs', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Nodes' } });
+    const published = (await h.gql(PublishEvent, { input: { type } })).data!.publishEvent;
+    if (published.__typename !== 'PublishEventPayload') throw new Error(published.__typename);
+    const id = published.event.id;
+    const publisher = await issue({ name: 'publisher', scopes: ['events:publish', 'webhooks:read'] });
+    expect((await publisher.gql(NodeById, { id })).data?.node).toBeNull();
+    const reader = await issue({ name: 'event reader', scopes: ['events:read'] });
+    expect((await reader.gql(NodeById, { id })).data?.node).toMatchObject({ __typename: 'Event', id });
   });
 
   it('answers a missing scope with FORBIDDEN, saying what the field needs', async () => {

@@ -18,7 +18,8 @@ describe('permissions', () => {
   it('grants each action to exactly the scopes the table lists', () => {
     for (const action of actions) {
       const granting = scopes.filter((scope) => permits(token(scope), action));
-      expect(granting, action).toEqual([...permissions[action].scopes]);
+      const rule: { scopes: readonly Scope[]; everyone?: true } = permissions[action];
+      expect(granting, action).toEqual(rule.everyone ? [...scopes] : [...rule.scopes]);
     }
   });
 
@@ -33,6 +34,7 @@ describe('permissions', () => {
 
   it('lets the operator create tenants, manage the catalog and read audit logs, and nothing of a tenant', () => {
     expect(actions.filter((action) => permits(operator, action))).toEqual([
+      'viewer.read',
       'tenants.create',
       'catalog.manage',
       'audit.read',
@@ -40,8 +42,8 @@ describe('permissions', () => {
     expect(actions.filter((action) => permits(token(...scopes), action))).not.toContain('tenants.create');
   });
 
-  it('grants nothing to a token without scopes', () => {
-    expect(actions.filter((action) => permits(token(), action))).toEqual([]);
+  it('grants a token without scopes only what every caller may', () => {
+    expect(actions.filter((action) => permits(token(), action))).toEqual(['viewer.read']);
   });
 
   it('says what a refused action needs', () => {

@@ -2,8 +2,8 @@ import { ForbiddenError, InvalidInputError, NotFoundError } from '../../errors.t
 import { apiClients } from '../../tenancy/actor.ts';
 import type { ApiToken } from '../../tenancy/api-token.entity.ts';
 import type { IssuedToken } from '../../tenancy/api-token.service.ts';
-import { permits } from '../../permissions.ts';
 import { builder } from '../builder.ts';
+import { loadPermitted } from '../nodes.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 
 export const ApiClientRef = builder.enumType('ApiClient', {
@@ -17,8 +17,9 @@ builder.node(ApiTokenRef, {
   id: { resolve: (token) => token.id },
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'tokenHash' in value,
   // node(id) shows tokens only to those who manage them; viewer.token shows the caller its own.
-  loadMany: (ids, ctx) =>
-    permits(ctx.actor, 'tokens.manage') ? ctx.services.tokens.getMany(ctx.actor, ids) : ids.map(() => null),
+  loadMany: loadPermitted('ApiToken', 'tokens.manage', (ids, ctx) =>
+    ctx.services.tokens.getMany(ctx.actor, ids),
+  ),
   fields: (t) => ({
     name: t.exposeString('name'),
     prefix: t.exposeString('prefix', {

@@ -1,8 +1,8 @@
 import type { AuditLog, Party } from '../../audit/audit-log.entity.ts';
 import type { AuditTrailVerification } from '../../audit/audit.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
-import { permits } from '../../permissions.ts';
 import { builder } from '../builder.ts';
+import { loadPermitted } from '../nodes.ts';
 import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 
@@ -22,8 +22,9 @@ builder.node(AuditLogRef, {
   description: 'One recorded change, in a per-tenant hash chain.',
   id: { resolve: (entry) => entry.id },
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'previousHash' in value,
-  loadOne: async (id, ctx) =>
-    permits(ctx.actor, 'audit.read') ? ctx.services.audit.find(ctx.actor, id) : null,
+  loadMany: loadPermitted('AuditLog', 'audit.read', (ids, ctx) =>
+    Promise.all(ids.map((id) => ctx.services.audit.find(ctx.actor, id))),
+  ),
   fields: (t) => ({
     action: t.exposeString('action', { description: 'e.g. api_token.created, webhook.updated' }),
     executor: t.field({ type: AuditPartyRef, resolve: (entry) => entry.executor }),

@@ -2,8 +2,8 @@ import { deliveryStatuses, type Delivery, type DeliveryAttempt } from '../../del
 import { ConflictError, InvalidInputError, NotFoundError } from '../../errors.ts';
 import { eventTypeName } from '../../event-types/event-type.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
-import { permits } from '../../permissions.ts';
 import { builder } from '../builder.ts';
+import { loadPermitted } from '../nodes.ts';
 import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { EventRef } from './event.ts';
@@ -24,10 +24,9 @@ builder.node(DeliveryRef, {
   id: { resolve: (delivery) => delivery.id },
   isTypeOf: (value) =>
     typeof value === 'object' && value !== null && 'eventType' in value && 'webhookId' in value,
-  loadMany: (ids, ctx) =>
-    permits(ctx.actor, 'deliveries.read')
-      ? ctx.services.deliveries.getMany(ctx.actor, ids)
-      : ids.map(() => null),
+  loadMany: loadPermitted('Delivery', 'deliveries.read', (ids, ctx) =>
+    ctx.services.deliveries.getMany(ctx.actor, ids),
+  ),
   fields: (t) => ({
     webhookId: t.globalID({ resolve: (delivery) => ({ type: 'Webhook', id: delivery.webhookId }) }),
     webhook: t.field({

@@ -5,6 +5,7 @@ import type { PublishedEvent } from '../../events/published-event.ts';
 import type { PublishResult } from '../../events/event.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
 import { builder } from '../builder.ts';
+import { loadPermitted } from '../nodes.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
 
@@ -22,7 +23,7 @@ builder.node(EventRef, {
   description: 'A domain event published by the host.',
   id: { resolve: (event) => event.id },
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'idempotencyKey' in value,
-  loadMany: (ids, ctx) => ctx.services.events.getMany(ctx.actor, ids),
+  loadMany: loadPermitted('Event', 'events.read', (ids, ctx) => ctx.services.events.getMany(ctx.actor, ids)),
   fields: (t) => ({
     type: t.exposeString('type'),
     meta: t.field({ type: EventMetaRef, resolve: (event) => event.meta }),

@@ -2,6 +2,7 @@ import { ForbiddenError, InvalidInputError } from '../../errors.ts';
 import type { IssuedToken } from '../../tenancy/api-token.service.ts';
 import type { Tenant } from '../../tenancy/tenant.entity.ts';
 import { builder } from '../builder.ts';
+import { loadPermitted } from '../nodes.ts';
 import { ApiTokenRef } from './api-token.ts';
 
 export const TenantRef = builder.objectRef<Tenant>('Tenant');
@@ -9,10 +10,11 @@ builder.node(TenantRef, {
   description: 'A company of the host.',
   id: { resolve: (tenant) => tenant.id },
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'maxWebhooks' in value,
-  loadOne: async (id, ctx) => {
+  // A caller sees its own tenant only.
+  loadMany: loadPermitted('Tenant', 'viewer.read', async (ids, ctx) => {
     const tenant = await ctx.services.tenants.current(ctx.actor);
-    return tenant?.id === id ? tenant : null;
-  },
+    return ids.map((id) => (tenant?.id === id ? tenant : null));
+  }),
   fields: (t) => ({
     name: t.exposeString('name'),
     maxWebhooks: t.exposeInt('maxWebhooks', { description: 'Plan limit on webhooks.' }),

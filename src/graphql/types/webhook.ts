@@ -10,8 +10,8 @@ import type { Webhook } from '../../webhooks/webhook.entity.ts';
 import type { CreateWebhookResult } from '../../webhooks/webhook.service.ts';
 import { eventTypeName } from '../../event-types/event-type.service.ts';
 import { text } from '../../input.ts';
-import { permits } from '../../permissions.ts';
 import { builder } from '../builder.ts';
+import { loadPermitted } from '../nodes.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { ApiClientRef } from './api-token.ts';
 
@@ -23,8 +23,9 @@ builder.node(WebhookRef, {
   description: 'An outgoing subscription: signed POSTs of the subscribed events to `url`.',
   id: { resolve: (webhook) => webhook.id },
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'subscribedEvents' in value,
-  loadMany: (ids, ctx) =>
-    permits(ctx.actor, 'webhooks.read') ? ctx.services.webhooks.getMany(ctx.actor, ids) : ids.map(() => null),
+  loadMany: loadPermitted('Webhook', 'webhooks.read', (ids, ctx) =>
+    ctx.services.webhooks.getMany(ctx.actor, ids),
+  ),
   fields: (t) => ({
     name: t.exposeString('name', { nullable: true }),
     url: t.exposeString('url'),
