@@ -7,10 +7,10 @@ import type { Logger } from '../logger.ts';
 import type { AuthService } from '../tenancy/auth.service.ts';
 import { TokenSessions } from '../tenancy/token-sessions.ts';
 import type { Authenticate, Context, Services } from './context.ts';
-import { logUnexpected, maskUnexpected, unauthenticated } from './errors.ts';
+import { coercedVariables, logUnexpected, maskUnexpected, unauthenticated } from './errors.ts';
 import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
-import { readBody, useReadBody } from './request-body.ts';
+import { readBody, readableQueryString, useReadBody } from './request-body.ts';
 import { schema } from './schema.ts';
 import { serveWebSockets } from './ws.ts';
 
@@ -76,6 +76,7 @@ export function graphqlEndpoint(deps: {
       ...(production ? [disableIntrospection()] : []),
       limitAliases(30),
       limitTokens(5_000),
+      coercedVariables(),
       shareLiveExecution(),
       endLiveOverHttp(sessions),
       // Queries and mutations run compiled (one compilation per operation text, cached): a page of
@@ -95,7 +96,7 @@ export function graphqlEndpoint(deps: {
   return {
     handle(req, res) {
       if (req.method !== 'POST') {
-        void yoga(req, res);
+        if (readableQueryString(req, res)) void yoga(req, res);
         return;
       }
       void readBody(req, res, config.server.maxRequestBytes).then((read) => {

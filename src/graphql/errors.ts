@@ -1,5 +1,5 @@
 import { PothosValidationError } from '@pothos/core';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { GraphQLError, getOperationAST, getVariableValues, type ExecutionArgs } from 'graphql';
 import { maskError, useErrorHandler, type Plugin } from 'graphql-yoga';
 import {
   ConflictError,
@@ -56,6 +56,23 @@ export function maskUnexpected(isUnavailable: (error: unknown) => boolean) {
         return new GraphQLError(original.message, { ...located, extensions: { code, ...fields } });
       }
     }
+    // Yoga's own refusals of a request (a body that is not JSON, say) echo the parser's
+    // exception: the client gets the message and the code only.
+    if (error instanceof GraphQLError && !error.originalError && error.extensions.originalError) {
+      const {
+        originalError: _echo,
+        http,
+        ...extensions
+      } = error.extensions as {
+        originalError: unknown;
+        http?: { status?: number };
+      };
+      return new GraphQLError(error.message, {
+        ...located,
+        // A status that holds whatever the client accepts: the request was not one.
+        extensions: { ...extensions, http: { status: http?.status ?? 400 } },
+      });
+    }
     if (isUnavailable(original)) {
       return new GraphQLError('the database is unavailable; try again shortly', {
         ...located,
@@ -79,3 +96,32 @@ export const logUnexpected = (logger: Logger): Plugin<Context> =>
       }
     }
   });
+
+/**
+ * Variables are coerced by graphql-js before execution, so a value of the wrong type is refused
+ * as BAD_USER_INPUT naming its own variable: graphql-jit's compiled coercion left the code out,
+ * and could name another variable.
+ */
+export const coercedVariables = (): Plugin => ({
+  onExecute({ args, setResultAndStopExecution }) {
+    const errors = variableErrors(args);
+    if (errors) setResultAndStopExecution({ errors });
+  },
+  onSubscribe({ args, setResultAndStopExecution }) {
+    const errors = variableErrors(args);
+    if (errors) setResultAndStopExecution({ errors });
+  },
+});
+
+function variableErrors(args: ExecutionArgs): GraphQLError[] | null {
+  const operation = getOperationAST(args.document, args.operationName);
+  if (!operation?.variableDefinitions?.length) return null;
+  const coerced = getVariableValues(args.schema, operation.variableDefinitions, args.variableValues ?? {}, {
+    maxErrors: 20,
+  });
+  if (!coerced.errors) return null;
+  return coerced.errors.map(
+    (error) =>
+      new GraphQLError(error.message, { nodes: error.nodes, extensions: { code: 'BAD_USER_INPUT' } }),
+  );
+}

@@ -10,9 +10,10 @@ import type { Plugin } from 'graphql-yoga';
 
 const bodies = new WeakMap<IncomingMessage, Buffer>();
 
-const tooLarge = JSON.stringify({
-  errors: [{ message: 'Request body too large', extensions: { code: 'REQUEST_ENTITY_TOO_LARGE' } }],
-});
+const errorBody = (message: string, code: string) =>
+  JSON.stringify({ errors: [{ message, extensions: { code } }] });
+
+const tooLarge = errorBody('Request body too large', 'REQUEST_ENTITY_TOO_LARGE');
 
 /**
  * Reads a POST body of at most `limit` bytes and keeps it for `useReadBody`. Answers 413 itself
@@ -69,3 +70,38 @@ export const useReadBody = (): Plugin<object, { req: IncomingMessage }> => ({
     );
   },
 });
+
+/**
+ * Answers 400 (and returns false) for a GET whose query string yoga could not read: a component
+ * that is not %-encoded properly, or `variables` or `extensions` that are not JSON (yoga would
+ * throw a parser's exception, answered 500).
+ */
+export function readableQueryString(req: IncomingMessage, res: ServerResponse): boolean {
+  const url = req.url ?? '';
+  const at = url.indexOf('?');
+  if (at < 0) return true;
+  const refuse = (message: string) => {
+    res
+      .writeHead(400, { 'content-type': 'application/json; charset=utf-8' })
+      .end(errorBody(message, 'BAD_REQUEST'));
+    return false;
+  };
+  for (const pair of url.slice(at + 1).split('&')) {
+    const [name = '', value = ''] = pair.split('=', 2);
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(value.replaceAll('+', ' '));
+      decodeURIComponent(name);
+    } catch {
+      return refuse('the query string is not properly %-encoded');
+    }
+    if ((name === 'variables' || name === 'extensions') && decoded !== '') {
+      try {
+        JSON.parse(decoded);
+      } catch {
+        return refuse(`${name} is not JSON`);
+      }
+    }
+  }
+  return true;
+}

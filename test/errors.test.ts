@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { modes, startTestApp, type TestApp } from './support/app.ts';
+
+interface Answer {
+  status: number;
+  body: { errors?: { message: string; extensions?: Record<string, unknown> }[]; data?: unknown };
+}
+
+/** Every error carries a code and says accurately what was wrong. */
+describe.each(modes)('errors a client gets (%s mode)', (mode) => {
+  let h: TestApp;
+  beforeAll(async () => {
+    h = await startTestApp(mode);
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  const post = async (body: string): Promise<Answer> => {
+    const response = await fetch(`${h.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${h.token}` },
+      body,
+    });
+    return { status: response.status, body: (await response.json()) as Answer['body'] };
+  };
+  const get = async (search: string): Promise<Answer> => {
+    const response = await fetch(`${h.url}/graphql?${search}`, {
+      headers: { accept: 'application/json', authorization: `Bearer ${h.token}` },
+    });
+    return { status: response.status, body: (await response.json()) as Answer['body'] };
+  };
+  const codes = (answer: Answer) => answer.body.errors?.map((e) => e.extensions?.code);
+
+  it('names the variable that does not coerce, with BAD_USER_INPUT', async () => {
+    const answer = await post(
+      JSON.stringify({
+        query: 'query($f:Int){ webhooks(first:$f){ edges{cursor} } }',
+        variables: { f: 'x' },
+      }),
+    );
+    expect(codes(answer)).toEqual(['BAD_USER_INPUT']);
+    expect(answer.body.errors![0]!.message).toMatch(/\$f/);
+    const two = await post(
+      JSON.stringify({
+        query:
+          'query($from: Int, $filter: WebhookFilter){ webhooks(first: $from, filter: $filter){ edges{cursor} } }',
+        variables: { from: 5, filter: { isActive: 'yes' } },
+      }),
+    );
+    expect(codes(two)).toEqual(['BAD_USER_INPUT']);
+    expect(two.body.errors![0]!.message).toMatch(/\$filter/);
+    expect(two.body.errors![0]!.message).not.toMatch(/\$from/);
+  });
+
+  it('names the variable that does not coerce over graphql-ws too', async () => {
+    const client = h.ws();
+    const results: unknown[] = [];
+    const failure = await (async () => {
+      try {
+        for await (const result of client.iterate({
+          query: 'subscription($t: [String!]){ eventPublished(types: $t){ type } }',
+          variables: { t: [5] },
+        }))
+          results.push(result);
+      } catch (error) {
+        return error;
+      }
+    })();
+    const errors = (failure ?? (results[0] as { errors?: unknown[] }).errors) as {
+      message: string;
+      extensions?: { code?: string };
+    }[];
+    expect(errors.map((e) => e.extensions?.code)).toEqual(['BAD_USER_INPUT']);
+    expect(errors[0]!.message).toMatch(/\$t/);
+  });
+
+  it('codes a document that does not parse, and one that does not validate', async () => {
+    expect(codes(await post(JSON.stringify({ query: '{ webhooks(' })))).toEqual(['GRAPHQL_PARSE_FAILED']);
+    expect(codes(await post(JSON.stringify({ query: '{ nothingLikeThis }' })))).toEqual([
+      'GRAPHQL_VALIDATION_FAILED',
+    ]);
+  });
+
+  it('answers a malformed JSON body with 400 and a plain, coded error', async () => {
+    const answer = await post('{"query": "{ viewer { scopes } }"');
+    expect(answer.status).toBe(400);
+    expect(codes(answer)).toEqual(['BAD_REQUEST']);
+    expect(JSON.stringify(answer.body)).not.toMatch(/originalError|SyntaxError/);
+  });
+
+  it('answers GET with variables that are not JSON, or broken %-encoding, with 400', async () => {
+    const query = encodeURIComponent('query($f:Int){ webhooks(first:$f){ edges{cursor} } }');
+    for (const search of [
+      `query=${query}&variables=notjson`,
+      `query=${query}&variables=%E0%A4%A`,
+      `query=%ZZ`,
+    ]) {
+      const answer = await get(search);
+      expect(answer.status, search).toBe(400);
+      expect(codes(answer), search).toEqual(['BAD_REQUEST']);
+    }
+  });
+});
