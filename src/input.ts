@@ -21,3 +21,9 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown): T {
     })),
   );
 }
+
+/** Whether PostgreSQL can store the time as Herald sends it: a UTC year from 1 to 9999. */
+export const storableDate = (date: Date): boolean =>
+  !Number.isNaN(date.getTime()) && date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999;
+
+export const STORABLE_DATE_RANGE = 'must fall in the years 1 to 9999 (UTC)';

@@ -75,6 +75,56 @@ describe.each(modes)('errors a client gets (%s mode)', (mode) => {
     expect(errors[0]!.message).toMatch(/\$t/);
   });
 
+  it('refuses date-times PostgreSQL cannot store as BAD_USER_INPUT, in variables and literals', async () => {
+    const webhookId = Buffer.from(`Webhook:${crypto.randomUUID()}`).toString('base64');
+    for (const at of ['0000-06-01T00:00:00Z', '0001-01-01T00:00:00+14:00', '9999-12-31T23:59:59-14:00']) {
+      const events = await post(
+        JSON.stringify({
+          query: 'query($f: EventFilter){ events(filter: $f){ edges{cursor} } }',
+          variables: { f: { from: at } },
+        }),
+      );
+      expect(codes(events), at).toEqual(['BAD_USER_INPUT']);
+      const audit = await post(
+        JSON.stringify({ query: `{ auditLogs(filter: { to: "${at}" }){ edges{cursor} } }` }),
+      );
+      expect(codes(audit), at).toEqual(['BAD_USER_INPUT']);
+      const replay = await post(
+        JSON.stringify({
+          query: 'mutation($i: ReplayDeliveriesInput!){ replayDeliveries(input: $i){ __typename } }',
+          variables: { i: { webhookId, since: at } },
+        }),
+      );
+      expect(codes(replay), at).toEqual(['BAD_USER_INPUT']);
+      const token = await post(
+        JSON.stringify({
+          query: 'mutation($i: CreateApiTokenInput!){ createApiToken(input: $i){ __typename } }',
+          variables: { i: { name: 'dated', scopes: ['events:read'], expiresAt: at } },
+        }),
+      );
+      expect(codes(token), at).toEqual(['BAD_USER_INPUT']);
+    }
+  });
+
+  it('refuses a pagination cursor holding a time PostgreSQL cannot store', async () => {
+    for (const at of [
+      '0000-01-01T00:00:00.000Z',
+      '-000001-01-01T00:00:00.000Z',
+      '+010000-01-01T00:00:00.000Z',
+      '+275760-09-13T00:00:00.000Z',
+      '-271821-04-20T00:00:00.000Z',
+    ]) {
+      const after = Buffer.from(`${at}|${crypto.randomUUID()}`).toString('base64url');
+      const answer = await post(
+        JSON.stringify({
+          query: 'query($a: String){ webhooks(after: $a){ edges{cursor} } }',
+          variables: { a: after },
+        }),
+      );
+      expect(codes(answer), at).toEqual(['BAD_USER_INPUT']);
+    }
+  });
+
   it('codes a document that does not parse, and one that does not validate', async () => {
     expect(codes(await post(JSON.stringify({ query: '{ webhooks(' })))).toEqual(['GRAPHQL_PARSE_FAILED']);
     expect(codes(await post(JSON.stringify({ query: '{ nothingLikeThis }' })))).toEqual([

@@ -12,7 +12,7 @@ import {
   type EventTypeService,
 } from '../event-types/event-type.service.ts';
 import { InvalidInputError } from '../errors.ts';
-import { parse } from '../input.ts';
+import { parse, STORABLE_DATE_RANGE, storableDate } from '../input.ts';
 import { createdWithin, findPage, type Cursor, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { OutboxRelay } from '../util/outbox-relay.ts';
@@ -41,13 +41,7 @@ export const publishEventInput = z.object({
   type: eventTypeName,
   current: storableJson,
   previous: storableJson,
-  occurredAt: z
-    .date()
-    .refine(
-      (date) => date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999,
-      'must fall in the years 1 to 9999',
-    )
-    .nullish(),
+  occurredAt: z.date().refine(storableDate, STORABLE_DATE_RANGE).nullish(),
   idempotencyKey: z
     .string()
     .trim()

@@ -7,6 +7,7 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { GraphQLError, Kind, valueFromASTUntyped } from 'graphql';
 import { InvalidInputError } from '../errors.ts';
+import { STORABLE_DATE_RANGE, storableDate } from '../input.ts';
 import { AuthScopeFailureType, type AuthFailure } from '@pothos/plugin-scope-auth';
 import { permits, requirement, type Action } from '../permissions.ts';
 import type { Context } from './context.ts';
@@ -67,11 +68,18 @@ function refusal(message: string, failure: AuthFailure): string {
     : message;
 }
 
-/** Accepts only ISO-8601 date-times (`2026-11-23T10:00:00Z`), from variables and literals alike. */
+/**
+ * Accepts only ISO-8601 date-times (`2026-11-23T10:00:00Z`) PostgreSQL can store, from variables
+ * and literals alike.
+ */
 function parseDateTime(value: unknown): Date {
   const date = typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value) ? new Date(value) : undefined;
   if (!date || Number.isNaN(date.getTime()))
-    throw new GraphQLError('DateTime must be an ISO-8601 date-time string');
+    throw new GraphQLError('DateTime must be an ISO-8601 date-time string', {
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
+  if (!storableDate(date))
+    throw new GraphQLError(`DateTime ${STORABLE_DATE_RANGE}`, { extensions: { code: 'BAD_USER_INPUT' } });
   return date;
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.ts';
+import { storableDate } from '../input.ts';
 import { MAX_PAGE, type Cursor, type Page, type PageRequest } from '../pagination.ts';
 
 /** Connections take `first` (1–100, default 50) and an opaque `after`; they page forwards only. */
@@ -12,7 +13,7 @@ const encodeCursor = (row: Cursor) =>
 function decodeCursor(cursor: string): Cursor {
   const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
   const createdAt = new Date(at ?? '');
-  if (!id || !z.uuid().safeParse(id).success || Number.isNaN(createdAt.getTime())) {
+  if (!id || !z.uuid().safeParse(id).success || !storableDate(createdAt)) {
     throw new InvalidInputError([{ path: ['after'], message: 'not a cursor from this connection' }]);
   }
   return { createdAt, id };

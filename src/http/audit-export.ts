@@ -3,13 +3,15 @@ import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Logger } from '../logger.ts';
+import { storableDate } from '../input.ts';
 import { permits, requirement } from '../permissions.ts';
 import type { Actor } from '../tenancy/actor.ts';
 
 /**
  * GET /audit/export?from=&to= — the caller's audit log as NDJSON, one entry a line in sequence
  * order, for a SIEM. Streamed in batches with backpressure: memory stays flat at any size. The
- * export itself is recorded as `audit_log.exported`.
+ * export itself is recorded once over, as `audit_log.exported` with the entries it sent, or as
+ * `audit_log.export_failed` with those sent before it failed.
  */
 export async function auditExport(
   req: IncomingMessage,
@@ -34,27 +36,40 @@ export async function auditExport(
     const value = query.get(key);
     if (value === null) continue;
     const date = new Date(value);
-    if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime())) {
-      return fail(400, `${key} must be an ISO-8601 date-time`);
+    if (!/^\d{4}-\d{2}-\d{2}/.test(value) || !storableDate(date)) {
+      return fail(400, `${key} must be an ISO-8601 date-time in the years 1 to 9999 (UTC)`);
     }
     range[key] = date;
   }
 
-  await deps.audit.transact(actor, async (_tx, record) => {
-    record({
-      action: 'audit_log.exported',
-      metadata: { from: range.from?.toISOString() ?? null, to: range.to?.toISOString() ?? null },
-    });
-  });
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  let exported = 0;
   const lines = async function* (entries: AsyncIterable<unknown>) {
-    for await (const entry of entries) yield `${JSON.stringify(entry)}\n`;
+    for await (const entry of entries) {
+      yield `${JSON.stringify(entry)}\n`;
+      exported++;
+    }
   };
+  // Recorded once it is over, with what it sent: a failed export is not recorded as done.
+  const record = (action: 'audit_log.exported' | 'audit_log.export_failed') =>
+    deps.audit.transact(actor, async (_tx, recorder) => {
+      recorder({
+        action,
+        metadata: {
+          from: range.from?.toISOString() ?? null,
+          to: range.to?.toISOString() ?? null,
+          entries: exported,
+        },
+      });
+    });
   // pipeline keeps backpressure (a slow reader slows the queries) and, when the client goes away,
   // ends the generator and with it the batched reads.
   try {
     await pipeline(Readable.from(lines(deps.audit.stream(actor, range))), res);
   } catch (error) {
     if (!res.destroyed) deps.logger.error({ err: error }, 'audit export failed mid-stream');
+    await record('audit_log.export_failed');
+    return;
   }
+  await record('audit_log.exported');
 }
