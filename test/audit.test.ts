@@ -180,7 +180,7 @@ describe.each(modes)('audit log (%s mode)', (mode) => {
       { what: 'the export to be recorded' },
     );
     expect(recorded.sequence).toBe(lines[0]!.sequence + 1);
-    expect(recorded!.metadata).toMatchObject({ entries: 1, to: null });
+    expect(recorded.metadata).toMatchObject({ entries: 1, to: null });
 
     const all = (
       await (await fetch(`${h.url}/audit/export`, { headers: { authorization: `Bearer ${h.token}` } })).text()
