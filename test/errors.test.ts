@@ -125,6 +125,40 @@ describe.each(modes)('errors a client gets (%s mode)', (mode) => {
     }
   });
 
+  it('refuses strings PostgreSQL cannot hold, anywhere, as BAD_USER_INPUT', async () => {
+    for (const [name, value] of [
+      ['actions', ['a\u0000b']],
+      ['executorId', 'x\u0000'],
+      ['relationName', 'Web\u0000hook'],
+      ['actions', ['\ud800']],
+    ] as const) {
+      const answer = await post(
+        JSON.stringify({
+          query: 'query($f: AuditLogFilter){ auditLogs(filter: $f){ edges{cursor} } }',
+          variables: { f: { [name]: value } },
+        }),
+      );
+      expect(codes(answer), name).toEqual(['BAD_USER_INPUT']);
+    }
+    const literal = await post(
+      JSON.stringify({ query: '{ auditLogs(filter: { executorId: "a\\u0000" }){ edges{cursor} } }' }),
+    );
+    expect(codes(literal)).toEqual(['BAD_USER_INPUT']);
+  });
+
+  it('refuses JSON nested deeper than 64 levels with a clear error', async () => {
+    let current: unknown = 'leaf';
+    for (let i = 0; i < 3_000; i++) current = { c: current };
+    const answer = await post(
+      JSON.stringify({
+        query: 'mutation($i: PublishEventInput!){ publishEvent(input: $i){ __typename } }',
+        variables: { i: { type: 'a.b.c', current } },
+      }),
+    );
+    expect(codes(answer)).toEqual(['BAD_USER_INPUT']);
+    expect(answer.body.errors![0]!.message).toMatch(/nested deeper than 64/);
+  });
+
   it('codes a document that does not parse, and one that does not validate', async () => {
     expect(codes(await post(JSON.stringify({ query: '{ webhooks(' })))).toEqual(['GRAPHQL_PARSE_FAILED']);
     expect(codes(await post(JSON.stringify({ query: '{ nothingLikeThis }' })))).toEqual([

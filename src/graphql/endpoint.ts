@@ -8,7 +8,7 @@ import type { AuthService } from '../tenancy/auth.service.ts';
 import { TokenSessions } from '../tenancy/token-sessions.ts';
 import type { Authenticate, Context, Services } from './context.ts';
 import { coercedVariables, logUnexpected, maskUnexpected, unauthenticated } from './errors.ts';
-import { disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
+import { disableIntrospection, limitAliases, limitTokens, storableInput, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
 import { readBody, readableQueryString, useReadBody } from './request-body.ts';
 import { schema } from './schema.ts';
@@ -77,6 +77,7 @@ export function graphqlEndpoint(deps: {
       limitAliases(30),
       limitTokens(5_000),
       coercedVariables(),
+      storableInput(),
       shareLiveExecution(),
       endLiveOverHttp(sessions),
       // Queries and mutations run compiled (one compilation per operation text, cached): a page of

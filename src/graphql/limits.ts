@@ -1,7 +1,11 @@
 import {
+  BREAK,
   GraphQLError,
   NoSchemaIntrospectionCustomRule,
   parse,
+  visit,
+  type ASTNode,
+  type DocumentNode,
   type ParseOptions,
   type Source,
   type ValidationRule,
@@ -53,4 +57,101 @@ export function yogaLogger(logger: Logger): YogaLogger {
       else logger[name](args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
     };
   return { debug: level('debug'), info: level('info'), warn: level('warn'), error: level('error') };
+}
+
+/** How deep a JSON value (a variable, a literal) may nest. */
+export const MAX_INPUT_DEPTH = 64;
+
+/**
+ * Refuses, as BAD_USER_INPUT, input PostgreSQL cannot hold or Herald should not walk: a string
+ * with a NUL character or an unpaired surrogate anywhere in the variables or the document's
+ * literals, and values nested deeper than MAX_INPUT_DEPTH (a payload 3,000 deep overflowed the
+ * stack in validation). Checked once, before execution, for every operation.
+ */
+export const storableInput = (): Plugin => ({
+  onExecute({ args, setResultAndStopExecution }) {
+    const problem = inputProblem(args.document as DocumentNode, args.variableValues);
+    if (problem) setResultAndStopExecution({ errors: [problem] });
+  },
+  onSubscribe({ args, setResultAndStopExecution }) {
+    const problem = inputProblem(args.document as DocumentNode, args.variableValues);
+    if (problem) setResultAndStopExecution({ errors: [problem] });
+  },
+});
+
+const badString = (value: string) => value.includes('\0') || !value.isWellFormed();
+
+function inputProblem(document: DocumentNode, variables: unknown): GraphQLError | null {
+  const refuse = (message: string) => new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
+  // Iterative walks: the input's own depth must not be what overflows the stack.
+  const stack: { value: unknown; depth: number; name: string }[] = [];
+  if (variables && typeof variables === 'object')
+    for (const [name, value] of Object.entries(variables)) stack.push({ value, depth: 1, name });
+  while (stack.length > 0) {
+    const { value, depth, name } = stack.pop()!;
+    if (depth > MAX_INPUT_DEPTH)
+      return refuse(`Variable "$${name}" is nested deeper than ${MAX_INPUT_DEPTH} levels`);
+    if (typeof value === 'string') {
+      if (badString(value))
+        return refuse(
+          `Variable "$${name}" holds a NUL character or an unpaired surrogate, which cannot be stored`,
+        );
+    } else if (value && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value)) {
+        if (badString(key)) return refuse(`Variable "$${name}" holds a key that cannot be stored`);
+        stack.push({ value: inner, depth: depth + 1, name });
+      }
+    }
+  }
+  return literalProblem(document);
+}
+
+/** Per document: yoga hands every request of the same text the same parsed document. */
+const literalProblems = new WeakMap<DocumentNode, GraphQLError | null>();
+
+function literalProblem(document: DocumentNode): GraphQLError | null {
+  const known = literalProblems.get(document);
+  if (known !== undefined) return known;
+  const refuse = (message: string, nodes: ASTNode) =>
+    new GraphQLError(message, { nodes, extensions: { code: 'BAD_USER_INPUT' } });
+  let problem: GraphQLError | null = null;
+  let depth = 0;
+  visit(document, {
+    StringValue(node) {
+      if (badString(node.value)) {
+        problem = refuse(
+          'A string holds a NUL character or an unpaired surrogate, which cannot be stored',
+          node,
+        );
+        return BREAK;
+      }
+      return undefined;
+    },
+    ObjectValue: {
+      enter(node) {
+        if (++depth > MAX_INPUT_DEPTH) {
+          problem = refuse(`A value is nested deeper than ${MAX_INPUT_DEPTH} levels`, node);
+          return BREAK;
+        }
+        return undefined;
+      },
+      leave() {
+        depth--;
+      },
+    },
+    ListValue: {
+      enter(node) {
+        if (++depth > MAX_INPUT_DEPTH) {
+          problem = refuse(`A value is nested deeper than ${MAX_INPUT_DEPTH} levels`, node);
+          return BREAK;
+        }
+        return undefined;
+      },
+      leave() {
+        depth--;
+      },
+    },
+  });
+  literalProblems.set(document, problem);
+  return problem;
 }
