@@ -16,7 +16,7 @@ import { AuditService } from './audit/audit.service.ts';
 import { ApiTokenService } from './tenancy/api-token.service.ts';
 import { AuthService } from './tenancy/auth.service.ts';
 import { TenantService } from './tenancy/tenant.service.ts';
-import { SecretBox } from './webhooks/webhook-secret.ts';
+import { SecretBox } from './util/secret-box.ts';
 import { WebhookChanges } from './webhooks/webhook-changes.ts';
 import { WebhookService } from './webhooks/webhook.service.ts';
 import { DeliveryService } from './deliveries/delivery.service.ts';
@@ -28,6 +28,7 @@ import { createServer, type Server } from './http/server.ts';
 import { isDatabaseUnavailable } from './db/unavailable.ts';
 import { startPipeline } from './deliveries/pipeline.ts';
 import { LiveHub } from './live/live-hub.ts';
+import { LiveCursors } from './live/cursor.ts';
 import { LiveService } from './live/live.service.ts';
 import { createLogger, type Logger } from './logger.ts';
 
@@ -123,7 +124,10 @@ export async function startApp(
       { statementTimeoutMs: config.database.statementTimeoutMs },
     ),
     live: new LiveService(
-      { hub: new LiveHub({ bus, logger }, { ...config.live, readyTimeoutMs: 5_000 }) },
+      {
+        hub: new LiveHub({ bus, logger }, { ...config.live, readyTimeoutMs: 5_000 }),
+        cursors: new LiveCursors(Buffer.from(secretKey, 'base64')),
+      },
       { prefix: config.nats.prefix },
     ),
   };

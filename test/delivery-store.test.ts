@@ -17,7 +17,7 @@ import { EventService } from '../src/events/event.service.ts';
 import { fromMessage, toMessage, type PublishedEvent } from '../src/events/published-event.ts';
 import { InvalidInputError } from '../src/errors.ts';
 import { systemActor } from '../src/tenancy/actor.ts';
-import { SecretBox } from '../src/webhooks/webhook-secret.ts';
+import { SecretBox } from '../src/util/secret-box.ts';
 import { createLogger } from '../src/logger.ts';
 
 let orm: Orm;

@@ -25,6 +25,15 @@ import {
 } from './support/operations.ts';
 import { waitFor } from './support/wait.ts';
 
+const ResumedEvents = graphql(`
+  subscription ResumedEvents($types: [String!], $after: String) {
+    eventPublished(types: $types, after: $after) {
+      idempotencyKey
+      streamCursor
+    }
+  }
+`);
+
 const TenantNode = graphql(`
   query TenantNode($id: ID!) {
     node(id: $id) {
@@ -119,6 +128,41 @@ describe.each(modes)('tenant isolation (%s mode)', (mode) => {
     });
     await Promise.all([mine.stop(), theirs.stop()]);
     expect(theirs.results.map((r) => r.data?.eventPublished.idempotencyKey)).toEqual(['b-marker']);
+  });
+
+  it("gives live cursors that tell nothing of another tenant's volume, and refuses them to it", async () => {
+    const typeB = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: typeB, group: 'Isolation' } });
+    const mine = collect(h.ws(), ResumedEvents, { types: [type] });
+    const cursorOf = (key: string) =>
+      mine.results.find((r) => r.data?.eventPublished.idempotencyKey === key)?.data?.eventPublished
+        .streamCursor;
+    await waitFor(
+      async () => mine.results.length > 0 || void (await h.gql(PublishEvent, { input: { type } })),
+      { what: 'the subscription to go live' },
+    );
+    await h.gql(PublishEvent, { input: { type, idempotencyKey: 'cursor-1' } });
+    for (let i = 0; i < 20; i++) await b.gql(PublishEvent, { input: { type: typeB } });
+    await h.gql(PublishEvent, { input: { type, idempotencyKey: 'cursor-2' } });
+    const [first, second] = await waitFor(
+      () => {
+        const both = [cursorOf('cursor-1'), cursorOf('cursor-2')];
+        return both.every(Boolean) && (both as string[]);
+      },
+      { what: "A's two events" },
+    );
+    await mine.stop();
+    // Opaque: no stream position in them to subtract.
+    for (const cursor of [first!, second!]) {
+      expect(Buffer.from(cursor, 'base64url').toString()).not.toMatch(/(events|attempts|audit):\d+/);
+    }
+    // Another tenant cannot resume from them.
+    const theirs = collect(h.ws({ token: b.token }), ResumedEvents, { types: [typeB], after: first! });
+    const [refusal] = await waitFor(() => theirs.results.length > 0 && theirs.results, {
+      what: 'the refusal',
+    });
+    await theirs.stop();
+    expect(refusal!.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
   it("does not export another tenant's audit entries", async () => {

@@ -6,7 +6,7 @@ import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { LoopLag } from '../util/loop-lag.ts';
 import { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
-import type { SecretBox } from '../webhooks/webhook-secret.ts';
+import type { SecretBox } from '../util/secret-box.ts';
 import type { WebhookChanges } from '../webhooks/webhook-changes.ts';
 import type { WebhookService } from '../webhooks/webhook.service.ts';
 import { MessageSettling } from './consumer.ts';

@@ -7,7 +7,7 @@ import { eventTypeName } from '../event-types/event-type.service.ts';
 import { InvalidInputError } from '../errors.ts';
 import { fromMessage, type PublishedEvent } from '../events/published-event.ts';
 import type { Actor } from '../tenancy/actor.ts';
-import { decodeCursor, encodeCursor, type LiveKind, type Streamed } from './cursor.ts';
+import type { LiveCursors, LiveKind, Streamed } from './cursor.ts';
 import type { LiveHub, LiveStream } from './live-hub.ts';
 
 export type LiveAttempt = DeliveryAttempt & Streamed;
@@ -18,10 +18,12 @@ export type LiveAttempt = DeliveryAttempt & Streamed;
  */
 export class LiveService {
   private readonly hub: LiveHub;
+  private readonly cursors: LiveCursors;
   private readonly subjects: ReturnType<typeof subjects>;
 
-  constructor(deps: { hub: LiveHub }, options: { prefix: string }) {
+  constructor(deps: { hub: LiveHub; cursors: LiveCursors }, options: { prefix: string }) {
     this.hub = deps.hub;
+    this.cursors = deps.cursors;
     this.subjects = subjects(options.prefix);
   }
 
@@ -36,14 +38,14 @@ export class LiveService {
       throw new InvalidInputError([{ path: ['types'], message: `not event type names: ${bad.join(', ')}` }]);
     }
     const wanted = new Set(types);
-    return this.open('events', {
+    return this.open('events', actor.tenantId, {
       subject:
         types.length === 1
           ? this.subjects.event(actor.tenantId, types[0]!)
           : this.subjects.eventsOfTenant(actor.tenantId),
       decode: (m) => ({
         ...fromMessage(decode(eventMessageV1, m.data)),
-        streamCursor: cursorOf('events', m),
+        streamCursor: this.cursors.encode('events', actor.tenantId, m.seq),
       }),
       accept: wanted.size > 1 ? (event) => wanted.has(event.type) : undefined,
       after: options.after,
@@ -63,13 +65,17 @@ export class LiveService {
       throw new InvalidInputError([{ path: ['webhookId'], message: 'not a webhook id' }]);
     }
     const statuses = new Set(options.statuses ?? []);
-    return this.open('attempts', {
+    return this.open('attempts', actor.tenantId, {
       subject: options.webhookId
         ? this.subjects.attempt(actor.tenantId, options.webhookId)
         : this.subjects.attemptsOfTenant(actor.tenantId),
       decode: (m) => {
         const { v: _v, ...attempt } = decode(attemptMessageV1, m.data);
-        return { ...attempt, createdAt: new Date(attempt.createdAt), streamCursor: cursorOf('attempts', m) };
+        return {
+          ...attempt,
+          createdAt: new Date(attempt.createdAt),
+          streamCursor: this.cursors.encode('attempts', actor.tenantId, m.seq),
+        };
       },
       accept: statuses.size > 0 ? (attempt) => statuses.has(attempt.status) : undefined,
       after: options.after,
@@ -78,11 +84,15 @@ export class LiveService {
 
   /** Audit entries of the tenant as they are committed. */
   async audit(actor: Actor, options: { after?: string | null }): Promise<LiveStream<AuditLog & Streamed>> {
-    return this.open('audit', {
+    return this.open('audit', actor.tenantId, {
       subject: this.subjects.audit(actor.tenantId),
       decode: (m) => {
         const { v: _v, ...entry } = decode(auditMessageV1, m.data);
-        return { ...entry, createdAt: new Date(entry.createdAt), streamCursor: cursorOf('audit', m) };
+        return {
+          ...entry,
+          createdAt: new Date(entry.createdAt),
+          streamCursor: this.cursors.encode('audit', actor.tenantId, m.seq),
+        };
       },
       after: options.after,
     });
@@ -100,6 +110,7 @@ export class LiveService {
 
   private async open<T>(
     kind: LiveKind,
+    tenantId: string,
     request: {
       subject: string;
       decode: (message: LiveMessage) => T & Streamed;
@@ -107,9 +118,7 @@ export class LiveService {
       after: string | null | undefined;
     },
   ): Promise<LiveStream<T & Streamed>> {
-    const after = request.after == null ? null : decodeCursor(kind, request.after);
+    const after = request.after == null ? null : this.cursors.decode(kind, tenantId, request.after);
     return this.hub.open({ ...request, after });
   }
 }
-
-const cursorOf = (kind: LiveKind, message: LiveMessage) => encodeCursor(kind, message.seq);

@@ -21,7 +21,7 @@ import { parse, text } from '../input.ts';
 import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor, ApiClient } from '../tenancy/actor.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
-import type { SecretBox } from './webhook-secret.ts';
+import type { SecretBox } from '../util/secret-box.ts';
 import { newWebhookSecret } from './webhook-secret.ts';
 import { changesAudited, webhookEntry } from './webhook-audit.ts';
 import { WebhookEntity, type Webhook } from './webhook.entity.ts';

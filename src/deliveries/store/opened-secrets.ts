@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { SecretBox } from '../../webhooks/webhook-secret.ts';
+import type { SecretBox } from '../../util/secret-box.ts';
 
 /** A webhook's sealed signing secrets, as stored. */
 export interface SealedSecrets {
