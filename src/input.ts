@@ -27,3 +27,17 @@ export const storableDate = (date: Date): boolean =>
   !Number.isNaN(date.getTime()) && date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999;
 
 export const STORABLE_DATE_RANGE = 'must fall in the years 1 to 9999 (UTC)';
+
+export const UNSTORABLE_TEXT = 'must not contain NUL characters or unpaired surrogates';
+
+/** Whether every string in a JSON value can be stored as PostgreSQL text: no NUL, no lone surrogate. */
+export function storable(value: unknown): boolean {
+  if (typeof value === 'string') return value.isWellFormed() && !value.includes('\0');
+  if (Array.isArray(value)) return value.every(storable);
+  if (value && typeof value === 'object')
+    return Object.entries(value).every(([k, v]) => storable(k) && storable(v));
+  return true;
+}
+
+/** Text of at most `max` characters that PostgreSQL can store, line breaks and tabs allowed. */
+export const storableText = (max: number) => z.string().max(max).refine(storable, UNSTORABLE_TEXT);

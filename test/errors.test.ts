@@ -146,6 +146,26 @@ describe.each(modes)('errors a client gets (%s mode)', (mode) => {
     expect(codes(literal)).toEqual(['BAD_USER_INPUT']);
   });
 
+  it("refuses a mutation's unstorable strings as a ValidationError naming the field", async () => {
+    for (const field of ['group', 'description'] as const) {
+      const input = { name: 'errors.text.checked', group: 'Errors', [field]: 'a\u0000b' };
+      const response = await fetch(`${h.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${h.operatorToken}` },
+        body: JSON.stringify({
+          query:
+            'mutation($i: UpsertEventTypeInput!){ upsertEventType(input: $i){ __typename ... on ValidationError { fields { path } } } }',
+          variables: { i: input },
+        }),
+      });
+      const body = (await response.json()) as { data: { upsertEventType: unknown } };
+      expect(body.data.upsertEventType, field).toEqual({
+        __typename: 'ValidationError',
+        fields: [{ path: ['input', field] }],
+      });
+    }
+  });
+
   it('refuses JSON nested deeper than 64 levels with a clear error', async () => {
     let current: unknown = 'leaf';
     for (let i = 0; i < 3_000; i++) current = { c: current };

@@ -6,7 +6,7 @@ import { InvalidInputError, type FieldProblem } from '../errors.ts';
 import { demand } from '../permissions.ts';
 import { PayloadSchemas } from './payload-schema.ts';
 import { patternMatches } from '../webhooks/event-patterns.ts';
-import { parse } from '../input.ts';
+import { parse, storable, storableText, text, UNSTORABLE_TEXT } from '../input.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { EventTypeEntity, type EventType } from './event-type.entity.ts';
 import { UnknownEventTypeError } from './event-type.errors.ts';
@@ -22,11 +22,11 @@ export const eventTypeName = z
 
 export const upsertEventTypeInput = z.object({
   name: eventTypeName,
-  group: z.string().trim().min(1).max(100),
-  description: z.string().max(2000).nullish(),
+  group: text(100),
+  description: storableText(2000).nullish(),
   deprecated: z.boolean().nullish(),
   /** null clears it; omitted keeps it. */
-  schema: z.record(z.string(), z.unknown()).nullish(),
+  schema: z.record(z.string(), z.unknown()).refine(storable, UNSTORABLE_TEXT).nullish(),
 });
 export type UpsertEventTypeInput = Omit<z.input<typeof upsertEventTypeInput>, 'schema'> & {
   schema?: unknown;

@@ -12,7 +12,7 @@ import {
   type EventTypeService,
 } from '../event-types/event-type.service.ts';
 import { InvalidInputError } from '../errors.ts';
-import { parse, STORABLE_DATE_RANGE, storableDate } from '../input.ts';
+import { parse, STORABLE_DATE_RANGE, storable, storableDate, UNSTORABLE_TEXT } from '../input.ts';
 import { createdWithin, findPage, type Cursor, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { OutboxRelay } from '../util/outbox-relay.ts';
@@ -23,19 +23,7 @@ import { fromEntity, type PublishedEvent } from './published-event.ts';
 /** The largest `current` + `previous` accepted, serialised: it is what every delivery carries. */
 export const MAX_EVENT_PAYLOAD_BYTES = 256 * 1024;
 
-/** Whether every string in a JSON value can be stored as PostgreSQL text: no NUL, no lone surrogate. */
-function storable(value: unknown): boolean {
-  if (typeof value === 'string') return value.isWellFormed() && !value.includes('\0');
-  if (Array.isArray(value)) return value.every(storable);
-  if (value && typeof value === 'object')
-    return Object.entries(value).every(([k, v]) => storable(k) && storable(v));
-  return true;
-}
-
-const storableJson = z
-  .json()
-  .nullish()
-  .refine(storable, 'must not contain NUL characters or unpaired surrogates');
+const storableJson = z.json().nullish().refine(storable, UNSTORABLE_TEXT);
 
 export const publishEventInput = z.object({
   type: eventTypeName,

@@ -2,10 +2,13 @@ import {
   BREAK,
   GraphQLError,
   NoSchemaIntrospectionCustomRule,
+  OperationTypeNode,
+  getOperationAST,
   parse,
   visit,
   type ASTNode,
   type DocumentNode,
+  type ExecutionArgs,
   type ParseOptions,
   type Source,
   type ValidationRule,
@@ -63,25 +66,32 @@ export function yogaLogger(logger: Logger): YogaLogger {
 export const MAX_INPUT_DEPTH = 64;
 
 /**
- * Refuses, as BAD_USER_INPUT, input PostgreSQL cannot hold or Herald should not walk: a string
- * with a NUL character or an unpaired surrogate anywhere in the variables or the document's
- * literals, and values nested deeper than MAX_INPUT_DEPTH (a payload 3,000 deep overflowed the
- * stack in validation). Checked once, before execution, for every operation.
+ * Refuses, as BAD_USER_INPUT, input PostgreSQL cannot hold or Herald should not walk, before
+ * execution: values nested deeper than MAX_INPUT_DEPTH in any operation (a payload 3,000 deep
+ * overflowed the stack in validation), and in queries and subscriptions a string with a NUL
+ * character or an unpaired surrogate anywhere in the variables or the literals (filters gave
+ * internal errors). A mutation's strings are its services' to check: each refusal is then a
+ * ValidationError naming the field, in the mutation's result.
  */
 export const storableInput = (): Plugin => ({
   onExecute({ args, setResultAndStopExecution }) {
-    const problem = inputProblem(args.document as DocumentNode, args.variableValues);
+    const problem = inputProblem(args);
     if (problem) setResultAndStopExecution({ errors: [problem] });
   },
   onSubscribe({ args, setResultAndStopExecution }) {
-    const problem = inputProblem(args.document as DocumentNode, args.variableValues);
+    const problem = inputProblem(args);
     if (problem) setResultAndStopExecution({ errors: [problem] });
   },
 });
 
 const badString = (value: string) => value.includes('\0') || !value.isWellFormed();
 
-function inputProblem(document: DocumentNode, variables: unknown): GraphQLError | null {
+function inputProblem({
+  document,
+  operationName,
+  variableValues: variables,
+}: ExecutionArgs): GraphQLError | null {
+  const strings = getOperationAST(document, operationName)?.operation !== OperationTypeNode.MUTATION;
   const refuse = (message: string) => new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
   // Iterative walks: the input's own depth must not be what overflows the stack.
   const stack: { value: unknown; depth: number; name: string }[] = [];
@@ -92,66 +102,57 @@ function inputProblem(document: DocumentNode, variables: unknown): GraphQLError 
     if (depth > MAX_INPUT_DEPTH)
       return refuse(`Variable "$${name}" is nested deeper than ${MAX_INPUT_DEPTH} levels`);
     if (typeof value === 'string') {
-      if (badString(value))
+      if (strings && badString(value))
         return refuse(
           `Variable "$${name}" holds a NUL character or an unpaired surrogate, which cannot be stored`,
         );
     } else if (value && typeof value === 'object') {
       for (const [key, inner] of Object.entries(value)) {
-        if (badString(key)) return refuse(`Variable "$${name}" holds a key that cannot be stored`);
+        if (strings && badString(key)) return refuse(`Variable "$${name}" holds a key that cannot be stored`);
         stack.push({ value: inner, depth: depth + 1, name });
       }
     }
   }
-  return literalProblem(document);
+  const literals = literalProblems(document);
+  return literals.depth ?? (strings ? literals.strings : null);
+}
+
+interface LiteralProblems {
+  depth: GraphQLError | null;
+  strings: GraphQLError | null;
 }
 
 /** Per document: yoga hands every request of the same text the same parsed document. */
-const literalProblems = new WeakMap<DocumentNode, GraphQLError | null>();
+const literalCache = new WeakMap<DocumentNode, LiteralProblems>();
 
-function literalProblem(document: DocumentNode): GraphQLError | null {
-  const known = literalProblems.get(document);
-  if (known !== undefined) return known;
+function literalProblems(document: DocumentNode): LiteralProblems {
+  const known = literalCache.get(document);
+  if (known) return known;
   const refuse = (message: string, nodes: ASTNode) =>
     new GraphQLError(message, { nodes, extensions: { code: 'BAD_USER_INPUT' } });
-  let problem: GraphQLError | null = null;
+  const found: LiteralProblems = { depth: null, strings: null };
   let depth = 0;
+  const nest = {
+    enter(node: ASTNode) {
+      if (++depth <= MAX_INPUT_DEPTH) return undefined;
+      found.depth = refuse(`A value is nested deeper than ${MAX_INPUT_DEPTH} levels`, node);
+      return BREAK;
+    },
+    leave() {
+      depth--;
+    },
+  };
   visit(document, {
     StringValue(node) {
-      if (badString(node.value)) {
-        problem = refuse(
+      if (badString(node.value))
+        found.strings ??= refuse(
           'A string holds a NUL character or an unpaired surrogate, which cannot be stored',
           node,
         );
-        return BREAK;
-      }
-      return undefined;
     },
-    ObjectValue: {
-      enter(node) {
-        if (++depth > MAX_INPUT_DEPTH) {
-          problem = refuse(`A value is nested deeper than ${MAX_INPUT_DEPTH} levels`, node);
-          return BREAK;
-        }
-        return undefined;
-      },
-      leave() {
-        depth--;
-      },
-    },
-    ListValue: {
-      enter(node) {
-        if (++depth > MAX_INPUT_DEPTH) {
-          problem = refuse(`A value is nested deeper than ${MAX_INPUT_DEPTH} levels`, node);
-          return BREAK;
-        }
-        return undefined;
-      },
-      leave() {
-        depth--;
-      },
-    },
+    ObjectValue: nest,
+    ListValue: nest,
   });
-  literalProblems.set(document, problem);
-  return problem;
+  literalCache.set(document, found);
+  return found;
 }
