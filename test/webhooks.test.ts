@@ -7,6 +7,7 @@ import {
   CreateApiToken,
   CreateTenant,
   CreateWebhook,
+  NodeById,
   UpsertEventType,
 } from './support/operations.ts';
 import { sqlConnection } from './support/sql.ts';
@@ -342,11 +343,19 @@ describe.each(modes)('webhook subscriptions (%s mode)', (mode) => {
       name: 'Dashboard owned',
       isActive: true,
     });
+    // Nor read: an integration sees the webhooks its own client manages.
+    expect((await zapier(WebhookById, { id: webhook.id })).data!.webhook).toBeNull();
+    expect((await zapier(NodeById, { id: webhook.id })).data!.node).toBeNull();
+    const listed = (await zapier(Webhooks, { first: 100 })).data!.webhooks.edges.map((e) => e.node.id);
+    expect(listed).not.toContain(webhook.id);
 
     const own = await created({ name: 'Zap owned' }, zapier);
     expect(await update({ id: own.webhook.id, name: 'renamed' }, zapier)).toMatchObject({
       __typename: 'WebhookPayload',
     });
+    expect((await zapier(Webhooks, { first: 100 })).data!.webhooks.edges.map((e) => e.node.id)).toContain(
+      own.webhook.id,
+    );
     expect(
       (await zapier(DeleteWebhook, { input: { id: own.webhook.id } })).data!.deleteWebhook.__typename,
     ).toBe('WebhookPayload');

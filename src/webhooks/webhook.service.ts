@@ -220,21 +220,29 @@ export class WebhookService {
     return { webhook, secret };
   }
 
+  /**
+   * A webhook the actor may read: any of its tenant's for a dashboard token, only those its own
+   * client manages for an integration's (as FlowEstate scopes its list to the calling client).
+   */
   async find(actor: Actor, id: string): Promise<Webhook | null> {
     if (!z.uuid().safeParse(id).success) return null;
-    return tenantEm(this.orm, actor).findOne(WebhookEntity, { id });
+    const webhook = await tenantEm(this.orm, actor).findOne(WebhookEntity, { id });
+    return webhook && readable(actor, webhook) ? webhook : null;
   }
 
-  getMany(actor: Actor, ids: readonly string[]): Promise<(Webhook | null)[]> {
-    return findByIds(tenantEm(this.orm, actor), WebhookEntity, ids);
+  async getMany(actor: Actor, ids: readonly string[]): Promise<(Webhook | null)[]> {
+    const rows = await findByIds(tenantEm(this.orm, actor), WebhookEntity, ids);
+    return rows.map((webhook) => (webhook && readable(actor, webhook) ? webhook : null));
   }
 
-  /** Webhooks of the actor's tenant, newest first. */
+  /** Webhooks of the actor's tenant it may read (see find), newest first. */
   async list(actor: Actor, filter: WebhookFilter, page: PageRequest): Promise<Page<Webhook>> {
     const like = filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
     const { isActive, managedBy, externalId, eventType } = filter;
+    const client = actor.client === 'DASHBOARD' ? null : actor.client;
     return findPage(tenantEm(this.orm, actor), WebhookEntity, page, (query) =>
       query
+        .$if(!!client, (q) => q.where('managed_by', '=', client!))
         .$if(isActive != null, (q) => q.where('is_active', '=', isActive!))
         .$if(!!managedBy, (q) => q.where('managed_by', '=', managedBy!))
         .$if(!!externalId, (q) => q.where('external_id', '=', externalId!))
@@ -340,3 +348,7 @@ export class WebhookService {
     return tenantEm(this.orm, actor).findOne(WebhookEntity, { managedBy: actor.client, externalId });
   }
 }
+
+/** A dashboard token reads every webhook of its tenant; an integration's, those its client manages. */
+const readable = (actor: Actor, webhook: Webhook) =>
+  actor.client === 'DASHBOARD' || webhook.managedBy === actor.client;
