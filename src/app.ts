@@ -128,7 +128,7 @@ export async function startApp(
         hub: new LiveHub({ bus, logger }, { ...config.live, readyTimeoutMs: 5_000 }),
         cursors: new LiveCursors(Buffer.from(secretKey, 'base64')),
       },
-      { prefix: config.nats.prefix },
+      { prefix: config.nats.prefix, maxPerToken: config.live.maxPerToken },
     ),
   };
   // Every process announces its webhook changes; workers drop their cached copy (startPipeline).

@@ -131,6 +131,10 @@ const liveSchema = z.object({
   replayLimit: integer().pipe(z.number().min(1)).default(1_000),
   /** WebSocket ping interval; a socket that misses a pong for as long again is terminated. */
   keepAliveMs: integer().pipe(z.number().min(1_000)).default(12_000),
+  /** Live subscriptions one token may hold open in one API process (graphql-ws and SSE together). */
+  maxPerToken: integer().pipe(z.number().min(1)).default(5_000),
+  /** Live subscriptions one WebSocket may hold open. */
+  maxPerSocket: integer().pipe(z.number().min(1)).default(100),
 });
 
 const configSchema = z
@@ -214,6 +218,8 @@ const variables = {
     bufferBytes: 'HERALD_LIVE_BUFFER_BYTES',
     replayLimit: 'HERALD_LIVE_REPLAY_LIMIT',
     keepAliveMs: 'HERALD_WS_KEEPALIVE_MS',
+    maxPerToken: 'HERALD_LIVE_MAX_PER_TOKEN',
+    maxPerSocket: 'HERALD_LIVE_MAX_PER_SOCKET',
   },
 } as const;
 

@@ -52,3 +52,6 @@ export class SlowSubscriberError extends Error {}
 
 /** The bus did not start a live stream in time: subscribing again later may work. */
 export class LiveUnavailableError extends Error {}
+
+/** A caller holds as many live subscriptions as it may: subscribing again after ending one works. */
+export class TooManySubscriptionsError extends Error {}

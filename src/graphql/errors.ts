@@ -10,6 +10,7 @@ import {
   NotFoundError,
   PlanLimitError,
   SlowSubscriberError,
+  TooManySubscriptionsError,
 } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Context } from './context.ts';
@@ -36,6 +37,7 @@ const codes = new Map<abstract new (...args: never[]) => Error, string>([
   [CursorExpiredError, 'CURSOR_EXPIRED'],
   [SlowSubscriberError, 'SLOW_SUBSCRIBER'],
   [LiveUnavailableError, 'UNAVAILABLE'],
+  [TooManySubscriptionsError, 'TOO_MANY_SUBSCRIPTIONS'],
 ]);
 
 const isNamed = (error: unknown) => [...codes.keys()].some((type) => error instanceof type);

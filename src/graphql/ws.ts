@@ -1,5 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
-import type { DocumentNode, ExecutionArgs, GraphQLError, GraphQLSchema } from 'graphql';
+import { GraphQLError, type DocumentNode, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Config } from '../config.ts';
@@ -61,6 +61,15 @@ export function serveWebSockets(
       execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
       subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
+        // graphql-ws counts this subscription among the socket's already.
+        if (Object.keys(ctx.subscriptions).length > config.live.maxPerSocket) {
+          return [
+            new GraphQLError(
+              `this socket holds ${config.live.maxPerSocket} subscriptions, the most it may (HERALD_LIVE_MAX_PER_SOCKET): end one first`,
+              { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } },
+            ),
+          ];
+        }
         const enveloped: Enveloped = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,

@@ -19,6 +19,8 @@ export interface LiveRequest<T> {
   accept?: (value: T) => boolean;
   /** Resume after this stream sequence: what was missed is replayed first. */
   after?: number | null;
+  /** Called once the stream ends, however it ends (also when it fails to open). */
+  onClose?: () => void;
 }
 
 export interface LiveLimits {
@@ -54,12 +56,13 @@ export class LiveHub {
   async open<T>(request: LiveRequest<T>): Promise<LiveStream<T>> {
     const feed = this.feed(request.subject, request.decode);
     const accept = request.accept as ((value: unknown) => boolean) | undefined;
-    const listener = new Listener<T>(feed, accept, this.limits);
+    const listener = new Listener<T>(feed, accept, this.limits, request.onClose);
     feed.opening++;
     try {
       await withTimeout(feed.ready, this.limits.readyTimeoutMs);
     } catch (error) {
       feed.abandon();
+      listener.end();
       throw new LiveUnavailableError((error as Error).message);
     }
     feed.opening--;
@@ -70,7 +73,7 @@ export class LiveHub {
       listener.release(request.after ?? seen);
       return listener;
     } catch (error) {
-      listener.detach();
+      listener.end();
       throw error;
     }
   }
@@ -226,11 +229,18 @@ class Listener<T> implements LiveStream<T> {
   private ended = false;
   attached = false;
   private wake: (() => void) | null = null;
+  private onClose: (() => void) | undefined;
 
-  constructor(feed: Feed, accept: ((value: unknown) => boolean) | undefined, limits: LiveLimits) {
+  constructor(
+    feed: Feed,
+    accept: ((value: unknown) => boolean) | undefined,
+    limits: LiveLimits,
+    onClose?: () => void,
+  ) {
     this.feed = feed;
     this.accept = accept;
     this.limits = limits;
+    this.onClose = onClose;
   }
 
   offer(seq: number, value: unknown, bytes: number): void {
@@ -255,6 +265,7 @@ class Listener<T> implements LiveStream<T> {
     this.ended = true;
     this.detach();
     this.notify();
+    this.closed();
   }
 
   detach(): void {
@@ -276,7 +287,10 @@ class Listener<T> implements LiveStream<T> {
         this.ended = true;
         return { done: false, value: failure };
       }
-      if (this.ended) return { done: true, value: undefined };
+      if (this.ended) {
+        this.closed();
+        return { done: true, value: undefined };
+      }
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
@@ -301,6 +315,12 @@ class Listener<T> implements LiveStream<T> {
     this.queue.push({ seq, value: value as T, bytes });
     this.bytes += bytes;
     this.notify();
+  }
+
+  private closed(): void {
+    const onClose = this.onClose;
+    this.onClose = undefined;
+    onClose?.();
   }
 
   /** What is queued is dropped at once: a subscriber this far behind cannot hold memory. */

@@ -4,7 +4,7 @@ import { attemptMessageV1, auditMessageV1, decode, eventMessageV1, subjects } fr
 import type { AuditLog } from '../audit/audit-log.entity.ts';
 import type { DeliveryAttempt, DeliveryStatus } from '../deliveries/delivery.entity.ts';
 import { eventTypeName } from '../event-types/event-type.service.ts';
-import { InvalidInputError } from '../errors.ts';
+import { InvalidInputError, TooManySubscriptionsError } from '../errors.ts';
 import { fromMessage, type PublishedEvent } from '../events/published-event.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { LiveCursors, LiveKind, Streamed } from './cursor.ts';
@@ -21,10 +21,18 @@ export class LiveService {
   private readonly cursors: LiveCursors;
   private readonly subjects: ReturnType<typeof subjects>;
 
-  constructor(deps: { hub: LiveHub; cursors: LiveCursors }, options: { prefix: string }) {
+  private readonly maxPerToken: number;
+  /** Open subscriptions by token (the operator's under "operator"). */
+  private readonly held = new Map<string, number>();
+
+  constructor(
+    deps: { hub: LiveHub; cursors: LiveCursors },
+    options: { prefix: string; maxPerToken: number },
+  ) {
     this.hub = deps.hub;
     this.cursors = deps.cursors;
     this.subjects = subjects(options.prefix);
+    this.maxPerToken = options.maxPerToken;
   }
 
   /** Published events; of one type by subject, of several by subject and then by type. */
@@ -38,7 +46,7 @@ export class LiveService {
       throw new InvalidInputError([{ path: ['types'], message: `not event type names: ${bad.join(', ')}` }]);
     }
     const wanted = new Set(types);
-    return this.open('events', actor.tenantId, {
+    return this.open('events', actor, {
       subject:
         types.length === 1
           ? this.subjects.event(actor.tenantId, types[0]!)
@@ -65,7 +73,7 @@ export class LiveService {
       throw new InvalidInputError([{ path: ['webhookId'], message: 'not a webhook id' }]);
     }
     const statuses = new Set(options.statuses ?? []);
-    return this.open('attempts', actor.tenantId, {
+    return this.open('attempts', actor, {
       subject: options.webhookId
         ? this.subjects.attempt(actor.tenantId, options.webhookId)
         : this.subjects.attemptsOfTenant(actor.tenantId),
@@ -84,7 +92,7 @@ export class LiveService {
 
   /** Audit entries of the tenant as they are committed. */
   async audit(actor: Actor, options: { after?: string | null }): Promise<LiveStream<AuditLog & Streamed>> {
-    return this.open('audit', actor.tenantId, {
+    return this.open('audit', actor, {
       subject: this.subjects.audit(actor.tenantId),
       decode: (m) => {
         const { v: _v, ...entry } = decode(auditMessageV1, m.data);
@@ -110,7 +118,7 @@ export class LiveService {
 
   private async open<T>(
     kind: LiveKind,
-    tenantId: string,
+    actor: Actor,
     request: {
       subject: string;
       decode: (message: LiveMessage) => T & Streamed;
@@ -118,7 +126,20 @@ export class LiveService {
       after: string | null | undefined;
     },
   ): Promise<LiveStream<T & Streamed>> {
-    const after = request.after == null ? null : this.cursors.decode(kind, tenantId, request.after);
-    return this.hub.open({ ...request, after });
+    const after = request.after == null ? null : this.cursors.decode(kind, actor.tenantId, request.after);
+    const holder = actor.tokenId ?? actor.kind;
+    const held = this.held.get(holder) ?? 0;
+    if (held >= this.maxPerToken) {
+      throw new TooManySubscriptionsError(
+        `this token holds ${held} live subscriptions, the most it may (HERALD_LIVE_MAX_PER_TOKEN): end one first`,
+      );
+    }
+    this.held.set(holder, held + 1);
+    const onClose = () => {
+      const left = (this.held.get(holder) ?? 1) - 1;
+      if (left > 0) this.held.set(holder, left);
+      else this.held.delete(holder);
+    };
+    return this.hub.open({ ...request, after, onClose });
   }
 }
