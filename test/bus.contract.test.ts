@@ -45,6 +45,7 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
       stream: stream.name,
       durable: 'worker',
       ackWaitMs: 30_000,
+      maxWorkMs: 60_000,
       maxDeliver: 5,
       maxAckPending: 100,
       ...overrides,
@@ -156,13 +157,34 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
     expect(logs.lines.filter((l) => l.level === 50 && l.err?.message === 'receiver down')).toHaveLength(1);
   });
 
-  it('redelivers unacked work after the ack wait', async () => {
+  it('keeps a message its handler works on from coming back, for up to maxWorkMs', async () => {
+    const { subject, consumer } = await freshStream();
+    const counts: number[] = [];
+    let done = 0;
+    const consumption = bus.consume(
+      consumer({ ackWaitMs: 600, maxWorkMs: 10_000 }),
+      async (m) => {
+        counts.push(m.deliveryCount);
+        // Four ack waits: without the in-progress reports it would come back meanwhile, to the
+        // consumer's second slot.
+        await new Promise((resolve) => setTimeout(resolve, 2_400));
+        done++;
+      },
+      { concurrency: 2 },
+    );
+    await bus.publish(subject('long'), text('l'), { msgId: 'l' });
+    await waitFor(() => done >= 1, { what: 'the work to finish', timeoutMs: 15_000 });
+    await consumption.stop();
+    expect(counts).toEqual([1]);
+  });
+
+  it('redelivers work held past maxWorkMs, after the ack wait', async () => {
     const { subject, consumer } = await freshStream();
     const counts: number[] = [];
     let release: () => void = () => {};
     const stuck = new Promise<void>((resolve) => (release = resolve));
     const consumption = bus.consume(
-      consumer({ ackWaitMs: 1000 }),
+      consumer({ ackWaitMs: 1000, maxWorkMs: 1000 }),
       async (m) => {
         counts.push(m.deliveryCount);
         if (m.deliveryCount === 1) await stuck;
@@ -170,7 +192,7 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
       { concurrency: 2 },
     );
     await bus.publish(subject('slow'), text('s'), { msgId: 's' });
-    await waitFor(() => counts.length >= 2, { what: 'redelivery after ack wait' });
+    await waitFor(() => counts.length >= 2, { what: 'redelivery after maxWorkMs and the ack wait' });
     release();
     await consumption.stop();
     expect(counts).toEqual([1, 2]);

@@ -17,8 +17,17 @@ export interface ConsumerSpec {
   /** Durable name: every process consuming with the same name shares the work. */
   durable: string;
   filterSubject?: string;
-  /** An unacked message is delivered again after this long. */
+  /**
+   * An unacked message is delivered again after this long. While its handler runs, the bus tells
+   * the server it is still worked on (InProgress), so this is how soon a dead process's messages
+   * come back, not a bound on how long a handler may take.
+   */
   ackWaitMs: number;
+  /**
+   * How long a handler may hold a message and have it reported in progress; past this it comes
+   * back after one more ack wait, as if its process had died (a handler stuck for good).
+   */
+  maxWorkMs: number;
   /** After this many deliveries the message is dropped (the handler records the outcome before that). */
   maxDeliver: number;
   /** Most messages handed out and not yet settled, across all processes. */
@@ -130,4 +139,39 @@ export function subjectMatches(filter: string, subject: string): boolean {
     if (i >= s.length || (f[i] !== '*' && f[i] !== s[i])) return false;
   }
   return f.length === s.length;
+}
+
+/**
+ * Keeps the messages a consumption is working on from coming back while their handlers run:
+ * every third of the ack wait, each one held at least that long (and less than maxWorkMs) is
+ * reported as still worked on. A process that dies stops reporting, and its messages come back
+ * within one ack wait.
+ */
+export class InProgress {
+  private readonly held = new Map<BusMessage, number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(spec: Pick<ConsumerSpec, 'ackWaitMs' | 'maxWorkMs'>) {
+    const every = Math.max(100, Math.floor(spec.ackWaitMs / 3));
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      for (const [message, heldFrom] of this.held) {
+        const held = now - heldFrom;
+        if (held >= every && held < spec.maxWorkMs) message.working();
+      }
+    }, every);
+    this.timer.unref();
+  }
+
+  hold(message: BusMessage): void {
+    this.held.set(message, performance.now());
+  }
+
+  release(message: BusMessage): void {
+    this.held.delete(message);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }

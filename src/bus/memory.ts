@@ -1,6 +1,7 @@
 import type { Logger } from '../logger.ts';
 import { retryBackoffMs } from '../util/backoff.ts';
 import {
+  InProgress,
   ReplayRefusedError,
   subjectMatches,
   type BusMessage,
@@ -144,6 +145,7 @@ export class MemoryBus implements EventBus {
     durable.spec = spec;
 
     const running = new Set<Promise<void>>();
+    const inProgress = new InProgress(spec);
     let stopped = false;
     const d = durable;
     const pump = (): void => {
@@ -151,7 +153,7 @@ export class MemoryBus implements EventBus {
         const seq = d.ready.shift()!;
         const stored = stream.messages.get(seq);
         if (!stored) continue;
-        const task = this.deliver(stream, d, stored, handler).finally(() => {
+        const task = this.deliver(stream, d, stored, handler, inProgress).finally(() => {
           running.delete(task);
           pump();
         });
@@ -166,6 +168,7 @@ export class MemoryBus implements EventBus {
         stopped = true;
         d.workers.delete(pump);
         await Promise.allSettled([...running]);
+        inProgress.stop();
       },
     };
   }
@@ -231,7 +234,13 @@ export class MemoryBus implements EventBus {
     this.subscribers.clear();
   }
 
-  private async deliver(stream: Stream, d: Durable, stored: Stored, handler: MessageHandler): Promise<void> {
+  private async deliver(
+    stream: Stream,
+    d: Durable,
+    stored: Stored,
+    handler: MessageHandler,
+    inProgress: InProgress,
+  ): Promise<void> {
     const deliveryCount = (d.deliveries.get(stored.seq) ?? 0) + 1;
     d.deliveries.set(stored.seq, deliveryCount);
     let settled = false;
@@ -269,6 +278,7 @@ export class MemoryBus implements EventBus {
       },
     };
     armAckWait();
+    inProgress.hold(message);
     try {
       await handler(message);
       message.ack();
@@ -278,6 +288,8 @@ export class MemoryBus implements EventBus {
         'a message handler threw; the message comes back',
       );
       message.nak(retryBackoffMs(message.deliveryCount));
+    } finally {
+      inProgress.release(message);
     }
   }
 

@@ -18,6 +18,7 @@ import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../logger.ts';
 import { retryBackoffMs } from '../util/backoff.ts';
 import {
+  InProgress,
   ReplayRefusedError,
   subjectMatches,
   type BusMessage,
@@ -141,6 +142,7 @@ export class NatsBus implements EventBus {
 
   consume(spec: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption {
     const running = new Set<Promise<void>>();
+    const inProgress = new InProgress(spec);
     let stopped = false;
     let stopCurrent: (() => void) | undefined;
 
@@ -157,7 +159,7 @@ export class NatsBus implements EventBus {
           // stop() may have run while consume() was pending: it could not reach this iterator.
           if (stopped) messages.stop();
           for await (const msg of messages) {
-            const task = settle(msg, handler, this.logger).finally(() => running.delete(task));
+            const task = settle(msg, handler, this.logger, inProgress).finally(() => running.delete(task));
             running.add(task);
             if (running.size >= options.concurrency) await Promise.race(running);
           }
@@ -176,6 +178,7 @@ export class NatsBus implements EventBus {
         stopCurrent?.();
         await looping;
         await Promise.allSettled([...running]);
+        inProgress.stop();
       },
     };
   }
@@ -341,7 +344,12 @@ export class NatsBus implements EventBus {
 }
 
 /** A handler that returns without settling acks; one that throws is logged and naked (MessageHandler). */
-async function settle(msg: JsMsg, handler: MessageHandler, logger: Logger): Promise<void> {
+async function settle(
+  msg: JsMsg,
+  handler: MessageHandler,
+  logger: Logger,
+  inProgress: InProgress,
+): Promise<void> {
   let settled = false;
   const once = (fn: () => void) => () => {
     if (settled) return;
@@ -361,11 +369,14 @@ async function settle(msg: JsMsg, handler: MessageHandler, logger: Logger): Prom
       if (!settled) msg.working();
     },
   };
+  inProgress.hold(message);
   try {
     await handler(message);
     message.ack();
   } catch (error) {
     logger.error({ err: error, subject: msg.subject }, 'a message handler threw; the message comes back');
     message.nak(retryBackoffMs(message.deliveryCount));
+  } finally {
+    inProgress.release(message);
   }
 }

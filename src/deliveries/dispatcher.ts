@@ -53,7 +53,10 @@ export class Dispatcher {
       {
         stream: streams(this.prefix).events.name,
         durable: 'dispatcher',
-        ackWaitMs: 30_000,
+        // How soon a dead dispatcher's events come back; the bus keeps running ones from it,
+        // waiting for room in the delivery queue included.
+        ackWaitMs: 3_000,
+        maxWorkMs: 300_000,
         maxDeliver: 1_000,
         maxAckPending: concurrency * 4,
       },
@@ -80,7 +83,7 @@ export class Dispatcher {
     try {
       const webhookIds = await this.matcher.matching(event.tenantId, event.type);
       // The process is stopping: the event comes back, to this process or another.
-      if (!(await this.room(message, webhookIds.length))) return message.nak();
+      if (!(await this.room(webhookIds.length))) return message.nak();
       try {
         stage = 'dispatch';
         const deliveries = await this.dispatches.create(event, webhookIds);
@@ -98,10 +101,7 @@ export class Dispatcher {
   }
 
   /** Room in the delivery queue for `count` deliveries: at once, or once the workers made it. */
-  private async room(message: BusMessage, count: number): Promise<boolean> {
-    if (count === 0 || this.bound.tryAdmit(count)) return true;
-    // Waiting may outlast the ack wait: the message is kept from coming back meanwhile.
-    const heartbeat = setInterval(() => message.working(), 5_000);
-    return this.bound.admit(count).finally(() => clearInterval(heartbeat));
+  private async room(count: number): Promise<boolean> {
+    return count === 0 || this.bound.tryAdmit(count) || this.bound.admit(count);
   }
 }

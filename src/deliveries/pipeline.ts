@@ -99,8 +99,7 @@ export function startPipeline(
       { bus, dispatches: new EventDispatches({ orm }, timed), queue, matcher, bound, settling },
       { prefix: config.nats.prefix },
     ).start(),
-    // An attempt holds its message for at most the request timeout, then a short write.
-    worker.start(delivery.concurrency, delivery.requestTimeoutMs + 10_000),
+    worker.start(delivery.concurrency, delivery.requestTimeoutMs),
     startScheduler({ parking, queue, logger }),
     startRetention(
       orm,

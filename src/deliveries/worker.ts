@@ -31,6 +31,12 @@ export interface AttemptStore {
 type Stage = 'prepare' | 'park' | 'send' | 'record';
 
 /**
+ * How soon the messages of a worker that died come back: the bus reports a message in progress
+ * while its attempt runs (even one waiting 15 s on an endpoint), so a short wait costs no repeat.
+ */
+export const ACK_WAIT_MS = 3_000;
+
+/**
  * Makes delivery attempts, as a chain of small steps: prepare (load, check), send (sign, POST),
  * record (attempt, status, webhook). `decide` (outcome.ts) alone says what an outcome means.
  * Waiting retries are parked in the database, not held here: every message is acked once its
@@ -70,12 +76,15 @@ export class DeliveryWorker {
     this.subjects = subjects(options.prefix);
   }
 
-  start(concurrency: number, ackWaitMs: number): Consumption {
+  /** `requestTimeoutMs` bounds an attempt: a handler holding its message much longer is stuck. */
+  start(concurrency: number, requestTimeoutMs: number): Consumption {
     return this.bus.consume(
       {
         stream: streams(this.prefix).deliveries.name,
         durable: 'deliverer',
-        ackWaitMs,
+        ackWaitMs: ACK_WAIT_MS,
+        // Waiting in line (a second), the attempt, then a write.
+        maxWorkMs: requestTimeoutMs + 30_000,
         maxDeliver: 10_000,
         maxAckPending: concurrency * 4,
       },
@@ -103,7 +112,7 @@ export class DeliveryWorker {
           parkUntil.circuitOpen(openUntil, this.gate.openMs),
         );
       }
-      if (!(await this.slot(message, endpoint))) {
+      if (!(await this.slot(endpoint))) {
         stage = 'park';
         return await this.store.parking.park(
           prepared.delivery,
@@ -158,11 +167,8 @@ export class DeliveryWorker {
   }
 
   /** A slot of the endpoint's: at once, or after waiting in line; false when none came (park it). */
-  private async slot(message: BusMessage, endpoint: string): Promise<boolean> {
-    if (this.gate.tryAcquire(endpoint)) return true;
-    // Waiting in line may outlast the ack wait: the message is kept from coming back meanwhile.
-    const heartbeat = setInterval(() => message.working(), 5_000);
-    return this.gate.acquire(endpoint).finally(() => clearInterval(heartbeat));
+  private async slot(endpoint: string): Promise<boolean> {
+    return this.gate.tryAcquire(endpoint) || this.gate.acquire(endpoint);
   }
 
   private async send({ delivery, webhook, event, secrets }: AttemptJob, at: Date): Promise<AttemptOutcome> {
