@@ -323,7 +323,12 @@ describe.each(modes)('live subscriptions (%s mode)', (mode) => {
       await sub.stop();
       return result;
     };
-    expect(codeOf(await refusal({ types: [type], after: cursor }))).toBe('CURSOR_EXPIRED');
+    const expired = await refusal({ types: [type], after: cursor });
+    expect(codeOf(expired)).toBe('CURSOR_EXPIRED');
+    // Nothing of the shared stream in the message: no position in it.
+    expect(expired?.errors?.[0]?.message).toBe(
+      'more than 40 items were missed since the cursor; read them with a query and subscribe without a cursor',
+    );
     expect(codeOf(await refusal({ types: [type], after: 'not a cursor' }))).toBe('BAD_USER_INPUT');
     // A cursor of another stream, and one beyond the end of this one.
     expect(codeOf(await refusal({ after: cursor }, LiveAudit))).toBe('BAD_USER_INPUT');

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import { OperationTypeNode, getOperationAST } from 'graphql';
+import { Kind, OperationTypeNode, getOperationAST } from 'graphql';
 import { useGraphQlJit } from '@envelop/graphql-jit';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import type { Config } from '../config.ts';
@@ -10,7 +10,7 @@ import type { Authenticate, Context, Services } from './context.ts';
 import { coercedVariables, logUnexpected, maskUnexpected, unauthenticated } from './errors.ts';
 import { disableIntrospection, limitAliases, limitTokens, storableInput, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
-import { readBody, readableQueryString, useReadBody } from './request-body.ts';
+import { readBody, useReadBody } from './request-body.ts';
 import { schema } from './schema.ts';
 import { serveWebSockets } from './ws.ts';
 
@@ -71,6 +71,8 @@ export function graphqlEndpoint(deps: {
     logging: yogaLogger(logger.child({ component: 'graphql' })),
     // Bodies are read, within the limit, before yoga sees them (request-body.ts).
     maxRequestBodySize: false,
+    // Herald takes no file uploads.
+    multipart: false,
     plugins: [
       useReadBody(),
       ...(production ? [disableIntrospection()] : []),
@@ -85,7 +87,10 @@ export function graphqlEndpoint(deps: {
       useGraphQlJit(
         {},
         {
+          // Only documents of one operation: graphql-jit caches its compilation by document, not
+          // by the operation named, and would run another than the one the plugins checked.
           enableIf: (args) =>
+            args.document.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION).length === 1 &&
             getOperationAST(args.document, args.operationName)?.operation !== OperationTypeNode.SUBSCRIPTION,
         },
       ),
@@ -97,7 +102,7 @@ export function graphqlEndpoint(deps: {
   return {
     handle(req, res) {
       if (req.method !== 'POST') {
-        if (readableQueryString(req, res)) void yoga(req, res);
+        void yoga(req, res);
         return;
       }
       void readBody(req, res, config.server.maxRequestBytes).then((read) => {

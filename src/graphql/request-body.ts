@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 /**
@@ -10,10 +11,9 @@ import type { Plugin } from 'graphql-yoga';
 
 const bodies = new WeakMap<IncomingMessage, Buffer>();
 
-const errorBody = (message: string, code: string) =>
-  JSON.stringify({ errors: [{ message, extensions: { code } }] });
-
-const tooLarge = errorBody('Request body too large', 'REQUEST_ENTITY_TOO_LARGE');
+const tooLarge = JSON.stringify({
+  errors: [{ message: 'Request body too large', extensions: { code: 'REQUEST_ENTITY_TOO_LARGE' } }],
+});
 
 /**
  * Reads a POST body of at most `limit` bytes and keeps it for `useReadBody`. Answers 413 itself
@@ -53,55 +53,31 @@ export async function readBody(req: IncomingMessage, res: ServerResponse, limit:
 
 /**
  * Hands yoga's request parser (JSON, or whichever matched the content type) the body `readBody`
- * kept, as a request whose body is that buffer. Without a kept body (GET) nothing changes.
+ * kept, as a request whose body is that buffer; without a kept body (GET) the request as it came.
+ * A request the parser cannot read (a GET or form whose `variables` are not JSON, say) is a 400
+ * BAD_REQUEST: the parser's own exception would be answered 500.
  */
 export const useReadBody = (): Plugin<object, { req: IncomingMessage }> => ({
   onRequestParse({ request, requestParser, serverContext, setRequestParser, fetchAPI }) {
+    if (!requestParser) return;
     const body = bodies.get(serverContext.req);
-    if (body === undefined || !requestParser) return;
-    setRequestParser(() =>
-      requestParser(
-        new fetchAPI.Request(request.url, {
-          method: request.method,
-          headers: request.headers,
-          body: body as Uint8Array<ArrayBuffer>,
-        }),
-      ),
-    );
+    const kept =
+      body === undefined
+        ? request
+        : new fetchAPI.Request(request.url, {
+            method: request.method,
+            headers: request.headers,
+            body: body as Uint8Array<ArrayBuffer>,
+          });
+    setRequestParser(async () => {
+      try {
+        return await requestParser(kept);
+      } catch (error) {
+        if (error instanceof GraphQLError) throw error;
+        throw new GraphQLError('the request could not be read: its parameters are not well-formed', {
+          extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+        });
+      }
+    });
   },
 });
-
-/**
- * Answers 400 (and returns false) for a GET whose query string yoga could not read: a component
- * that is not %-encoded properly, or `variables` or `extensions` that are not JSON (yoga would
- * throw a parser's exception, answered 500).
- */
-export function readableQueryString(req: IncomingMessage, res: ServerResponse): boolean {
-  const url = req.url ?? '';
-  const at = url.indexOf('?');
-  if (at < 0) return true;
-  const refuse = (message: string) => {
-    res
-      .writeHead(400, { 'content-type': 'application/json; charset=utf-8' })
-      .end(errorBody(message, 'BAD_REQUEST'));
-    return false;
-  };
-  for (const pair of url.slice(at + 1).split('&')) {
-    const [name = '', value = ''] = pair.split('=', 2);
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(value.replaceAll('+', ' '));
-      decodeURIComponent(name);
-    } catch {
-      return refuse('the query string is not properly %-encoded');
-    }
-    if ((name === 'variables' || name === 'extensions') && decoded !== '') {
-      try {
-        JSON.parse(decoded);
-      } catch {
-        return refuse(`${name} is not JSON`);
-      }
-    }
-  }
-  return true;
-}

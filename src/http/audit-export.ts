@@ -10,8 +10,9 @@ import type { Actor } from '../tenancy/actor.ts';
 /**
  * GET /audit/export?from=&to= — the caller's audit log as NDJSON, one entry a line in sequence
  * order, for a SIEM. Streamed in batches with backpressure: memory stays flat at any size. The
- * export itself is recorded once over, as `audit_log.exported` with the entries it sent, or as
- * `audit_log.export_failed` with those sent before it failed.
+ * export itself is recorded before anything leaves (`audit_log.export_started`) and once over, as
+ * `audit_log.exported` with the entries it sent, or as `audit_log.export_failed` with those sent
+ * before it failed.
  */
 export async function auditExport(
   req: IncomingMessage,
@@ -42,34 +43,30 @@ export async function auditExport(
     range[key] = date;
   }
 
-  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  // Recorded before anything leaves, and again once it is over, with what it sent: an export is
+  // never unrecorded, and one that failed is not recorded as done.
+  const asked = { from: range.from?.toISOString() ?? null, to: range.to?.toISOString() ?? null };
+  const record = (action: string, metadata: Record<string, unknown> = {}) =>
+    deps.audit.transact(actor, async (_tx, recorder) => {
+      recorder({ action, metadata: { ...asked, ...metadata } });
+    });
+  await record('audit_log.export_started');
   let exported = 0;
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
   const lines = async function* (entries: AsyncIterable<unknown>) {
     for await (const entry of entries) {
       yield `${JSON.stringify(entry)}\n`;
       exported++;
     }
   };
-  // Recorded once it is over, with what it sent: a failed export is not recorded as done.
-  const record = (action: 'audit_log.exported' | 'audit_log.export_failed') =>
-    deps.audit.transact(actor, async (_tx, recorder) => {
-      recorder({
-        action,
-        metadata: {
-          from: range.from?.toISOString() ?? null,
-          to: range.to?.toISOString() ?? null,
-          entries: exported,
-        },
-      });
-    });
   // pipeline keeps backpressure (a slow reader slows the queries) and, when the client goes away,
   // ends the generator and with it the batched reads.
   try {
     await pipeline(Readable.from(lines(deps.audit.stream(actor, range))), res);
   } catch (error) {
     if (!res.destroyed) deps.logger.error({ err: error }, 'audit export failed mid-stream');
-    await record('audit_log.export_failed');
+    await record('audit_log.export_failed', { entries: exported });
     return;
   }
-  await record('audit_log.exported');
+  await record('audit_log.exported', { entries: exported });
 }

@@ -25,7 +25,8 @@ export class LiveCursors {
   }
 
   encode(kind: LiveKind, tenantId: string, seq: number): string {
-    return this.box.seal(`${kind}:${tenantId}:${seq}`);
+    // Padded: the length of a cursor must not tell how far along the stream is.
+    return this.box.seal(`${kind}:${tenantId}:${String(seq).padStart(16, '0')}`);
   }
 
   /** The stream sequence in a cursor of `kind` made for the tenant; InvalidInputError for anything else. */

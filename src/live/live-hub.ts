@@ -114,10 +114,13 @@ export class LiveHub {
       missed = await this.bus.replay(subject, { afterSeq, untilSeq, limit: this.limits.replayLimit });
     } catch (error) {
       if (!(error instanceof ReplayRefusedError)) throw error;
+      // Said without the bus's reason: that names positions in a stream all tenants share.
       throw new CursorExpiredError(
         error.reason === 'ahead'
           ? 'the cursor does not belong to this stream'
-          : `the cursor is too old to resume from (${error.message}); read what was missed with a query and subscribe without a cursor`,
+          : error.reason === 'too-many'
+            ? `more than ${this.limits.replayLimit} items were missed since the cursor; read them with a query and subscribe without a cursor`
+            : 'the cursor is too old to resume from; read what was missed with a query and subscribe without a cursor',
       );
     }
     const bytes = missed.reduce((sum, m) => sum + m.data.byteLength, 0);
