@@ -28,6 +28,8 @@ const serverSchema = z.object({
   production: z.boolean(),
   maxRequestBytes: integer().pipe(z.number().positive()).default(1_048_576),
   shutdownGraceMs: integer().pipe(z.number().positive()).default(10_000),
+  /** GraphQL requests a second a token may make, where its tenant's plan does not say. */
+  rateLimitPerSecond: integer().pipe(z.number().min(1)).default(200),
 });
 
 const databaseSchema = z.object({
@@ -180,6 +182,7 @@ const variables = {
     port: 'PORT',
     maxRequestBytes: 'HERALD_MAX_REQUEST_BYTES',
     shutdownGraceMs: 'HERALD_SHUTDOWN_GRACE_MS',
+    rateLimitPerSecond: 'HERALD_RATE_LIMIT_PER_SECOND',
   },
   database: {
     url: 'DATABASE_URL',

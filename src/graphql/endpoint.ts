@@ -5,9 +5,10 @@ import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { AuthService } from '../tenancy/auth.service.ts';
+import { RateLimits } from '../tenancy/rate-limits.ts';
 import { TokenSessions } from '../tenancy/token-sessions.ts';
 import type { Authenticate, Context, Services } from './context.ts';
-import { coercedVariables, logUnexpected, maskUnexpected, unauthenticated } from './errors.ts';
+import { coercedVariables, logUnexpected, maskUnexpected, rateLimited, unauthenticated } from './errors.ts';
 import { disableIntrospection, limitAliases, limitTokens, storableInput, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
 import { readBody, useReadBody } from './request-body.ts';
@@ -42,6 +43,7 @@ export function graphqlEndpoint(deps: {
 }): GraphqlEndpoint {
   const { config, services, authenticate, logger } = deps;
   const { production } = config.server;
+  const limits = new RateLimits({ defaultPerSecond: config.server.rateLimitPerSecond });
 
   // Both paths have the node request: over WebSocket it is the upgrade's (ws.ts).
   const context = async (initial: InitialContext): Promise<Context> => {
@@ -50,6 +52,8 @@ export function graphqlEndpoint(deps: {
       initial.request.headers.get('authorization') ?? initial.connectionParams?.authorization;
     const actor = await authenticate(authorization, req);
     if (!actor) throw unauthenticated();
+    const waitMs = limits.take(actor);
+    if (waitMs > 0) throw rateLimited(waitMs);
     const requestId = req.headers['x-request-id'] as string;
     return { actor, services, requestId, logger: logger.child({ requestId, tenantId: actor.tenantId }) };
   };

@@ -28,6 +28,15 @@ export const unauthenticated = () =>
     },
   });
 
+/** A token over its rate: HTTP 429 with Retry-After. */
+export const rateLimited = (waitMs: number) =>
+  new GraphQLError(`rate limit exceeded: try again in ${Math.ceil(waitMs / 1000)} s`, {
+    extensions: {
+      code: 'RATE_LIMITED',
+      http: { status: 429, headers: { 'retry-after': String(Math.ceil(waitMs / 1000)) } },
+    },
+  });
+
 const codes = new Map<abstract new (...args: never[]) => Error, string>([
   [InvalidInputError, 'BAD_USER_INPUT'],
   [NotFoundError, 'NOT_FOUND'],

@@ -27,6 +27,8 @@ export interface Actor {
   scopes: ReadonlySet<Scope>;
   /** When the token stops working; null when it does not expire. */
   expiresAt: Date | null;
+  /** The tenant plan's GraphQL requests a second per token; null: the configured default. */
+  requestsPerSecond: number | null;
   request: RequestInfo;
 }
 
@@ -46,6 +48,7 @@ export function systemActor(tenantId: string): Actor {
     client: 'DASHBOARD',
     scopes: new Set(),
     expiresAt: null,
+    requestsPerSecond: null,
     request: noRequest,
   };
 }
@@ -60,6 +63,7 @@ export function operatorActor(name: string, request: RequestInfo = noRequest): A
     client: 'DASHBOARD',
     scopes: new Set(),
     expiresAt: null,
+    requestsPerSecond: null,
     request,
   };
 }

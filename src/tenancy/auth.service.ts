@@ -5,6 +5,7 @@ import type { Orm } from '../db/orm.ts';
 import type { Scope } from '../permissions.ts';
 import { operatorActor, type Actor, type RequestInfo } from './actor.ts';
 import { ApiTokenEntity, type ApiToken } from './api-token.entity.ts';
+import { TenantEntity } from './tenant.entity.ts';
 import { tokenHash } from './token-secret.ts';
 
 /** lastUsedAt is written at most this often per token, not on every request. */
@@ -22,6 +23,7 @@ interface TokenRow extends Pick<ApiToken, 'id' | 'tenantId' | 'name' | 'client'>
   scopes: ReadonlySet<Scope>;
   expiresAt: Date | null;
   lastUsedAt: Date | null;
+  requestsPerSecond: number | null;
 }
 
 export class AuthService {
@@ -90,6 +92,7 @@ export class AuthService {
       client: row.client,
       scopes: row.scopes,
       expiresAt: row.expiresAt,
+      requestsPerSecond: row.requestsPerSecond,
       request,
     };
   }
@@ -98,8 +101,10 @@ export class AuthService {
   private async lookUp(hash: string): Promise<TokenRow | undefined> {
     const revocations = this.revocationCount;
     // Authentication is the one lookup that comes before knowing the tenant.
-    const found = await this.orm.em.fork().findOne(ApiTokenEntity, { tokenHash: hash }, { filters: false });
+    const em = this.orm.em.fork();
+    const found = await em.findOne(ApiTokenEntity, { tokenHash: hash }, { filters: false });
     if (!found || found.revokedAt) return undefined;
+    const tenant = await em.findOne(TenantEntity, { id: found.tenantId }, { fields: ['requestsPerSecond'] });
     const row: TokenRow = {
       id: found.id,
       tenantId: found.tenantId,
@@ -108,6 +113,7 @@ export class AuthService {
       scopes: new Set(found.scopes),
       expiresAt: found.expiresAt ?? null,
       lastUsedAt: found.lastUsedAt ?? null,
+      requestsPerSecond: tenant?.requestsPerSecond ?? null,
     };
     if (revocations === this.revocationCount) this.tokens.set(hash, row);
     return row;

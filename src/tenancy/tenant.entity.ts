@@ -13,6 +13,8 @@ export const TenantEntity = defineEntity({
     name: p.string().length(255),
     /** Plan limit: how many webhooks the tenant may have. */
     maxWebhooks: p.integer().default(100),
+    /** Plan limit: GraphQL requests a second each of its tokens may make; null: the configured default. */
+    requestsPerSecond: p.integer().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()

@@ -11,6 +11,7 @@ import { TenantEntity, type Tenant } from './tenant.entity.ts';
 export const createTenantInput = z.object({
   name: text(255),
   maxWebhooks: z.number().int().min(0).max(100_000).nullish(),
+  requestsPerSecond: z.number().int().min(1).max(1_000_000).nullish(),
 });
 export type CreateTenantInput = z.input<typeof createTenantInput>;
 
@@ -30,14 +31,18 @@ export class TenantService {
     demand(actor, 'tenants.create');
     const input = parse(createTenantInput, raw);
     return this.audit.transact(actor, async (tx, record) => {
-      const tenant = tx.create(TenantEntity, { name: input.name, maxWebhooks: input.maxWebhooks ?? 100 });
+      const tenant = tx.create(TenantEntity, {
+        name: input.name,
+        maxWebhooks: input.maxWebhooks ?? 100,
+        requestsPerSecond: input.requestsPerSecond ?? null,
+      });
       await tx.flush();
       record({
         tenantId: tenant.id,
         action: 'tenant.created',
         relationName: 'Tenant',
         relationId: tenant.id,
-        metadata: { changes: changes(null, tenant, ['name', 'maxWebhooks']) },
+        metadata: { changes: changes(null, tenant, ['name', 'maxWebhooks', 'requestsPerSecond']) },
       });
       const issued = await this.tokens.issue(tx, record, tenant.id, {
         name: 'Initial token',

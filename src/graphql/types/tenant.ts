@@ -18,6 +18,11 @@ builder.node(TenantRef, {
   fields: (t) => ({
     name: t.exposeString('name'),
     maxWebhooks: t.exposeInt('maxWebhooks', { description: 'Plan limit on webhooks.' }),
+    requestsPerSecond: t.int({
+      nullable: true,
+      description: "Plan limit on each token's API requests a second; null: the configured default.",
+      resolve: (tenant) => tenant.requestsPerSecond ?? null,
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
@@ -26,6 +31,10 @@ const CreateTenantInput = builder.inputType('CreateTenantInput', {
   fields: (t) => ({
     name: t.string({ required: true }),
     maxWebhooks: t.int({ description: 'Plan limit; 100 when omitted.' }),
+    requestsPerSecond: t.int({
+      description:
+        "Plan limit on each token's API requests a second; HERALD_RATE_LIMIT_PER_SECOND when omitted.",
+    }),
   }),
 });
 
