@@ -143,9 +143,8 @@ export function subjectMatches(filter: string, subject: string): boolean {
 
 /**
  * Keeps the messages a consumption is working on from coming back while their handlers run:
- * every third of the ack wait, each one held at least that long (and less than maxWorkMs) is
- * reported as still worked on. A process that dies stops reporting, and its messages come back
- * within one ack wait.
+ * every third of the ack wait, each one held (for less than maxWorkMs) is reported as still
+ * worked on. A process that dies stops reporting, and its messages come back within one ack wait.
  */
 export class InProgress {
   private readonly held = new Map<BusMessage, number>();
@@ -153,11 +152,17 @@ export class InProgress {
 
   constructor(spec: Pick<ConsumerSpec, 'ackWaitMs' | 'maxWorkMs'>) {
     const every = Math.max(100, Math.floor(spec.ackWaitMs / 3));
+    // Every message held is reported on each tick: one held a moment ago may have waited, since
+    // the server sent it, for a handler to take it.
     this.timer = setInterval(() => {
       const now = performance.now();
       for (const [message, heldFrom] of this.held) {
-        const held = now - heldFrom;
-        if (held >= every && held < spec.maxWorkMs) message.working();
+        if (now - heldFrom >= spec.maxWorkMs) continue;
+        try {
+          message.working();
+        } catch {
+          // The connection is closing: the server will redeliver, as for a process that died.
+        }
       }
     }, every);
     this.timer.unref();

@@ -56,7 +56,9 @@ export class Dispatcher {
         // How soon a dead dispatcher's events come back; the bus keeps running ones from it,
         // waiting for room in the delivery queue included.
         ackWaitMs: 3_000,
-        maxWorkMs: 300_000,
+        // Waiting for room is the backpressure and lasts as long as the workers are behind; only
+        // a dispatch held for an hour is taken as stuck.
+        maxWorkMs: 3_600_000,
         maxDeliver: 1_000,
         maxAckPending: concurrency * 4,
       },

@@ -83,8 +83,9 @@ export class DeliveryWorker {
         stream: streams(this.prefix).deliveries.name,
         durable: 'deliverer',
         ackWaitMs: ACK_WAIT_MS,
-        // Waiting in line (a second), the attempt, then a write.
-        maxWorkMs: requestTimeoutMs + 30_000,
+        // Far past an attempt (the request timeout) and its wait in line, which the worker's own
+        // lateness may stretch: a handler holding its message this long is stuck.
+        maxWorkMs: requestTimeoutMs + 600_000,
         maxDeliver: 10_000,
         maxAckPending: concurrency * 4,
       },

@@ -73,7 +73,8 @@ export const useReadBody = (): Plugin<object, { req: IncomingMessage }> => ({
       try {
         return await requestParser(kept);
       } catch (error) {
-        if (error instanceof GraphQLError) throw error;
+        // Parameters that are not JSON: anything else is not the client's, and stays unexpected.
+        if (!(error instanceof SyntaxError)) throw error;
         throw new GraphQLError('the request could not be read: its parameters are not well-formed', {
           extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
         });
