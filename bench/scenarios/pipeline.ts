@@ -361,6 +361,25 @@ async function drain(receivers: Receiver[], expected: number, cpu: CpuMeter) {
   return { cpu: cpu.end(), seconds: round((performance.now() - started) / 1000) };
 }
 
+/** A drain's figures and ledger: every event delivered to each receiver, or still pending. */
+function drained(
+  receivers: Receiver[],
+  run: { cpu: Record<string, number>; seconds: number },
+  counts: { published: number; expected: number; pending: number },
+): DrainRun {
+  const delivered = receivers.reduce((n, r) => n + r.delivered, 0);
+  return {
+    capacity: drainRate(receivers),
+    ...run,
+    ledger: {
+      ...counts,
+      delivered,
+      duplicates: receivers.reduce((n, r) => n + r.duplicates, 0),
+      balanced: delivered + counts.pending === counts.expected,
+    },
+  };
+}
+
 /** Herald's capacity: a backlog of events already on its stream when the worker starts. */
 export async function heraldDrain(options: DrainOptions): Promise<DrainRun> {
   const receivers = await startReceivers(options.endpoints);
@@ -394,20 +413,8 @@ export async function heraldDrain(options: DrainOptions): Promise<DrainRun> {
         new CpuMeter({ worker: worker.pid, bench: process.pid, ...serverProcesses }),
       );
       await worker.stop();
-      const delivered = receivers.reduce((n, r) => n + r.delivered, 0);
       const pending = await heraldPending(space.databaseUrl, options.events, tenant.webhookIds.map(rawId));
-      return {
-        capacity: drainRate(receivers),
-        ...run,
-        ledger: {
-          published: options.events,
-          expected,
-          delivered,
-          pending,
-          duplicates: receivers.reduce((n, r) => n + r.duplicates, 0),
-          balanced: delivered + pending === expected,
-        },
-      };
+      return drained(receivers, run, { published: options.events, expected, pending });
     } finally {
       await worker.stop();
     }
@@ -473,20 +480,8 @@ export async function rawDrain(options: DrainOptions): Promise<DrainRun> {
       );
       await until(async () => (await jsm.consumers.info(stream, 'raw')).num_ack_pending === 0, 10_000);
       const info = await jsm.consumers.info(stream, 'raw');
-      const delivered = receivers.reduce((n, r) => n + r.delivered, 0);
       const pending = (info.num_pending + info.num_ack_pending) * receivers.length;
-      return {
-        capacity: drainRate(receivers),
-        ...run,
-        ledger: {
-          published: options.events,
-          expected,
-          delivered,
-          pending,
-          duplicates: receivers.reduce((n, r) => n + r.duplicates, 0),
-          balanced: delivered + pending === expected,
-        },
-      };
+      return drained(receivers, run, { published: options.events, expected, pending });
     } finally {
       child.kill('SIGTERM');
     }
