@@ -8,8 +8,8 @@ import type { AuthService } from '../tenancy/auth.service.ts';
 import { RateLimits } from '../tenancy/rate-limits.ts';
 import { TokenSessions } from '../tenancy/token-sessions.ts';
 import type { Authenticate, Context, Services } from './context.ts';
-import { coercedVariables, logUnexpected, maskUnexpected, rateLimited, unauthenticated } from './errors.ts';
-import { disableIntrospection, limitAliases, limitTokens, storableInput, yogaLogger } from './limits.ts';
+import { logUnexpected, maskUnexpected, rateLimited, unauthenticated } from './errors.ts';
+import { checkedInput, disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
 import { readBody, useReadBody } from './request-body.ts';
 import { schema } from './schema.ts';
@@ -82,8 +82,7 @@ export function graphqlEndpoint(deps: {
       ...(production ? [disableIntrospection()] : []),
       limitAliases(30),
       limitTokens(5_000),
-      coercedVariables(),
-      storableInput(),
+      checkedInput(),
       shareLiveExecution(),
       endLiveOverHttp(sessions),
       // Queries and mutations run compiled (one compilation per operation text, cached): a page of

@@ -1,5 +1,5 @@
 import { PothosValidationError } from '@pothos/core';
-import { GraphQLError, getOperationAST, getVariableValues, type ExecutionArgs } from 'graphql';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { maskError, useErrorHandler, type Plugin } from 'graphql-yoga';
 import {
   ConflictError,
@@ -107,32 +107,3 @@ export const logUnexpected = (logger: Logger): Plugin<Context> =>
       }
     }
   });
-
-/**
- * Variables are coerced by graphql-js before execution, so a value of the wrong type is refused
- * as BAD_USER_INPUT naming its own variable: graphql-jit's compiled coercion left the code out,
- * and could name another variable.
- */
-export const coercedVariables = (): Plugin => ({
-  onExecute({ args, setResultAndStopExecution }) {
-    const errors = variableErrors(args);
-    if (errors) setResultAndStopExecution({ errors });
-  },
-  onSubscribe({ args, setResultAndStopExecution }) {
-    const errors = variableErrors(args);
-    if (errors) setResultAndStopExecution({ errors });
-  },
-});
-
-function variableErrors(args: ExecutionArgs): GraphQLError[] | null {
-  const operation = getOperationAST(args.document, args.operationName);
-  if (!operation?.variableDefinitions?.length) return null;
-  const coerced = getVariableValues(args.schema, operation.variableDefinitions, args.variableValues ?? {}, {
-    maxErrors: 20,
-  });
-  if (!coerced.errors) return null;
-  return coerced.errors.map(
-    (error) =>
-      new GraphQLError(error.message, { nodes: error.nodes, extensions: { code: 'BAD_USER_INPUT' } }),
-  );
-}

@@ -4,6 +4,7 @@ import {
   NoSchemaIntrospectionCustomRule,
   OperationTypeNode,
   getOperationAST,
+  getVariableValues,
   parse,
   visit,
   type ASTNode,
@@ -14,6 +15,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import type { Plugin, YogaLogger } from 'graphql-yoga';
+import { storable } from '../input.ts';
 import type { Logger } from '../logger.ts';
 
 /** Request limits the complexity plugin does not cover (it limits depth, breadth and cost). */
@@ -66,34 +68,52 @@ export function yogaLogger(logger: Logger): YogaLogger {
 export const MAX_INPUT_DEPTH = 64;
 
 /**
- * Refuses, as BAD_USER_INPUT, input PostgreSQL cannot hold or Herald should not walk, before
- * execution: values nested deeper than MAX_INPUT_DEPTH in any operation (a payload 3,000 deep
- * overflowed the stack in validation), and in queries and subscriptions a string with a NUL
- * character or an unpaired surrogate anywhere in the variables or the literals (filters gave
- * internal errors). A mutation's strings are its services' to check: each refusal is then a
- * ValidationError naming the field, in the mutation's result.
+ * Refuses, as BAD_USER_INPUT and before execution, input that is wrong or that PostgreSQL cannot
+ * hold, for every operation over every transport:
+ * - variables that do not coerce, each named: graphql-js coerces them first (graphql-jit's
+ *   compiled coercion left the code out, and could name another variable);
+ * - values nested deeper than MAX_INPUT_DEPTH (a payload 3,000 deep overflowed the stack);
+ * - in queries and subscriptions, a string with a NUL character or an unpaired surrogate in the
+ *   variables or the literals (filters gave internal errors). A mutation's strings are its
+ *   services' to check: a refusal is then a ValidationError naming the field, in its result.
  */
-export const storableInput = (): Plugin => ({
+export const checkedInput = (): Plugin => ({
   onExecute({ args, setResultAndStopExecution }) {
-    const problem = inputProblem(args);
-    if (problem) setResultAndStopExecution({ errors: [problem] });
+    const errors = inputErrors(args);
+    if (errors) setResultAndStopExecution({ errors });
   },
   onSubscribe({ args, setResultAndStopExecution }) {
-    const problem = inputProblem(args);
-    if (problem) setResultAndStopExecution({ errors: [problem] });
+    const errors = inputErrors(args);
+    if (errors) setResultAndStopExecution({ errors });
   },
 });
 
-const badString = (value: string) => value.includes('\0') || !value.isWellFormed();
+const refuse = (message: string, nodes?: ASTNode | readonly ASTNode[]) =>
+  new GraphQLError(message, { ...(nodes ? { nodes } : {}), extensions: { code: 'BAD_USER_INPUT' } });
 
-function inputProblem({
+function inputErrors({
   document,
   operationName,
-  variableValues: variables,
-}: ExecutionArgs): GraphQLError | null {
-  const strings = getOperationAST(document, operationName)?.operation !== OperationTypeNode.MUTATION;
-  const refuse = (message: string) => new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
-  // Iterative walks: the input's own depth must not be what overflows the stack.
+  schema,
+  variableValues,
+}: ExecutionArgs): GraphQLError[] | null {
+  const operation = getOperationAST(document, operationName);
+  if (operation?.variableDefinitions?.length) {
+    const coerced = getVariableValues(schema, operation.variableDefinitions, variableValues ?? {}, {
+      maxErrors: 20,
+    });
+    if (coerced.errors) return coerced.errors.map((error) => refuse(error.message, error.nodes));
+  }
+  const strings = operation?.operation !== OperationTypeNode.MUTATION;
+  const problem = variableProblem(variableValues, strings);
+  if (problem) return [problem];
+  const literals = literalProblems(document);
+  const literal = literals.depth ?? (strings ? literals.strings : null);
+  return literal ? [literal] : null;
+}
+
+/** An iterative walk: the input's own depth must not be what overflows the stack. */
+function variableProblem(variables: unknown, strings: boolean): GraphQLError | null {
   const stack: { value: unknown; depth: number; name: string }[] = [];
   if (variables && typeof variables === 'object')
     for (const [name, value] of Object.entries(variables)) stack.push({ value, depth: 1, name });
@@ -102,19 +122,18 @@ function inputProblem({
     if (depth > MAX_INPUT_DEPTH)
       return refuse(`Variable "$${name}" is nested deeper than ${MAX_INPUT_DEPTH} levels`);
     if (typeof value === 'string') {
-      if (strings && badString(value))
+      if (strings && !storable(value))
         return refuse(
           `Variable "$${name}" holds a NUL character or an unpaired surrogate, which cannot be stored`,
         );
     } else if (value && typeof value === 'object') {
       for (const [key, inner] of Object.entries(value)) {
-        if (strings && badString(key)) return refuse(`Variable "$${name}" holds a key that cannot be stored`);
+        if (strings && !storable(key)) return refuse(`Variable "$${name}" holds a key that cannot be stored`);
         stack.push({ value: inner, depth: depth + 1, name });
       }
     }
   }
-  const literals = literalProblems(document);
-  return literals.depth ?? (strings ? literals.strings : null);
+  return null;
 }
 
 interface LiteralProblems {
@@ -128,8 +147,6 @@ const literalCache = new WeakMap<DocumentNode, LiteralProblems>();
 function literalProblems(document: DocumentNode): LiteralProblems {
   const known = literalCache.get(document);
   if (known) return known;
-  const refuse = (message: string, nodes: ASTNode) =>
-    new GraphQLError(message, { nodes, extensions: { code: 'BAD_USER_INPUT' } });
   const found: LiteralProblems = { depth: null, strings: null };
   let depth = 0;
   const nest = {
@@ -144,7 +161,7 @@ function literalProblems(document: DocumentNode): LiteralProblems {
   };
   visit(document, {
     StringValue(node) {
-      if (badString(node.value))
+      if (!storable(node.value))
         found.strings ??= refuse(
           'A string holds a NUL character or an unpaired surrogate, which cannot be stored',
           node,
