@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { DiscardPolicy, RetentionPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -255,10 +255,12 @@ async function settle(
   };
 }
 
-/** The raw pipeline (bench/raw/pipeline.ts) on the same receivers, load and machine. */
-export async function rawPipeline(options: PipelineOptions): Promise<PipelineRun> {
-  const receivers = await startReceivers(options.endpoints);
-  const space = await benchSpace('raw');
+/**
+ * The raw pipeline (bench/raw/pipeline.ts) on `receivers`: its work-queue stream in a bench space
+ * of its own, the process started on it, and its ledger.
+ */
+async function rawSetUp(name: string, receivers: Receiver[]) {
+  const space = await benchSpace(name);
   const stream = `${space.prefix.toUpperCase()}_RAW`;
   const nc = await connect({ servers: services.nats });
   const jsm = await jetstreamManager(nc);
@@ -268,42 +270,59 @@ export async function rawPipeline(options: PipelineOptions): Promise<PipelineRun
     retention: RetentionPolicy.Workqueue,
     discard: DiscardPolicy.Old,
   });
-  const child = fork(
-    fileURLToPath(new URL('../raw/pipeline.ts', import.meta.url)),
-    [space.databaseUrl, services.nats, stream, receivers.map((r) => r.url).join(',')],
-    { stdio: 'inherit' },
-  );
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`the raw pipeline exited with ${code}`)));
-  });
+  let child: ChildProcess | undefined;
+  return {
+    subject: `${space.prefix}.raw.events`,
+    /** Starts the process; resolves with its pid once it consumes. */
+    async start(): Promise<number> {
+      const started = fork(
+        fileURLToPath(new URL('../raw/pipeline.ts', import.meta.url)),
+        [space.databaseUrl, services.nats, stream, receivers.map((r) => r.url).join(',')],
+        { stdio: 'inherit' },
+      );
+      child = started;
+      await new Promise<void>((resolve, reject) => {
+        started.once('message', () => resolve());
+        started.once('exit', (code) => reject(new Error(`the raw pipeline exited with ${code}`)));
+      });
+      return started.pid!;
+    },
+    // Acks follow the batched inserts within milliseconds once the POSTs are done.
+    quiesce: () =>
+      until(async () => (await jsm.consumers.info(stream, 'raw')).num_ack_pending === 0, 10_000).then(
+        () => undefined,
+      ),
+    /** Messages not yet acked: their rows are not stored yet. */
+    async pending(): Promise<number> {
+      const info = await jsm.consumers.info(stream, 'raw');
+      return (info.num_pending + info.num_ack_pending) * receivers.length;
+    },
+    async close(): Promise<void> {
+      child?.kill('SIGTERM');
+      await jsm.streams.delete(stream).catch(() => false);
+      await nc.close();
+      await space.drop();
+    },
+  };
+}
+
+/** The raw pipeline on the same receivers, load and machine. */
+export async function rawPipeline(options: PipelineOptions): Promise<PipelineRun> {
+  const receivers = await startReceivers(options.endpoints);
+  const raw = await rawSetUp('raw', receivers);
   try {
-    const cpu = new CpuMeter({ worker: child.pid!, bench: process.pid, ...serverProcesses });
+    const pid = await raw.start();
+    const cpu = new CpuMeter({ worker: pid, bench: process.pid, ...serverProcesses });
     const load = await publishLoad(
       options,
-      `${space.prefix}.raw.events`,
+      raw.subject,
       (id, t) => ({ id, type: 'bench.order.created', current: payload(t) }),
       receivers,
       cpu,
     );
-    return await settle(load, receivers, {
-      // Acks follow the batched inserts within milliseconds once the POSTs are done.
-      quiesce: () =>
-        until(async () => {
-          const info = await jsm.consumers.info(stream, 'raw');
-          return info.num_ack_pending === 0;
-        }, 10_000).then(() => undefined),
-      // Messages not yet acked: their rows are not stored yet.
-      pending: async () => {
-        const info = await jsm.consumers.info(stream, 'raw');
-        return (info.num_pending + info.num_ack_pending) * receivers.length;
-      },
-    });
+    return await settle(load, receivers, { quiesce: raw.quiesce, pending: () => raw.pending() });
   } finally {
-    child.kill('SIGTERM');
-    await jsm.streams.delete(stream).catch(() => false);
-    await nc.close();
-    await space.drop();
+    await raw.close();
     await Promise.all(receivers.map((r) => r.close()));
   }
 }
@@ -446,49 +465,24 @@ async function heraldPending(databaseUrl: string, published: number, webhookIds:
 /** The raw pipeline's capacity, the same way: a backlog on its stream when it starts. */
 export async function rawDrain(options: DrainOptions): Promise<DrainRun> {
   const receivers = await startReceivers(options.endpoints);
-  const space = await benchSpace('rawdrain');
-  const stream = `${space.prefix.toUpperCase()}_RAW`;
-  const nc = await connect({ servers: services.nats });
-  const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({
-    name: stream,
-    subjects: [`${space.prefix}.raw.>`],
-    retention: RetentionPolicy.Workqueue,
-    discard: DiscardPolicy.Old,
-  });
+  const raw = await rawSetUp('rawdrain', receivers);
   try {
-    await prePublish(`${space.prefix}.raw.events`, options.events, (id) => ({
+    await prePublish(raw.subject, options.events, (id) => ({
       id,
       type: 'bench.order.created',
       current: payload(Date.now()),
     }));
-    const child = fork(
-      fileURLToPath(new URL('../raw/pipeline.ts', import.meta.url)),
-      [space.databaseUrl, services.nats, stream, receivers.map((r) => r.url).join(',')],
-      { stdio: 'inherit' },
+    const pid = await raw.start();
+    const expected = options.events * receivers.length;
+    const run = await drain(
+      receivers,
+      expected,
+      new CpuMeter({ worker: pid, bench: process.pid, ...serverProcesses }),
     );
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.once('message', () => resolve());
-        child.once('exit', (code) => reject(new Error(`the raw pipeline exited with ${code}`)));
-      });
-      const expected = options.events * receivers.length;
-      const run = await drain(
-        receivers,
-        expected,
-        new CpuMeter({ worker: child.pid!, bench: process.pid, ...serverProcesses }),
-      );
-      await until(async () => (await jsm.consumers.info(stream, 'raw')).num_ack_pending === 0, 10_000);
-      const info = await jsm.consumers.info(stream, 'raw');
-      const pending = (info.num_pending + info.num_ack_pending) * receivers.length;
-      return drained(receivers, run, { published: options.events, expected, pending });
-    } finally {
-      child.kill('SIGTERM');
-    }
+    await raw.quiesce();
+    return drained(receivers, run, { published: options.events, expected, pending: await raw.pending() });
   } finally {
-    await jsm.streams.delete(stream).catch(() => false);
-    await nc.close();
-    await space.drop();
+    await raw.close();
     await Promise.all(receivers.map((r) => r.close()));
   }
 }
