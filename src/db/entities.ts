@@ -4,7 +4,7 @@ import { AuditChainHeadEntity, AuditLogEntity, AuditOutboxEntity } from '../audi
 import { ApiTokenEntity } from '../tenancy/api-token.entity.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
 import { WebhookEntity } from '../webhooks/webhook.entity.ts';
-import { DeliveryAttemptEntity, DeliveryEntity } from '../deliveries/delivery.entity.ts';
+import { AttemptOutboxEntity, DeliveryAttemptEntity, DeliveryEntity } from '../deliveries/delivery.entity.ts';
 
 /** Every entity Herald persists; the ORM and the migration generator both read this list. */
 export const entities = [
@@ -19,4 +19,5 @@ export const entities = [
   WebhookEntity,
   DeliveryEntity,
   DeliveryAttemptEntity,
+  AttemptOutboxEntity,
 ];

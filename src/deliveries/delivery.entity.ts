@@ -2,13 +2,13 @@ import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../db/ids.ts';
 import { tenantFilter } from '../db/tenant-filter.ts';
 
-export const deliveryStatuses = ['PENDING', 'SUCCEEDED', 'FAILED', 'RETRYING'] as const;
+export const deliveryStatuses = ['PENDING', 'SUCCEEDED', 'FAILED', 'RETRYING', 'PAUSED'] as const;
 export type DeliveryStatus = (typeof deliveryStatuses)[number];
 
 /**
  * One event to one webhook (Flowtly's webhook log). Its id is the `webhook-id` header, the same on
  * every attempt. PENDING: queued on the bus; RETRYING: parked until nextAttemptAt, when the
- * scheduler queues it again.
+ * scheduler queues it again; PAUSED: held while its tenant is suspended, parked again on resume.
  */
 export const DeliveryEntity = defineEntity({
   name: 'Delivery',
@@ -38,8 +38,8 @@ export const DeliveryEntity = defineEntity({
   },
   uniques: [{ properties: ['eventId', 'webhookId'], name: 'deliveries_event_webhook_unique' }],
   // Each index is written on every insert and every settlement, the largest share of PostgreSQL's
-  // work on the hot path. So a status filter reads the tenant's index (except FAILED: rare, and
-  // looked for), and retention finds old rows by their time-ordered id.
+  // work on the hot path. So a status filter reads the tenant's index (except FAILED and PAUSED:
+  // rare, and looked for), and retention finds old rows by their time-ordered id.
   indexes: [
     { properties: ['tenantId', 'createdAt', 'id'], name: 'deliveries_tenant_created_at_id_index' },
     { properties: ['tenantId', 'webhookId', 'createdAt', 'id'], name: 'deliveries_tenant_webhook_index' },
@@ -47,6 +47,11 @@ export const DeliveryEntity = defineEntity({
       name: 'deliveries_failed_index',
       expression:
         'create index "deliveries_failed_index" on "deliveries" ("tenant_id", "created_at", "id") where "status" = \'FAILED\'',
+    },
+    {
+      name: 'deliveries_paused_index',
+      expression:
+        'create index "deliveries_paused_index" on "deliveries" ("tenant_id") where "status" = \'PAUSED\'',
     },
     {
       name: 'deliveries_due_index',
@@ -89,3 +94,14 @@ export const DeliveryAttemptEntity = defineEntity({
   ],
 });
 export type DeliveryAttempt = InferEntity<typeof DeliveryAttemptEntity>;
+
+/** Attempts recorded but not yet announced to live consoles, written in the attempt's transaction. */
+export const AttemptOutboxEntity = defineEntity({
+  name: 'AttemptOutbox',
+  tableName: 'attempt_outbox',
+  properties: {
+    attemptId: p.uuid().primary(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+  },
+  indexes: [{ properties: ['createdAt'] }],
+});

@@ -32,7 +32,7 @@ export async function pruneOnce(orm: Orm, retentionMs: number): Promise<number> 
     [
       `delete from events where id in (select e.id from events e
          where e.created_at < ? and e.dispatched_at is not null
-         and not exists (select 1 from deliveries d where d.event_id = e.id and d.status in ('PENDING', 'RETRYING'))
+         and not exists (select 1 from deliveries d where d.event_id = e.id and d.status in ('PENDING', 'RETRYING', 'PAUSED'))
          limit ${BATCH})`,
       [before],
     ],

@@ -15,6 +15,9 @@ export const TenantEntity = defineEntity({
     maxWebhooks: p.integer().default(100),
     /** Plan limit: GraphQL requests a second each of its tokens may make; null: the configured default. */
     requestsPerSecond: p.integer().nullable(),
+    /** Set while the operator has the tenant suspended: its tokens are refused, its deliveries paused. */
+    suspendedAt: p.datetime().nullable(),
+    suspendedReason: p.string().length(500).nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()
