@@ -19,6 +19,7 @@ import { TenantService } from './tenancy/tenant.service.ts';
 import { SecretBox } from './util/secret-box.ts';
 import { WebhookChanges } from './webhooks/webhook-changes.ts';
 import { WebhookService } from './webhooks/webhook.service.ts';
+import { attemptOutbox } from './deliveries/attempt-outbox.ts';
 import { DeliveryService } from './deliveries/delivery.service.ts';
 import { graphqlEndpoint } from './graphql/endpoint.ts';
 import type { Services as GraphqlServices } from './graphql/context.ts';
@@ -137,9 +138,19 @@ export async function startApp(
     { prefix: config.nats.prefix },
   );
   webhookChanges.announce();
-  const relays = roles.worker ? [eventRelay.start(), auditRelay.start()] : [];
+  const attemptRelay = new OutboxRelay(attemptOutbox(orm, bus, config.nats.prefix), relayDeps);
+  const relays = roles.worker ? [eventRelay.start(), auditRelay.start(), attemptRelay.start()] : [];
   const pipeline = roles.worker
-    ? startPipeline(config, { orm, bus, audit, box, webhooks: services.webhooks, webhookChanges, logger })
+    ? startPipeline(config, {
+        orm,
+        bus,
+        audit,
+        box,
+        webhooks: services.webhooks,
+        webhookChanges,
+        announcements: attemptRelay,
+        logger,
+      })
     : null;
   let server: Server | undefined;
   if (roles.api) {
@@ -180,7 +191,7 @@ export async function startApp(
       await step(() => server?.close());
       await step(() => pipeline?.stop());
       await step(() => Promise.all(relays.map((relay) => relay.stop())));
-      await step(() => Promise.all([eventRelay.flush(), auditRelay.flush()]));
+      await step(() => Promise.all([eventRelay.flush(), auditRelay.flush(), attemptRelay.flush()]));
       await step(() => bus.close());
       await step(() => orm.close());
       if (failures.length > 0) throw new AggregateError(failures, 'herald stopped with errors');

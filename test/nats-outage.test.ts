@@ -2,10 +2,31 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
-import { liveEvents, rawId, startTestApp, uniqueType, type TestApp } from './support/app.ts';
+import { graphql } from './gql/index.ts';
+import {
+  collect,
+  liveEvents,
+  publishOrFail,
+  rawId,
+  startTestApp,
+  uniqueType,
+  webhookTo,
+  type TestApp,
+} from './support/app.ts';
 import { privateNatsServer } from './support/nats-server.ts';
 import { CreateApiToken, PublishEvent, UpsertEventType } from './support/operations.ts';
+import { startReceiver, toLocalReceivers } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
+
+const OutageAttempts = graphql(`
+  subscription OutageAttempts($webhookId: ID) {
+    deliveryAttempted(webhookId: $webhookId) {
+      deliveryId
+      attempt
+      status
+    }
+  }
+`);
 
 describe('when NATS goes away', () => {
   let nats: Awaited<ReturnType<typeof privateNatsServer>>;
@@ -13,27 +34,28 @@ describe('when NATS goes away', () => {
 
   beforeAll(async () => {
     nats = await privateNatsServer();
-    h = await startTestApp('production', { env: { NATS_URL: nats.url } });
+    h = await startTestApp('production', { env: { NATS_URL: nats.url, ...toLocalReceivers } });
   });
   afterAll(async () => {
     await h?.stop();
     await nats?.dispose();
   });
 
-  /** Outbox entries: all of them, or the event's. */
-  const outboxEntries = async (eventId?: string) => {
+  const count = async (sql: string, params: unknown[] = []) => {
     const db = new pg.Client({ connectionString: h.databaseUrl });
     await db.connect();
     try {
-      const { rows } = await db.query<{ n: number }>(
-        'select count(*)::int as n from event_outbox where $1::uuid is null or event_id = $1',
-        [eventId ?? null],
-      );
+      const { rows } = await db.query<{ n: number }>(sql, params);
       return rows[0]!.n;
     } finally {
       await db.end();
     }
   };
+  /** Outbox entries: all of them, or the event's. */
+  const outboxEntries = (eventId?: string) =>
+    count('select count(*)::int as n from event_outbox where $1::uuid is null or event_id = $1', [
+      eventId ?? null,
+    ]);
 
   const readiness = async () => {
     const response = await fetch(`${h.url}/readyz`);
@@ -103,5 +125,69 @@ describe('when NATS goes away', () => {
     }
     await nc.close();
     expect(names.filter((name) => name === 'made during the outage')).toHaveLength(1);
+  });
+
+  it('announces an attempt recorded while it was away once it is back, once', async () => {
+    const type = uniqueType();
+    await h.operator(UpsertEventType, { input: { name: type, group: 'Outage' } });
+    let release = () => {};
+    const receiver = await startReceiver((_request, res) => res.writeHead(200).end('ok'));
+    const { webhookId } = await webhookTo(h.gql, receiver.url, [type]);
+    const sub = collect(h.ws(), OutageAttempts, { webhookId });
+    const attempts = () => sub.results.map((r) => r.data?.deliveryAttempted);
+    // Probes until one is announced: from then on the subscription is live.
+    let probes = 0;
+    await waitFor(
+      async () => {
+        if (attempts().length > 0) return true;
+        await publishOrFail(h.gql, { type, idempotencyKey: `${type}/probe-${probes++}` });
+        return false;
+      },
+      { timeoutMs: 20_000, what: 'the subscription to go live' },
+    );
+    await waitFor(() => receiver.received.length === probes && attempts().length === probes, {
+      what: 'every probe announced',
+    });
+
+    // The receiver holds the next request until NATS is down; the attempt is recorded meanwhile.
+    receiver.reply((_request, res) =>
+      new Promise<void>((resolve) => {
+        release = resolve;
+      }).then(() => res.writeHead(200).end('ok')),
+    );
+    const event = await publishOrFail(h.gql, { type, idempotencyKey: `${type}/during` });
+    await waitFor(() => receiver.received.length === probes + 1, { what: 'the held request' });
+    await nats.stop();
+    release();
+    receiver.reply((_request, res) => res.writeHead(200).end('ok'));
+    const recorded = () =>
+      count(
+        `select count(*)::int as n from delivery_attempts a join deliveries d on d.id = a.delivery_id
+         join attempt_outbox o on o.attempt_id = a.id where d.event_id = $1`,
+        [rawId(event.id)],
+      );
+    await waitFor(async () => (await recorded()) === 1, {
+      timeoutMs: 20_000,
+      what: 'the attempt stored with its outbox entry',
+    });
+    expect(attempts()).toHaveLength(probes);
+
+    await nats.start();
+    await waitFor(() => attempts().length === probes + 1, {
+      timeoutMs: 30_000,
+      what: 'the attempt announced after the outage',
+    });
+    await waitFor(async () => (await count('select count(*)::int as n from attempt_outbox')) === 0, {
+      timeoutMs: 20_000,
+      what: 'the attempt outbox to empty',
+    });
+    // A probe published now arrives after any repeat of the announcement would have.
+    await publishOrFail(h.gql, { type, idempotencyKey: `${type}/after` });
+    await waitFor(() => attempts().length >= probes + 2, { timeoutMs: 20_000, what: 'the last probe' });
+    await sub.stop();
+    await receiver.close();
+    const deliveries = attempts().map((a) => a?.deliveryId);
+    expect(new Set(deliveries).size).toBe(deliveries.length);
+    expect(attempts().filter((a) => a?.status !== 'SUCCEEDED' || a.attempt !== 1)).toEqual([]);
   });
 });

@@ -10,6 +10,8 @@ export interface StreamSpec {
   /** `limits` keeps messages for maxAgeMs (replayable); `workqueue` removes a message once acked. */
   retention: 'limits' | 'workqueue';
   maxAgeMs: number;
+  /** How long a message id is remembered, when shorter than the bus's configured window. */
+  duplicateWindowMs?: number;
 }
 
 export interface ConsumerSpec {
@@ -98,13 +100,6 @@ export interface EventBus {
   /** Creates the streams, or updates them to match; safe to call on every start. */
   declareStreams(streams: StreamSpec[]): Promise<void>;
   publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck>;
-  /**
-   * Puts a message on its stream without waiting for the stream to confirm it, for messages whose
-   * loss is tolerable because their record is kept elsewhere, and which are sent once (live
-   * announcements of stored attempts): no message id, so the stream keeps no dedupe entry for
-   * them. False when the bus is not connected.
-   */
-  notify(subject: string, data: Uint8Array): boolean;
   /** Loops until stopped, surviving disconnects, with at most `concurrency` handlers running. */
   consume(consumer: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption;
   /**

@@ -62,7 +62,7 @@ export const attemptMessageV1 = z.object({
   webhookId: z.uuid(),
   attempt: z.number().int().positive(),
   /** The delivery's status once this attempt was judged. */
-  status: z.enum(['PENDING', 'SUCCEEDED', 'FAILED', 'RETRYING']),
+  status: z.enum(['SUCCEEDED', 'FAILED', 'RETRYING']),
   url: z.string(),
   statusCode: z.number().int().nullable(),
   responseTimeMs: z.number().int().nonnegative(),
@@ -136,6 +136,9 @@ export function streams(prefix: string): {
       subjects: [subjects(prefix).allAttempts],
       retention: 'limits',
       maxAgeMs: 24 * 3600_000,
+      // The busiest stream: an announcement is repeated only while its outbox entry outlives the
+      // publish, seconds, so its ids need not be kept as long as the others'.
+      duplicateWindowMs: 120_000,
     },
     audit: {
       name: `${upper}_AUDIT`,

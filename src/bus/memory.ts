@@ -91,33 +91,22 @@ export class MemoryBus implements EventBus {
     }
   }
 
-  notify(subject: string, data: Uint8Array): boolean {
-    if (this.closed) return false;
-    try {
-      this.store(subject, data);
-      return true;
-    } catch {
-      // No stream captures the subject: nobody stores it (NATS would not say so).
-      return false;
-    }
-  }
-
   async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
     this.assertOpen();
     return this.store(subject, data, options.msgId);
   }
 
-  /** Stores a message; with a message id, one already seen within the window is dropped. */
-  private store(subject: string, data: Uint8Array, msgId?: string): PublishAck {
+  /** Stores a message; one whose id was already seen within the window is dropped. */
+  private store(subject: string, data: Uint8Array, msgId: string): PublishAck {
     const stream = this.streamOf(subject);
     const now = Date.now();
     this.expire(stream, now);
-    const seen = msgId === undefined ? undefined : stream.seen.get(msgId);
+    const seen = stream.seen.get(msgId);
     if (seen) return { seq: seen.seq, duplicate: true };
 
     const seq = ++stream.lastSeq;
     stream.messages.set(seq, { seq, subject, data, at: now });
-    if (msgId !== undefined) stream.seen.set(msgId, { seq, at: now });
+    stream.seen.set(msgId, { seq, at: now });
     for (const durable of stream.durables.values()) {
       if (!durable.spec.filterSubject || subjectMatches(durable.spec.filterSubject, subject)) {
         durable.ready.push(seq);
@@ -312,8 +301,9 @@ export class MemoryBus implements EventBus {
   }
 
   private expire(stream: Stream, now: number): void {
+    const window = Math.min(this.duplicateWindowMs, stream.spec.duplicateWindowMs ?? Infinity);
     for (const [id, entry] of stream.seen) {
-      if (now - entry.at < this.duplicateWindowMs) break;
+      if (now - entry.at < window) break;
       stream.seen.delete(id);
     }
     if (stream.spec.retention !== 'limits') return;

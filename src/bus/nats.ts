@@ -106,7 +106,9 @@ export class NatsBus implements EventBus {
         discard: DiscardPolicy.Old,
         max_age: nanos(spec.maxAgeMs),
         // JetStream refuses a duplicate window longer than what the stream keeps.
-        duplicate_window: nanos(Math.min(this.options.duplicateWindowMs, spec.maxAgeMs)),
+        duplicate_window: nanos(
+          Math.min(this.options.duplicateWindowMs, spec.duplicateWindowMs ?? Infinity, spec.maxAgeMs),
+        ),
         num_replicas: this.options.replicas,
       };
       try {
@@ -127,17 +129,6 @@ export class NatsBus implements EventBus {
       timeout: this.options.publishTimeoutMs ?? 5000,
     });
     return { seq: ack.seq, duplicate: ack.duplicate };
-  }
-
-  notify(subject: string, data: Uint8Array): boolean {
-    if (!this.connected || this.nc.isClosed()) return false;
-    try {
-      this.nc.publish(subject, data);
-      return true;
-    } catch {
-      // Closing or draining meanwhile.
-      return false;
-    }
   }
 
   consume(spec: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption {

@@ -4,6 +4,8 @@ import { tenantFilter } from '../db/tenant-filter.ts';
 
 export const deliveryStatuses = ['PENDING', 'SUCCEEDED', 'FAILED', 'RETRYING', 'PAUSED'] as const;
 export type DeliveryStatus = (typeof deliveryStatuses)[number];
+/** The delivery's status once an attempt was judged. */
+export type AttemptStatus = Extract<DeliveryStatus, 'SUCCEEDED' | 'RETRYING' | 'FAILED'>;
 
 /**
  * One event to one webhook (Flowtly's webhook log). Its id is the `webhook-id` header, the same on
@@ -77,7 +79,7 @@ export const DeliveryAttemptEntity = defineEntity({
     webhookId: p.uuid(),
     attempt: p.integer(),
     /** The delivery's status once this attempt was judged: SUCCEEDED, RETRYING or FAILED. */
-    status: p.string().length(16).$type<DeliveryStatus>(),
+    status: p.string().length(16).$type<AttemptStatus>(),
     url: p.string().length(2048),
     statusCode: p.integer().nullable(),
     responseTimeMs: p.integer(),

@@ -5,11 +5,13 @@ import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { LoopLag } from '../util/loop-lag.ts';
+import type { OutboxRelay } from '../util/outbox-relay.ts';
 import { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
 import type { SecretBox } from '../util/secret-box.ts';
 import type { WebhookChanges } from '../webhooks/webhook-changes.ts';
 import type { WebhookService } from '../webhooks/webhook.service.ts';
 import { MessageSettling } from './consumer.ts';
+import type { DeliveryAttempt } from './delivery.entity.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { DeliveryHttpClient } from './http-client.ts';
 import { EndpointGate, defaultIsolation } from './isolation.ts';
@@ -39,10 +41,12 @@ export function startPipeline(
     box: SecretBox;
     webhooks: WebhookService;
     webhookChanges: WebhookChanges;
+    /** Announces recorded attempts to live consoles (the attempt outbox's relay). */
+    announcements: Pick<OutboxRelay<DeliveryAttempt>, 'publish'>;
     logger: Logger;
   },
 ) {
-  const { orm, bus, audit, box, webhooks, webhookChanges, logger } = deps;
+  const { orm, bus, audit, box, webhooks, webhookChanges, announcements, logger } = deps;
   const { delivery } = config;
   const matcher = new WebhookMatcher(orm, { ttlMs: delivery.webhookCacheTtlMs });
   const timed = { statementTimeoutMs: config.database.statementTimeoutMs };
@@ -88,6 +92,7 @@ export function startPipeline(
         autoDisableAfterMs: delivery.autoDisableAfterMs,
       },
       settling,
+      announcements,
       logger,
     },
     { prefix: config.nats.prefix },

@@ -1,14 +1,8 @@
 import type { BusMessage, Consumption, EventBus } from '../bus/bus.ts';
-import {
-  attemptMessageV1,
-  deliveryMessageV1,
-  encode,
-  streams,
-  subjects,
-  type DeliveryMessage,
-} from '../bus/contracts.ts';
+import { deliveryMessageV1, streams, type DeliveryMessage } from '../bus/contracts.ts';
 import { newId } from '../db/ids.ts';
 import type { Logger } from '../logger.ts';
+import type { OutboxRelay } from '../util/outbox-relay.ts';
 import type { MessageSettling } from './consumer.ts';
 import type { DeliveryAttempt } from './delivery.entity.ts';
 import type { AttemptOutcome, DeliveryHttpClient } from './http-client.ts';
@@ -49,9 +43,9 @@ export class DeliveryWorker {
   private readonly gate: EndpointGate;
   private readonly policy: RetryPolicy;
   private readonly settling: MessageSettling;
+  private readonly announcements: Pick<OutboxRelay<DeliveryAttempt>, 'publish'>;
   private readonly logger: Logger;
   private readonly prefix: string;
-  private readonly subjects: ReturnType<typeof subjects>;
 
   constructor(
     deps: {
@@ -61,6 +55,7 @@ export class DeliveryWorker {
       gate: EndpointGate;
       policy: RetryPolicy;
       settling: MessageSettling;
+      announcements: Pick<OutboxRelay<DeliveryAttempt>, 'publish'>;
       logger: Logger;
     },
     options: { prefix: string },
@@ -71,9 +66,9 @@ export class DeliveryWorker {
     this.gate = deps.gate;
     this.policy = deps.policy;
     this.settling = deps.settling;
+    this.announcements = deps.announcements;
     this.logger = deps.logger;
     this.prefix = options.prefix;
-    this.subjects = subjects(options.prefix);
   }
 
   /** `requestTimeoutMs` bounds an attempt: a handler holding its message much longer is stuck. */
@@ -210,27 +205,8 @@ export class DeliveryWorker {
       this.logger.debug({ deliveryId: job.delivery.id, attempt }, 'attempt already recorded by a repeat');
       return;
     }
-    this.announce(stored);
-  }
-
-  /**
-   * Puts a recorded attempt on the bus for live consoles, without waiting for the stream's ack. The
-   * attempt log in the database is the record; a console that misses this (the bus is down) reads
-   * the log. Only the call that stored the attempt gets here, so it is announced once.
-   */
-  private announce(attempt: DeliveryAttempt): void {
-    const sent = this.bus.notify(
-      this.subjects.attempt(attempt.tenantId, attempt.webhookId),
-      encode(attemptMessageV1, {
-        v: 1,
-        ...attempt,
-        statusCode: attempt.statusCode ?? null,
-        response: attempt.response ?? null,
-        errorClass: attempt.errorClass ?? null,
-        error: attempt.error ?? null,
-        createdAt: attempt.createdAt.toISOString(),
-      }),
-    );
-    if (!sent) this.logger.warn({ deliveryId: attempt.deliveryId }, 'attempt recorded, not announced live');
+    // Stored with its outbox entry: announced now, without holding the message for the stream's
+    // ack, or by the relay should this fail. Only the call that stored the attempt gets here.
+    void this.announcements.publish([stored]);
   }
 }

@@ -1,7 +1,12 @@
 import type { AuditService } from '../../audit/audit.service.ts';
 import { systemActor } from '../../tenancy/actor.ts';
 import { webhookEntry, type AuditedWebhook } from '../../webhooks/webhook-audit.ts';
-import { DeliveryAttemptEntity, DeliveryEntity, type DeliveryAttempt } from '../delivery.entity.ts';
+import {
+  AttemptOutboxEntity,
+  DeliveryAttemptEntity,
+  DeliveryEntity,
+  type DeliveryAttempt,
+} from '../delivery.entity.ts';
 import type { Settlement } from '../outcome.ts';
 import type { AttemptJob } from './attempt-jobs.ts';
 
@@ -19,8 +24,8 @@ interface DisabledRow {
 }
 
 /**
- * Records failed attempts, each in a transaction of its own: the attempt row, the delivery's
- * status, the webhook's lastFailureAt, and the webhook disabled when the settlement says so
+ * Records failed attempts, each in a transaction of its own: the attempt row with its outbox
+ * entry (attempt-outbox.ts), the delivery's status, the webhook's lastFailureAt, and the webhook disabled when the settlement says so
  * (outcome.ts decides), audited as Herald itself. Failures are rare next to successes, and
  * disabling needs the audit chain's lock: they are not batched.
  */
@@ -59,6 +64,7 @@ export class FailureRecords {
       );
       if (updated === 0) return null;
       const row = tx.create(DeliveryAttemptEntity, attempt);
+      tx.create(AttemptOutboxEntity, { attemptId: row.id, createdAt: new Date() });
       if (!webhook) return row;
       // Plain conditional updates, no row lock held across the attempt's writes: lastFailureAt is
       // a status, written when the state changes or at most once a second.

@@ -28,7 +28,8 @@ export class SuccessRecords {
 
   /**
    * Successful attempts of a batch in one statement: each delivery settled (only from the attempt
-   * before, so a repeat records nothing), its attempt row, and each webhook's lastSuccessAt, written
+   * before, so a repeat records nothing), its attempt row with its outbox entry (announced after
+   * the commit, attempt-outbox.ts), and each webhook's lastSuccessAt, written
    * when the state changes or at most once a second. The webhooks are locked in id order, so two
    * workers' batches sharing webhooks wait for each other instead of deadlocking.
    */
@@ -51,6 +52,8 @@ export class SuccessRecords {
          select x.id, x.tenant_id, x.delivery_id, x.webhook_id, x.attempt, 'SUCCEEDED', x.url, x.status_code, x.response_time_ms, x.response, null, null, x.created_at
          from x join settled on settled.id = x.delivery_id
          returning id
+       ), announced as (
+         insert into attempt_outbox (attempt_id, created_at) select id, $2::timestamptz from attempts
        ), due as (
          select w.id, s.at from webhooks w
          join (select webhook_id, max(created_at) as at from x group by webhook_id) s on s.webhook_id = w.id
@@ -76,6 +79,7 @@ export class SuccessRecords {
             created_at: a.createdAt,
           })),
         ),
+        new Date(),
       ],
       this.timeout,
     );
