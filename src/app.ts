@@ -112,7 +112,7 @@ export async function startApp(
   const services: Services = {
     auth,
     audit,
-    tenants: new TenantService(orm, audit, tokens),
+    tenants: new TenantService({ orm, audit, tokens, auth }),
     tokens,
     eventTypes,
     webhooks: new WebhookService(

@@ -71,15 +71,19 @@ export async function findPage<T extends object>(
   const scope: { tenantId?: string } | undefined = em.getFilterParams('tenant');
   const tenantId = scope?.tenantId;
   if (!tenantId) throw new Error("findPage reads a tenant's rows: use an EntityManager from tenantEm");
+  return findPlatformPage(em, entity, page, (query) => narrow(query.where('tenant_id', '=', tenantId)));
+}
+
+/** Like findPage, over the rows of every tenant: the operator's reads of the platform (tenants). */
+export async function findPlatformPage<T extends object>(
+  em: EntityManager,
+  entity: EntityName<T>,
+  page: PageRequest,
+  narrow: (query: PageQuery) => PageQuery,
+): Promise<Page<T>> {
   const meta = em.getMetadata().find(entity)!;
   const { after } = page;
-  const rows = await narrow(
-    em
-      .getKysely<Tables>()
-      .selectFrom(meta.tableName)
-      .select(columnsOf(meta))
-      .where('tenant_id', '=', tenantId),
-  )
+  const rows = await narrow(em.getKysely<Tables>().selectFrom(meta.tableName).select(columnsOf(meta)))
     // A row comparison: the (tenant_id, created_at, id) indexes start from the cursor.
     .$if(!!after, (q) => q.where(sql<boolean>`(created_at, id) < (${after!.createdAt}, ${after!.id}::uuid)`))
     .orderBy('created_at', 'desc')

@@ -32,7 +32,7 @@ interface Rule {
 
 export const permissions = {
   'viewer.read': { what: 'read who it is and its tenant', scopes: [], everyone: true },
-  'tenants.create': { what: 'create tenants', scopes: [], operator: true },
+  'tenants.manage': { what: 'administer tenants', scopes: [], operator: true },
   'catalog.manage': { what: 'manage the event-type catalog', scopes: [], operator: true },
   'webhooks.read': { what: 'read webhooks', scopes: ['webhooks:read', 'webhooks:manage'] },
   'webhooks.manage': { what: 'manage webhooks', scopes: ['webhooks:manage'] },

@@ -2,7 +2,7 @@
 const SECRET = /secret|token|password|key$/i;
 export const REDACTED = '[redacted]';
 
-type Change = { before: unknown; after: unknown };
+export type Change = { before: unknown; after: unknown };
 
 const plain = (value: unknown): unknown => (value instanceof Date ? value.toISOString() : (value ?? null));
 

@@ -6,15 +6,32 @@ import type { Parking } from './store/parking.ts';
 /**
  * Queues parked deliveries when their time comes: retries, deliveries of an endpoint that was busy
  * or whose circuit was open, and what redeliver, replay and test events marked due. Safe with any
- * number of workers: rows are claimed with SKIP LOCKED.
+ * number of workers: rows are claimed with SKIP LOCKED. Every `resumeIntervalMs` it also marks due
+ * the paused deliveries of resumed tenants.
  */
 export function startScheduler(
-  deps: { parking: Pick<Parking, 'requeueDue'>; queue: Pick<DeliveryQueue, 'enqueue'>; logger: Logger },
-  options: { intervalMs?: number } = {},
+  deps: {
+    parking: Pick<Parking, 'requeueDue' | 'resumePaused'>;
+    queue: Pick<DeliveryQueue, 'enqueue'>;
+    logger: Logger;
+  },
+  options: { intervalMs?: number; resumeIntervalMs?: number } = {},
 ) {
-  return pollLoop(
-    () => deps.parking.requeueDue(100, (delivery) => deps.queue.enqueue(delivery)),
-    { intervalMs: options.intervalMs ?? 250, what: 'delivery scheduler' },
-    deps.logger,
-  );
+  const loops = [
+    pollLoop(
+      () => deps.parking.requeueDue(100, (delivery) => deps.queue.enqueue(delivery)),
+      { intervalMs: options.intervalMs ?? 250, what: 'delivery scheduler' },
+      deps.logger,
+    ),
+    pollLoop(
+      () => deps.parking.resumePaused(1_000),
+      { intervalMs: options.resumeIntervalMs ?? 2_000, what: 'resuming paused deliveries' },
+      deps.logger,
+    ),
+  ];
+  return {
+    async stop() {
+      await Promise.all(loops.map((loop) => loop.stop()));
+    },
+  };
 }

@@ -17,7 +17,7 @@ import type { SuccessRecords } from './store/successes.ts';
 /** What the worker stores and reads. */
 export interface AttemptStore {
   jobs: Pick<AttemptJobs, 'load'>;
-  parking: Pick<Parking, 'park' | 'abandon'>;
+  parking: Pick<Parking, 'park' | 'pause' | 'abandon'>;
   successes: Pick<SuccessRecords, 'record'>;
   failures: Pick<FailureRecords, 'record'>;
 }
@@ -157,6 +157,10 @@ export class DeliveryWorker {
         delivery,
         `the webhook is disabled: ${webhook.disabledReason ?? 'no reason given'}`,
       );
+      return null;
+    }
+    if (prepared.tenantSuspended) {
+      await this.store.parking.pause(delivery);
       return null;
     }
     return prepared;

@@ -27,8 +27,11 @@ interface TokenRow extends Pick<ApiToken, 'id' | 'tenantId' | 'name' | 'client'>
 }
 
 export class AuthService {
-  /** Emits 'revoked' with a token id once a revocation committed in this process. */
-  readonly revocations = new EventEmitter<{ revoked: [tokenId: string] }>();
+  /**
+   * Emits 'revoked' with a token id once a revocation committed in this process, or a suspension
+   * of the token's tenant (with the reason its sessions end for).
+   */
+  readonly revocations = new EventEmitter<{ revoked: [tokenId: string, reason?: string] }>();
   private readonly orm: Orm;
   private readonly operatorHash: Buffer;
   /** Live token rows by token hash; revoked and unknown tokens are not kept. */
@@ -45,26 +48,33 @@ export class AuthService {
     });
   }
 
-  /** Of these token ids, those that still work: not revoked, not expired. */
+  /** Of these token ids, those that still work: not revoked, not expired, their tenant not suspended. */
   async stillValid(tokenIds: readonly string[]): Promise<Set<string>> {
     if (tokenIds.length === 0) return new Set();
-    const rows = await this.orm.em.fork().find(
+    const em = this.orm.em.fork();
+    const rows = await em.find(
       ApiTokenEntity,
       {
         id: { $in: [...tokenIds] },
         revokedAt: null,
         $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date() } }],
       },
-      { filters: false, fields: ['id'] },
+      { filters: false, fields: ['id', 'tenantId'] },
     );
-    return new Set(rows.map((row) => row.id));
+    const suspended = await em.find(
+      TenantEntity,
+      { id: { $in: [...new Set(rows.map((row) => row.tenantId))] }, suspendedAt: { $ne: null } },
+      { fields: ['id'] },
+    );
+    const off = new Set(suspended.map((tenant) => tenant.id));
+    return new Set(rows.filter((row) => !off.has(row.tenantId)).map((row) => row.id));
   }
 
   /**
-   * The actor a bearer token stands for, or null (missing, unknown, revoked or expired): the
-   * transport answers 401 or closes the socket with 4401. A revocation in this process takes
-   * effect at once, one in another process within TOKEN_CACHE_TTL_MS; expiry is checked on
-   * every call.
+   * The actor a bearer token stands for, or null (missing, unknown, revoked, expired, or its
+   * tenant suspended): the transport answers 401 or closes the socket with 4401. A revocation or
+   * suspension in this process takes effect at once, one in another process within
+   * TOKEN_CACHE_TTL_MS; expiry is checked on every call.
    */
   async authenticate(authorization: string | null | undefined, request: RequestInfo): Promise<Actor | null> {
     const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
@@ -104,7 +114,12 @@ export class AuthService {
     const em = this.orm.em.fork();
     const found = await em.findOne(ApiTokenEntity, { tokenHash: hash }, { filters: false });
     if (!found || found.revokedAt) return undefined;
-    const tenant = await em.findOne(TenantEntity, { id: found.tenantId }, { fields: ['requestsPerSecond'] });
+    const tenant = await em.findOne(
+      TenantEntity,
+      { id: found.tenantId },
+      { fields: ['requestsPerSecond', 'suspendedAt'] },
+    );
+    if (!tenant || tenant.suspendedAt) return undefined;
     const row: TokenRow = {
       id: found.id,
       tenantId: found.tenantId,
@@ -113,7 +128,7 @@ export class AuthService {
       scopes: new Set(found.scopes),
       expiresAt: found.expiresAt ?? null,
       lastUsedAt: found.lastUsedAt ?? null,
-      requestsPerSecond: tenant?.requestsPerSecond ?? null,
+      requestsPerSecond: tenant.requestsPerSecond ?? null,
     };
     if (revocations === this.revocationCount) this.tokens.set(hash, row);
     return row;

@@ -19,7 +19,7 @@ export class TokenSessions {
   private readonly auth: AuthService;
   private readonly logger: Logger;
   private readonly timer: NodeJS.Timeout;
-  private readonly onRevoked = (tokenId: string) => this.end(tokenId, 'token revoked');
+  private readonly onRevoked = (tokenId: string, reason = 'token revoked') => this.end(tokenId, reason);
 
   constructor(auth: AuthService, logger: Logger) {
     this.auth = auth;

@@ -35,11 +35,11 @@ describe('permissions', () => {
   it('lets the operator create tenants, manage the catalog and read audit logs, and nothing of a tenant', () => {
     expect(actions.filter((action) => permits(operator, action))).toEqual([
       'viewer.read',
-      'tenants.create',
+      'tenants.manage',
       'catalog.manage',
       'audit.read',
     ]);
-    expect(actions.filter((action) => permits(token(...scopes), action))).not.toContain('tenants.create');
+    expect(actions.filter((action) => permits(token(...scopes), action))).not.toContain('tenants.manage');
   });
 
   it('grants a token without scopes only what every caller may', () => {
@@ -54,7 +54,7 @@ describe('permissions', () => {
     expect(requirement('audit.read')).toBe(
       'needs the operator token or the scope audit:read to read the audit log',
     );
-    expect(() => demand(token('webhooks:read'), 'tenants.create')).toThrow(ForbiddenError);
-    expect(() => demand(operator, 'tenants.create')).not.toThrow();
+    expect(() => demand(token('webhooks:read'), 'tenants.manage')).toThrow(ForbiddenError);
+    expect(() => demand(operator, 'tenants.manage')).not.toThrow();
   });
 });

@@ -17,6 +17,8 @@ export interface AttemptJob {
   > | null;
   /** The live signing secrets: the current one, and the previous one during its grace period. */
   secrets: string[];
+  /** The tenant is suspended: the delivery waits, paused, until it is resumed. */
+  tenantSuspended: boolean;
 }
 
 interface JobRow {
@@ -43,20 +45,23 @@ interface JobRow {
   current: unknown;
   previous: unknown;
   occurred_at: Date | string | null;
+  tenant_suspended: boolean;
 }
 
 /**
- * Attempt jobs: each delivery with its webhook and event. Rows are looked up by a batch's ids one
+ * Attempt jobs: each delivery with its webhook, event and whether its tenant is suspended. Rows are looked up by a batch's ids one
  * index probe per id (see DISPATCH_SQL). Parameter: the deliveries' ids. Exported for the test of
  * its plan.
  */
 export const LOAD_JOBS_SQL = `select d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.updated_at,
      w.id as w_id, w.url, w.is_active, w.disabled_reason, w.failing_since, w.secret, w.previous_secret, w.previous_secret_expires_at,
-     e.id as e_id, e.type, e.module, e.model, e.action, e.current, e.previous, e.occurred_at
+     e.id as e_id, e.type, e.module, e.model, e.action, e.current, e.previous, e.occurred_at,
+     t.suspended_at is not null as tenant_suspended
    from unnest($1::uuid[]) as x(id)
    cross join lateral (select * from deliveries where id = x.id offset 0) d
    left join webhooks w on w.id = d.webhook_id
-   left join events e on e.id = d.event_id`;
+   left join events e on e.id = d.event_id
+   left join tenants t on t.id = d.tenant_id`;
 
 const dateOrNull = (value: Date | string | null) => (value === null ? null : new Date(value));
 
@@ -140,6 +145,7 @@ export class AttemptJobs {
             now,
           )
         : [],
+      tenantSuspended: row.tenant_suspended === true,
     };
   }
 }

@@ -48,6 +48,44 @@ export class Parking {
     return parkings.map(() => null);
   }
 
+  /**
+   * Holds a delivery of a suspended tenant, without an attempt, until the tenant is resumed
+   * (resumePaused). A delivery paused just after its tenant was resumed is resumed on the next pass.
+   */
+  async pause(delivery: Pick<Delivery, 'id' | 'attempts'>): Promise<void> {
+    await this.orm.em
+      .fork()
+      .nativeUpdate(
+        DeliveryEntity,
+        { id: delivery.id, attempts: delivery.attempts },
+        { status: 'PAUSED', nextAttemptAt: null, updatedAt: new Date() },
+        { filters: false },
+      );
+  }
+
+  /**
+   * Marks due up to `limit` paused deliveries of tenants no longer suspended, for requeueDue to
+   * queue. Driven by the tenants, each probing the index of paused deliveries: a suspended tenant's
+   * backlog, however large, costs a pass nothing.
+   */
+  async resumePaused(limit: number): Promise<number> {
+    const now = new Date();
+    const resumed = await sqlRows<{ id: string }>(
+      this.orm,
+      `update deliveries d set status = 'RETRYING', next_attempt_at = $1::timestamptz, updated_at = $1::timestamptz
+       where d.id in (
+         select p.id from tenants t
+         cross join lateral (select id from deliveries where tenant_id = t.id and status = 'PAUSED' limit $2) p
+         where t.suspended_at is null
+         limit $2)
+       and d.status = 'PAUSED'
+       returning d.id`,
+      [now, limit],
+      this.timeout,
+    );
+    return resumed.length;
+  }
+
   /** Ends a delivery whose webhook is gone or disabled. */
   async abandon(delivery: Pick<Delivery, 'id' | 'attempts'>, reason: string): Promise<void> {
     await this.orm.em
