@@ -13,6 +13,7 @@ import { EventService } from './events/event.service.ts';
 import { auditOutbox } from './audit/audit-outbox.ts';
 import { OutboxRelay } from './util/outbox-relay.ts';
 import { AuditService } from './audit/audit.service.ts';
+import { AuditCheckpoints, auditCheckpointKey } from './audit/audit-checkpoints.ts';
 import { ApiTokenService } from './tenancy/api-token.service.ts';
 import { AuthService } from './tenancy/auth.service.ts';
 import { TenantService } from './tenancy/tenant.service.ts';
@@ -93,7 +94,17 @@ export async function startApp(
 
   const relayDeps = { isUnavailable: (error: unknown) => bus.isUnavailable(error), logger };
   const auditRelay = new OutboxRelay(auditOutbox(orm, bus, config.nats.prefix), relayDeps);
-  const audit = new AuditService(orm, auditRelay);
+  const secretKey = configuredOrGenerated(config, logger, config.webhooks.secretKey, {
+    file: 'secret-key',
+    variable: 'HERALD_SECRET_KEY',
+    generate: () => randomBytes(32).toString('base64'),
+  });
+  const checkpoints = new AuditCheckpoints(
+    orm,
+    auditCheckpointKey(Buffer.from(secretKey, 'base64'), config.audit.checkpointKey),
+    config.audit,
+  );
+  const audit = new AuditService(orm, auditRelay, checkpoints);
   const operatorToken = configuredOrGenerated(config, logger, config.auth.adminToken, {
     file: 'admin-token',
     variable: 'HERALD_ADMIN_TOKEN',
@@ -102,11 +113,6 @@ export async function startApp(
   const auth = new AuthService(orm, operatorToken);
   const tokens = new ApiTokenService(orm, audit, auth);
   const eventTypes = new EventTypeService(orm, audit);
-  const secretKey = configuredOrGenerated(config, logger, config.webhooks.secretKey, {
-    file: 'secret-key',
-    variable: 'HERALD_SECRET_KEY',
-    generate: () => randomBytes(32).toString('base64'),
-  });
   const box = new SecretBox(Buffer.from(secretKey, 'base64'));
   const eventRelay = new OutboxRelay(eventOutbox(orm, bus, config.nats.prefix), relayDeps);
   const services: Services = {
@@ -140,6 +146,7 @@ export async function startApp(
   webhookChanges.announce();
   const attemptRelay = new OutboxRelay(attemptOutbox(orm, bus, config.nats.prefix), relayDeps);
   const relays = roles.worker ? [eventRelay.start(), auditRelay.start(), attemptRelay.start()] : [];
+  const checkpointLoop = roles.worker ? checkpoints.start(logger) : null;
   const pipeline = roles.worker
     ? startPipeline(config, {
         orm,
@@ -190,6 +197,7 @@ export async function startApp(
       await step(() => services.live.endAll());
       await step(() => server?.close());
       await step(() => pipeline?.stop());
+      await step(() => checkpointLoop?.stop());
       await step(() => Promise.all(relays.map((relay) => relay.stop())));
       await step(() => Promise.all([eventRelay.flush(), auditRelay.flush(), attemptRelay.flush()]));
       await step(() => bus.close());

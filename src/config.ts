@@ -139,6 +139,20 @@ const liveSchema = z.object({
   maxPerSocket: integer().pipe(z.number().min(1)).default(100),
 });
 
+const auditSchema = z.object({
+  /** HMAC key of the audit checkpoints, base64 of 32 bytes. Unset: derived from HERALD_SECRET_KEY. */
+  checkpointKey: optionalString.pipe(
+    z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of 32 bytes')
+      .optional(),
+  ),
+  /** Entries past a tenant's last checkpoint that make the next one due. */
+  checkpointEvery: integer().pipe(z.number().min(1)).default(1_000),
+  /** Longest an entry waits for a checkpoint to cover it (plus one poll, at most 5 s). */
+  checkpointIntervalSeconds: integer().pipe(z.number().min(1)).default(300),
+});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('.data'),
@@ -150,6 +164,7 @@ const configSchema = z
     webhooks: webhooksSchema,
     delivery: deliverySchema,
     live: liveSchema,
+    audit: auditSchema,
   })
   .superRefine((config, ctx) => {
     if (config.server.production && !config.auth.adminToken) {
@@ -223,6 +238,11 @@ const variables = {
     keepAliveMs: 'HERALD_WS_KEEPALIVE_MS',
     maxPerToken: 'HERALD_LIVE_MAX_PER_TOKEN',
     maxPerSocket: 'HERALD_LIVE_MAX_PER_SOCKET',
+  },
+  audit: {
+    checkpointKey: 'HERALD_AUDIT_CHECKPOINT_KEY',
+    checkpointEvery: 'HERALD_AUDIT_CHECKPOINT_EVERY',
+    checkpointIntervalSeconds: 'HERALD_AUDIT_CHECKPOINT_INTERVAL_SECONDS',
   },
 } as const;
 

@@ -8,6 +8,8 @@ import { InvalidInputError } from '../errors.ts';
 import { createdWithin, findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { GENESIS_HASH, auditHash } from './audit-hash.ts';
+import type { AuditCheckpoint } from './audit-checkpoint.entity.ts';
+import type { AuditCheckpoints } from './audit-checkpoints.ts';
 import {
   AuditChainHeadEntity,
   AuditLogEntity,
@@ -40,22 +42,42 @@ export interface AuditFilter {
 
 export interface AuditTrailVerification {
   ok: boolean;
-  /** Entries checked, in sequence order. */
+  /**
+   * Entries checked, in sequence order; when a checkpoint does not match, those up to the last
+   * checkpoint that did.
+   */
   checked: number;
-  /** The first sequence whose entry is missing, altered or out of order; null when ok. */
+  /**
+   * The first sequence whose entry is missing, altered or out of order, or, when a checkpoint does
+   * not match, the first after the last checkpoint that did; null when ok.
+   */
   firstBrokenSequence: number | null;
   reason: string | null;
+  /** Keyed checkpoints that matched their entries. */
+  checkpointsChecked: number;
+  /** The newest checkpoint that matched: entries up to it cannot be rewritten without the key. */
+  lastCheckpointSequence: number | null;
 }
+
+/** What the SIEM export streams: the entries, each checkpoint right after the entry it covers. */
+export type AuditExportItem =
+  { kind: 'entry'; entry: AuditLog } | { kind: 'checkpoint'; checkpoint: AuditCheckpoint };
 
 const VERIFY_BATCH = 1_000;
 
 export class AuditService {
   private readonly orm: Orm;
   private readonly outbox: Pick<OutboxRelay<AuditLog>, 'publish'>;
+  private readonly checkpoints: Pick<AuditCheckpoints, 'newest' | 'between' | 'walk'>;
 
-  constructor(orm: Orm, outbox: Pick<OutboxRelay<AuditLog>, 'publish'>) {
+  constructor(
+    orm: Orm,
+    outbox: Pick<OutboxRelay<AuditLog>, 'publish'>,
+    checkpoints: Pick<AuditCheckpoints, 'newest' | 'between' | 'walk'>,
+  ) {
     this.orm = orm;
     this.outbox = outbox;
+    this.checkpoints = checkpoints;
   }
 
   /**
@@ -102,8 +124,14 @@ export class AuditService {
     );
   }
 
-  /** Entries in sequence order, in batches, for the SIEM export: memory stays constant. */
-  async *stream(actor: Actor, range: { from?: Date | null; to?: Date | null }): AsyncGenerator<AuditLog> {
+  /**
+   * Entries in sequence order, each checkpoint right after the entry it covers, in batches, for the
+   * SIEM export: memory stays constant.
+   */
+  async *stream(
+    actor: Actor,
+    range: { from?: Date | null; to?: Date | null },
+  ): AsyncGenerator<AuditExportItem> {
     let after = 0;
     for (;;) {
       const batch = await tenantEm(this.orm, actor).find(
@@ -114,7 +142,14 @@ export class AuditService {
         },
         { orderBy: { sequence: 'asc' }, limit: 500 },
       );
-      yield* batch;
+      if (batch.length === 0) return;
+      const checkpoints = await this.checkpoints.between(actor, batch[0]!.sequence, batch.at(-1)!.sequence);
+      const bySequence = new Map(checkpoints.map((checkpoint) => [checkpoint.sequence, checkpoint]));
+      for (const entry of batch) {
+        yield { kind: 'entry', entry };
+        const checkpoint = bySequence.get(entry.sequence);
+        if (checkpoint) yield { kind: 'checkpoint', checkpoint };
+      }
       if (batch.length < 500) return;
       after = batch.at(-1)!.sequence;
     }
@@ -122,20 +157,28 @@ export class AuditService {
 
   /**
    * Walks the actor's chain up to its head as read first (entries written meanwhile are for the
-   * next check) and reports the first entry that is missing, altered or misplaced.
+   * next check) and reports the first entry that is missing, altered or misplaced, or the first
+   * checkpoint that does not match the entries (a chain rewritten with its hashes recomputed).
    */
   async verify(actor: Actor): Promise<AuditTrailVerification> {
     const em = tenantEm(this.orm, actor);
+    // The newest checkpoint is read before the head: a checkpoint is written over a committed
+    // head, so one past the head read next means entries were removed, not written meanwhile.
+    const newest = await this.checkpoints.newest(actor);
     const head = await this.orm.em.fork().findOne(AuditChainHeadEntity, { tenantId: actor.tenantId });
     const last = head?.sequence ?? 0;
+    const checkpoints = this.checkpoints.walk(actor, Math.min(newest?.sequence ?? 0, last));
     let expected = 1;
     let previousHash = GENESIS_HASH;
-    const broken = (sequence: number, reason: string) => ({
-      ok: false,
-      checked: expected - 1,
-      firstBrokenSequence: sequence,
+    const outcome = (checked: number, firstBrokenSequence: number | null, reason: string | null) => ({
+      ok: reason === null,
+      checked,
+      firstBrokenSequence,
       reason,
+      checkpointsChecked: checkpoints.checked,
+      lastCheckpointSequence: checkpoints.lastSequence,
     });
+    const broken = (sequence: number, reason: string) => outcome(expected - 1, sequence, reason);
     for (;;) {
       const batch = await em.find(
         AuditLogEntity,
@@ -148,6 +191,13 @@ export class AuditService {
           return broken(expected, 'previousHash does not match the entry before');
         if (auditHash(entry) !== entry.hash)
           return broken(expected, 'the entry was altered: its hash does not match');
+        const mismatch = await checkpoints.check(entry);
+        // The entries up to the last checkpoint that held are the ones it certified; past it, the
+        // links hold but a rewrite cannot be ruled out.
+        if (mismatch) {
+          const certified = checkpoints.lastSequence ?? 0;
+          return outcome(certified, certified + 1, mismatch);
+        }
         previousHash = entry.hash;
         expected++;
       }
@@ -158,7 +208,12 @@ export class AuditService {
     if (last >= expected) return broken(expected, `entries from ${expected} on are missing`);
     if (head && head.hash !== previousHash)
       return broken(expected - 1, 'the last entry differs from the chain head');
-    return { ok: true, checked: expected - 1, firstBrokenSequence: null, reason: null };
+    if (newest && newest.sequence > last)
+      return broken(
+        last + 1,
+        `checkpoint at sequence ${newest.sequence} is past the chain head (${last}): entries were removed from the end`,
+      );
+    return outcome(expected - 1, null, null);
   }
 
   private async append(tx: EntityManager, actor: Actor, tenantId: string, entries: AuditEntryInput[]) {

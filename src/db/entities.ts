@@ -1,6 +1,7 @@
 import { EventTypeEntity } from '../event-types/event-type.entity.ts';
 import { EventEntity, EventOutboxEntity } from '../events/event.entity.ts';
 import { AuditChainHeadEntity, AuditLogEntity, AuditOutboxEntity } from '../audit/audit-log.entity.ts';
+import { AuditCheckpointEntity } from '../audit/audit-checkpoint.entity.ts';
 import { ApiTokenEntity } from '../tenancy/api-token.entity.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
 import { WebhookEntity } from '../webhooks/webhook.entity.ts';
@@ -13,6 +14,7 @@ export const entities = [
   AuditLogEntity,
   AuditChainHeadEntity,
   AuditOutboxEntity,
+  AuditCheckpointEntity,
   EventTypeEntity,
   EventEntity,
   EventOutboxEntity,

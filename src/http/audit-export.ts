@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AuditService } from '../audit/audit.service.ts';
+import type { AuditExportItem, AuditService } from '../audit/audit.service.ts';
 import type { Logger } from '../logger.ts';
 import { storableDate } from '../input.ts';
 import { permits, requirement } from '../permissions.ts';
@@ -9,10 +9,11 @@ import type { Actor } from '../tenancy/actor.ts';
 
 /**
  * GET /audit/export?from=&to= — the caller's audit log as NDJSON, one entry a line in sequence
- * order, for a SIEM. Streamed in batches with backpressure: memory stays flat at any size. The
- * export itself is recorded before anything leaves (`audit_log.export_started`) and once over, as
- * `audit_log.exported` with the entries it sent, or as `audit_log.export_failed` with those sent
- * before it failed.
+ * order, for a SIEM; each keyed checkpoint follows the entry it covers as a line of its own,
+ * `{"type":"checkpoint",…}` (entry lines keep their shape, and have no `type`). Streamed in
+ * batches with backpressure: memory stays flat at any size. The export itself is recorded before
+ * anything leaves (`audit_log.export_started`) and once over, as `audit_log.exported` with the
+ * entries and checkpoints it sent, or as `audit_log.export_failed` with those sent before it failed.
  */
 export async function auditExport(
   req: IncomingMessage,
@@ -51,12 +52,19 @@ export async function auditExport(
       recorder({ action, metadata: { ...asked, ...metadata } });
     });
   await record('audit_log.export_started');
-  let exported = 0;
+  const sent = { entries: 0, checkpoints: 0 };
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-  const lines = async function* (entries: AsyncIterable<unknown>) {
-    for await (const entry of entries) {
-      yield `${JSON.stringify(entry)}\n`;
-      exported++;
+  const lines = async function* (items: AsyncIterable<AuditExportItem>) {
+    for await (const item of items) {
+      if (item.kind === 'entry') {
+        yield `${JSON.stringify(item.entry)}\n`;
+        sent.entries++;
+      } else {
+        const { tenantId, sequence, hash, previousMac, mac, createdAt } = item.checkpoint;
+        const line = { type: 'checkpoint', tenantId, sequence, hash, previousMac, mac, createdAt };
+        yield `${JSON.stringify(line)}\n`;
+        sent.checkpoints++;
+      }
     }
   };
   // pipeline keeps backpressure (a slow reader slows the queries) and, when the client goes away,
@@ -65,8 +73,8 @@ export async function auditExport(
     await pipeline(Readable.from(lines(deps.audit.stream(actor, range))), res);
   } catch (error) {
     if (!res.destroyed) deps.logger.error({ err: error }, 'audit export failed mid-stream');
-    await record('audit_log.export_failed', { entries: exported });
+    await record('audit_log.export_failed', sent);
     return;
   }
-  await record('audit_log.exported', { entries: exported });
+  await record('audit_log.exported', sent);
 }

@@ -44,6 +44,21 @@ describe('config', () => {
     });
   });
 
+  it('reads the audit checkpoint settings, and refuses a key that is not 32 bytes', () => {
+    expect(loadConfig({}).audit).toEqual({
+      checkpointKey: undefined,
+      checkpointEvery: 1000,
+      checkpointIntervalSeconds: 300,
+    });
+    expect(() => loadConfig({ HERALD_AUDIT_CHECKPOINT_KEY: Buffer.alloc(16).toString('base64') })).toThrow(
+      /HERALD_AUDIT_CHECKPOINT_KEY: must be base64 of 32 bytes/,
+    );
+    expect(() => loadConfig({ HERALD_AUDIT_CHECKPOINT_EVERY: '0' })).toThrow(/HERALD_AUDIT_CHECKPOINT_EVERY/);
+    expect(() => loadConfig({ HERALD_AUDIT_CHECKPOINT_INTERVAL_SECONDS: 'soon' })).toThrow(
+      /HERALD_AUDIT_CHECKPOINT_INTERVAL_SECONDS/,
+    );
+  });
+
   it('requires an operator token in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
       /HERALD_ADMIN_TOKEN: required in production/,

@@ -70,6 +70,14 @@ const AuditTrailVerificationRef = builder
       checked: t.exposeInt('checked', { description: 'Entries verified, from sequence 1.' }),
       firstBrokenSequence: t.exposeInt('firstBrokenSequence', { nullable: true }),
       reason: t.exposeString('reason', { nullable: true }),
+      checkpointsChecked: t.exposeInt('checkpointsChecked', {
+        description: 'Keyed checkpoints verified: each matched its entry, its key and the checkpoint before.',
+      }),
+      lastCheckpointSequence: t.exposeInt('lastCheckpointSequence', {
+        nullable: true,
+        description:
+          'The newest checkpoint verified: entries up to it cannot be rewritten without the checkpoint key. Null before the first.',
+      }),
     }),
   });
 
@@ -95,7 +103,8 @@ builder.queryFields((t) => ({
   }),
   verifyAuditTrail: t.field({
     type: AuditTrailVerificationRef,
-    description: "Recomputes the tenant's hash chain and reports the first broken link.",
+    description:
+      "Recomputes the tenant's hash chain, checks its keyed checkpoints, and reports the first broken link.",
     authScopes: readsAudit,
     resolve: (_root, _args, ctx) => ctx.services.audit.verify(ctx.actor),
   }),

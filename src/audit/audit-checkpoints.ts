@@ -1,0 +1,217 @@
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import type { Orm } from '../db/orm.ts';
+import { tenantEm } from '../db/tenant-scope.ts';
+import type { Logger } from '../logger.ts';
+import { pollLoop } from '../util/poll-loop.ts';
+import { AuditCheckpointEntity, type AuditCheckpoint } from './audit-checkpoint.entity.ts';
+
+/** previousMac of a tenant's first checkpoint. */
+export const CHECKPOINT_GENESIS_MAC = '0'.repeat(64);
+
+/** Tenants checkpointed per statement; a pass that wrote some is repeated at once. */
+const PASS_LIMIT = 500;
+const READ_BATCH = 1_000;
+
+/**
+ * The checkpoint key: the configured one (HERALD_AUDIT_CHECKPOINT_KEY, base64), else one derived
+ * from HERALD_SECRET_KEY under a label of its own, so it is neither the key that seals webhook
+ * secrets nor the cursors' key. It lives in the processes' configuration only, never in the
+ * database: whoever owns the database cannot make a checkpoint.
+ */
+export function auditCheckpointKey(secretKey: Buffer, configured?: string): Buffer {
+  if (configured) return Buffer.from(configured, 'base64');
+  return Buffer.from(hkdfSync('sha256', secretKey, '', 'herald audit checkpoints', 32));
+}
+
+/**
+ * HMAC-SHA256, hex, over the RFC 8785 canonical JSON of the checkpoint's fields but the mac
+ * itself: canonical JSON cannot be read two ways, and previousMac chains each checkpoint to the one
+ * before. Version 1 of the serialisation.
+ */
+export function checkpointMac(key: Buffer, checkpoint: Omit<AuditCheckpoint, 'mac'>): string {
+  const canonical = canonicalize({
+    v: 1,
+    tenantId: checkpoint.tenantId,
+    sequence: checkpoint.sequence,
+    hash: checkpoint.hash,
+    previousMac: checkpoint.previousMac,
+    createdAt: checkpoint.createdAt.toISOString(),
+  });
+  return createHmac('sha256', key).update(canonical!).digest('hex');
+}
+
+/**
+ * The chain heads due for a checkpoint, with the mac to chain to (parameters: the genesis mac,
+ * `every`, the due time, the limit): `every` entries or more past the tenant's newest checkpoint,
+ * or the first entry past it written before the due time. Driven by
+ * audit_chain_heads, one row per tenant: the newest checkpoint is one probe of its primary key,
+ * the first uncovered entry one of audit_logs' (tenant, sequence) key, so a pass costs the number
+ * of tenants, not of entries, and nothing when no chain moved.
+ */
+const DUE_SQL = `select h.tenant_id, h.sequence, h.hash, coalesce(c.mac, ?) as previous_mac
+  from audit_chain_heads h
+  left join lateral (
+    select sequence, mac from audit_checkpoints c
+    where c.tenant_id = h.tenant_id order by sequence desc limit 1
+  ) c on true
+  where h.sequence > coalesce(c.sequence, 0)
+    and (h.sequence - coalesce(c.sequence, 0) >= ?
+      or (select e.created_at from audit_logs e
+          where e.tenant_id = h.tenant_id and e.sequence = coalesce(c.sequence, 0) + 1) <= ?)
+  order by h.tenant_id
+  limit ?`;
+
+interface DueHead {
+  tenant_id: string;
+  sequence: string | number;
+  hash: string;
+  previous_mac: string;
+}
+
+/**
+ * Keyed checkpoints over each tenant's audit chain: written by worker processes, checked by
+ * verifyAuditTrail, exported with the entries. The hash chain alone shows rows changed behind
+ * Herald's back, but not a chain rewritten whole with its hashes recomputed; a checkpoint pins
+ * a head's hash under a key the database does not hold.
+ */
+export class AuditCheckpoints {
+  private readonly orm: Orm;
+  private readonly key: Buffer;
+  private readonly every: number;
+  private readonly intervalMs: number;
+
+  constructor(
+    orm: Orm,
+    key: Buffer,
+    options: { checkpointEvery: number; checkpointIntervalSeconds: number },
+  ) {
+    this.orm = orm;
+    this.key = key;
+    this.every = options.checkpointEvery;
+    this.intervalMs = options.checkpointIntervalSeconds * 1000;
+  }
+
+  /**
+   * One pass: a checkpoint over every due head. Safe with several workers at once: each insert
+   * names the checkpoint it follows, and the keys on (tenant, sequence) and (tenant, previousMac)
+   * let only one successor of a checkpoint in; the losers' rows are skipped, their tenants
+   * checkpointed by the winner. Heads are read as committed, so every checkpoint covers entries
+   * that exist. Returns the checkpoints written.
+   */
+  async writeDue(): Promise<number> {
+    const em = this.orm.em.fork();
+    const now = new Date();
+    const due = await em.execute<DueHead[]>(DUE_SQL, [
+      CHECKPOINT_GENESIS_MAC,
+      this.every,
+      new Date(now.getTime() - this.intervalMs),
+      PASS_LIMIT,
+    ]);
+    if (due.length === 0) return 0;
+    const rows = due.map((head) => {
+      const checkpoint = {
+        tenantId: head.tenant_id,
+        sequence: Number(head.sequence),
+        hash: head.hash,
+        previousMac: head.previous_mac,
+        createdAt: now,
+      };
+      return { ...checkpoint, mac: checkpointMac(this.key, checkpoint) };
+    });
+    const result = await em
+      .createQueryBuilder(AuditCheckpointEntity)
+      .insert(rows)
+      .onConflict()
+      .ignore()
+      .execute<{ affectedRows: number }>('run');
+    return result.affectedRows;
+  }
+
+  /** Runs writeDue in a loop: often enough that no entry waits much past the interval. */
+  start(logger: Logger): { stop(): Promise<void> } {
+    return pollLoop(
+      () => this.writeDue(),
+      { intervalMs: Math.min(this.intervalMs, 5_000), what: 'audit checkpoints' },
+      logger,
+    );
+  }
+
+  /** The tenant's checkpoint of the highest sequence; null before its first. */
+  newest(tenant: { tenantId: string }): Promise<AuditCheckpoint | null> {
+    return tenantEm(this.orm, tenant).findOne(AuditCheckpointEntity, {}, { orderBy: { sequence: 'desc' } });
+  }
+
+  /** The tenant's checkpoints over the entries first…last, in sequence order (for the export). */
+  between(tenant: { tenantId: string }, first: number, last: number): Promise<AuditCheckpoint[]> {
+    return tenantEm(this.orm, tenant).find(
+      AuditCheckpointEntity,
+      { sequence: { $gte: first, $lte: last } },
+      { orderBy: { sequence: 'asc' } },
+    );
+  }
+
+  /** A check of the tenant's checkpoints up to `last`, fed by a verification's walk of the chain. */
+  walk(tenant: { tenantId: string }, last: number): CheckpointWalk {
+    return new CheckpointWalk(this.key, (after) =>
+      tenantEm(this.orm, tenant).find(
+        AuditCheckpointEntity,
+        { sequence: { $gt: after, $lte: last } },
+        { orderBy: { sequence: 'asc' }, limit: READ_BATCH },
+      ),
+    );
+  }
+}
+
+const macsEqual = (a: string, b: string) =>
+  a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
+/**
+ * Checks a tenant's checkpoints while a verification walks its entries in sequence order. Fed each
+ * entry once the entry's own links held, it says what is wrong with the checkpoint at that
+ * sequence, if there is one. Checkpoints are read in batches: memory stays constant.
+ */
+export class CheckpointWalk {
+  /** Checkpoints that matched. */
+  checked = 0;
+  /** The newest checkpoint that matched: the entries up to it are the ones it certified. */
+  lastSequence: number | null = null;
+  private readonly key: Buffer;
+  private readonly load: (after: number) => Promise<AuditCheckpoint[]>;
+  private previousMac = CHECKPOINT_GENESIS_MAC;
+  private batch: AuditCheckpoint[] = [];
+  private position = 0;
+  private exhausted = false;
+
+  constructor(key: Buffer, load: (after: number) => Promise<AuditCheckpoint[]>) {
+    this.key = key;
+    this.load = load;
+  }
+
+  async check(entry: { sequence: number; hash: string }): Promise<string | null> {
+    const checkpoint = await this.next();
+    if (checkpoint?.sequence !== entry.sequence) return null;
+    this.position++;
+    const name = `checkpoint at sequence ${checkpoint.sequence}`;
+    if (!macsEqual(checkpointMac(this.key, checkpoint), checkpoint.mac))
+      return `${name} does not match: its mac was not made with this key over these fields`;
+    if (checkpoint.previousMac !== this.previousMac)
+      return `${name} does not follow the checkpoint before it: one was removed or replaced`;
+    if (checkpoint.hash !== entry.hash)
+      return `${name} does not match: entry ${entry.sequence} is not the one it certified, the chain was rewritten`;
+    this.previousMac = checkpoint.mac;
+    this.lastSequence = checkpoint.sequence;
+    this.checked++;
+    return null;
+  }
+
+  private async next(): Promise<AuditCheckpoint | undefined> {
+    if (this.position === this.batch.length && !this.exhausted) {
+      const after = this.batch.at(-1)?.sequence ?? 0;
+      this.batch = await this.load(after);
+      this.position = 0;
+      this.exhausted = this.batch.length < READ_BATCH;
+    }
+    return this.batch[this.position];
+  }
+}
