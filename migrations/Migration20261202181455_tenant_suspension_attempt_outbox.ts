@@ -8,7 +8,7 @@ export class Migration20261202181455_tenant_suspension_attempt_outbox extends Mi
     this.addSql(`create table "attempt_outbox" ("attempt_id" uuid not null, "created_at" timestamptz not null, primary key ("attempt_id"));`);
     this.addSql(`create index "attempt_outbox_created_at_index" on "attempt_outbox" ("created_at");`);
 
-    this.addSql(`create index "deliveries_paused_index" on "deliveries" ("tenant_id") where "status" = 'PAUSED';`);
+    this.addSql(`create index "deliveries_paused_index" on "deliveries" ("tenant_id", "id") where "status" = 'PAUSED';`);
 
     this.addSql(`alter table "tenants" add "suspended_at" timestamptz null, add "suspended_reason" varchar(500) null;`);
   }

@@ -259,8 +259,13 @@ describe.each(modes)('tenant administration (%s mode)', (mode) => {
   it('suspends a tenant: tokens refused, sockets closed, deliveries paused until resumed, none lost', async () => {
     const tenant = await h.tenant('Suspended');
     const type = await newEventType(h.operator, 'Suspension');
-    let failing = true;
-    const receiver = await startReceiver((_request, res) => res.writeHead(failing ? 500 : 200).end());
+    // The first request is held until the tenant is suspended, then fails: its retry comes due
+    // while the tenant is suspended, whatever the machine's pace.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const receiver = await startReceiver((_request, res) => held.then(() => res.writeHead(500).end()));
     await webhookTo(tenant.gql, receiver.url, [type]);
     // A live subscription of the tenant's, on a type the webhook does not take.
     const sub = await liveEvents(h.ws({ token: tenant.token }), tenant.gql, [
@@ -271,8 +276,6 @@ describe.each(modes)('tenant administration (%s mode)', (mode) => {
     const deliveryId = String(receiver.received[0]!.headers['webhook-id']);
     const delivery = async () =>
       (await h.app.services.deliveries.getMany(systemActor(rawId(tenant.tenantId)), [deliveryId]))[0]!;
-    await waitFor(async () => (await delivery()).status === 'RETRYING', { what: 'the retry to be parked' });
-    failing = false;
 
     const suspended = await h.operator(SuspendTenant, {
       input: { id: tenant.tenantId, reason: 'unpaid invoices' },
@@ -290,6 +293,7 @@ describe.each(modes)('tenant administration (%s mode)', (mode) => {
     expect(refused.status).toBe(401);
     await waitFor(() => sub.failure(), { what: 'the socket to close' });
     expect((sub.failure() as { code: number }).code).toBe(4401);
+    release();
 
     // The retry comes due and is paused, not attempted.
     await waitFor(async () => (await delivery()).status === 'PAUSED', {
@@ -301,6 +305,11 @@ describe.each(modes)('tenant administration (%s mode)', (mode) => {
     expect(listed.edges.every((e) => e.node.suspendedAt !== null)).toBe(true);
     const again = await h.operator(SuspendTenant, { input: { id: tenant.tenantId, reason: 'twice' } });
     expect(again.data!.suspendTenant).toMatchObject({ tenant: { suspendedReason: 'unpaid invoices' } });
+    // The operator's own chain records it too.
+    const platform = (await audit(h.operator)).filter((e) => e.relationId === rawId(tenant.tenantId));
+    expect(platform.map((e) => e.action)).toContain('tenant.suspended');
+
+    receiver.reply((_request, res) => res.writeHead(200).end());
 
     const resumed = await h.operator(ResumeTenant, { input: { id: tenant.tenantId } });
     expect(resumed.data!.resumeTenant).toMatchObject({
@@ -367,5 +376,9 @@ describe.each(modes)('tenant administration (%s mode)', (mode) => {
     expect(noReason).toMatchObject({ code: 2 });
     expect((noReason as { stderr: string }).stderr).toContain('reason');
     await expect(cli('get', 'not-an-id')).rejects.toMatchObject({ code: 2 });
+    // Refused before anything runs.
+    await expect(cli('create', 'Odd', '--max-webhooks', '1e3')).rejects.toMatchObject({ code: 2 });
+    await expect(cli('list', '--suspended', '--active')).rejects.toMatchObject({ code: 2 });
+    await expect(cli('resume', id, '--reason', 'no such option here')).rejects.toMatchObject({ code: 2 });
   });
 });

@@ -53,7 +53,7 @@ export const DeliveryEntity = defineEntity({
     {
       name: 'deliveries_paused_index',
       expression:
-        'create index "deliveries_paused_index" on "deliveries" ("tenant_id") where "status" = \'PAUSED\'',
+        'create index "deliveries_paused_index" on "deliveries" ("tenant_id", "id") where "status" = \'PAUSED\'',
     },
     {
       name: 'deliveries_due_index',

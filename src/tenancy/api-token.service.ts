@@ -6,7 +6,7 @@ import { tenantEm } from '../db/tenant-scope.ts';
 import type { AuditService, Recorder } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
-import { parse, text } from '../input.ts';
+import { parse, STORABLE_DATE_RANGE, storableDate, text } from '../input.ts';
 import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import { scopes } from '../permissions.ts';
 import { apiClients, type Actor } from './actor.ts';
@@ -24,6 +24,7 @@ export const createApiTokenInput = z.object({
   client: z.enum(apiClients).nullish(),
   expiresAt: z
     .date()
+    .refine(storableDate, STORABLE_DATE_RANGE)
     .refine((date) => date.getTime() > Date.now(), 'must be in the future')
     .nullish(),
 });

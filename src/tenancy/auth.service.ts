@@ -24,6 +24,8 @@ interface TokenRow extends Pick<ApiToken, 'id' | 'tenantId' | 'name' | 'client'>
   expiresAt: Date | null;
   lastUsedAt: Date | null;
   requestsPerSecond: number | null;
+  /** Its tenant is suspended: refused, and kept so that refusing costs no query. */
+  suspended: boolean;
 }
 
 export class AuthService {
@@ -32,6 +34,8 @@ export class AuthService {
    * of the token's tenant (with the reason its sessions end for).
    */
   readonly revocations = new EventEmitter<{ revoked: [tokenId: string, reason?: string] }>();
+  /** Emits 'changed' once a change to tenants committed in this process: cached rows are stale. */
+  private readonly tenantChanges = new EventEmitter<{ changed: [] }>();
   private readonly orm: Orm;
   private readonly operatorHash: Buffer;
   /** Live token rows by token hash; revoked and unknown tokens are not kept. */
@@ -42,10 +46,21 @@ export class AuthService {
   constructor(orm: Orm, operatorToken: string) {
     this.orm = orm;
     this.operatorHash = Buffer.from(tokenHash(operatorToken), 'hex');
-    this.revocations.on('revoked', () => {
+    const forget = () => {
       this.revocationCount++;
       this.tokens.clear();
-    });
+    };
+    this.revocations.on('revoked', forget);
+    this.tenantChanges.on('changed', forget);
+  }
+
+  /**
+   * A tenant was suspended or resumed in this process: cached rows are dropped at once, and the
+   * sessions of `endedTokenIds` end (their sockets close with 4401) for `reason`.
+   */
+  tenantChanged(endedTokenIds: readonly string[] = [], reason = 'tenant suspended'): void {
+    this.tenantChanges.emit('changed');
+    for (const tokenId of endedTokenIds) this.revocations.emit('revoked', tokenId, reason);
   }
 
   /** Of these token ids, those that still work: not revoked, not expired, their tenant not suspended. */
@@ -85,7 +100,7 @@ export class AuthService {
 
     const row = this.tokens.get(hash) ?? (await this.lookUp(hash));
     const now = new Date();
-    if (!row || (row.expiresAt && row.expiresAt <= now)) return null;
+    if (!row || row.suspended || (row.expiresAt && row.expiresAt <= now)) return null;
     if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > LAST_USED_PRECISION_MS) {
       // Noted before the write, so that concurrent requests with the token do not repeat it.
       row.lastUsedAt = now;
@@ -107,7 +122,7 @@ export class AuthService {
     };
   }
 
-  /** The live row of a token hash, cached unless a revocation happened meanwhile. */
+  /** The row of a live token's hash, cached unless a revocation happened meanwhile. */
   private async lookUp(hash: string): Promise<TokenRow | undefined> {
     const revocations = this.revocationCount;
     // Authentication is the one lookup that comes before knowing the tenant.
@@ -119,7 +134,7 @@ export class AuthService {
       { id: found.tenantId },
       { fields: ['requestsPerSecond', 'suspendedAt'] },
     );
-    if (!tenant || tenant.suspendedAt) return undefined;
+    if (!tenant) return undefined;
     const row: TokenRow = {
       id: found.id,
       tenantId: found.tenantId,
@@ -129,6 +144,7 @@ export class AuthService {
       expiresAt: found.expiresAt ?? null,
       lastUsedAt: found.lastUsedAt ?? null,
       requestsPerSecond: tenant.requestsPerSecond ?? null,
+      suspended: tenant.suspendedAt != null,
     };
     if (revocations === this.revocationCount) this.tokens.set(hash, row);
     return row;

@@ -51,7 +51,8 @@ export interface TenantFilter {
 const AUDITED = ['name', 'maxWebhooks', 'requestsPerSecond', 'suspendedAt', 'suspendedReason'] as const;
 
 /**
- * Tenants, administered by the operator. Each change is audited in the tenant's own chain. A
+ * Tenants, administered by the operator. Each change is audited in the tenant's own chain and in
+ * the platform's. A
  * suspended tenant's tokens are refused (its open sockets close) and its deliveries pause
  * (PAUSED, no attempt made) until it is resumed; nothing it had is lost.
  */
@@ -81,7 +82,7 @@ export class TenantService {
         suspendedReason: null,
       });
       await tx.flush();
-      record(this.entry('tenant.created', tenant, changes(null, tenant, AUDITED)));
+      this.entries('tenant.created', tenant, changes(null, tenant, AUDITED)).forEach(record);
       const issued = await this.tokens.issue(tx, record, tenant.id, {
         name: 'Initial token',
         scopes: [...scopes],
@@ -145,7 +146,7 @@ export class TenantService {
     const tokens = await this.orm.em
       .fork()
       .find(ApiTokenEntity, { tenantId: tenant.id, revokedAt: null }, { filters: false, fields: ['id'] });
-    for (const token of tokens) this.auth.revocations.emit('revoked', token.id, 'tenant suspended');
+    this.auth.tenantChanged(tokens.map((token) => token.id));
     return tenant;
   }
 
@@ -155,11 +156,13 @@ export class TenantService {
    */
   async resume(actor: Actor, id: string): Promise<Tenant> {
     demand(actor, 'tenants.manage');
-    return this.change(actor, id, 'tenant.resumed', (tenant) => {
+    const tenant = await this.change(actor, id, 'tenant.resumed', (tenant) => {
       if (!tenant.suspendedAt) return false;
       tenant.suspendedAt = null;
       tenant.suspendedReason = null;
     });
+    this.auth.tenantChanged();
+    return tenant;
   }
 
   /** Issues a token for an existing tenant (a lost first token, a new integration). */
@@ -168,12 +171,27 @@ export class TenantService {
     const input = parse(issueTenantTokenInput, raw);
     return this.audit.transact(actor, async (tx, record) => {
       const tenant = await this.lockTenant(tx, input.tenantId);
-      return this.tokens.issue(tx, record, tenant.id, {
+      const issued = await this.tokens.issue(tx, record, tenant.id, {
         name: input.name,
         scopes: input.scopes,
         client: input.client ?? 'DASHBOARD',
         expiresAt: input.expiresAt ?? null,
       });
+      const { apiToken } = issued;
+      // The tenant's chain has the token's own entry; the platform's says whose it is.
+      record({
+        action: 'tenant.token_issued',
+        relationName: 'Tenant',
+        relationId: tenant.id,
+        related: { type: 'Tenant', id: tenant.id, name: tenant.name },
+        metadata: {
+          apiTokenId: apiToken.id,
+          name: apiToken.name,
+          scopes: apiToken.scopes,
+          client: apiToken.client,
+        },
+      });
+      return issued;
     });
   }
 
@@ -192,7 +210,7 @@ export class TenantService {
       const before = { ...tenant };
       if (apply(tenant) === false) return tenant;
       const changed = changes(before, tenant, AUDITED);
-      if (Object.keys(changed).length > 0) record(this.entry(action, tenant, changed));
+      if (Object.keys(changed).length > 0) this.entries(action, tenant, changed).forEach(record);
       return tenant;
     });
   }
@@ -205,15 +223,18 @@ export class TenantService {
     return tenant;
   }
 
-  /** An entry of the tenant's own chain: the operator acts on the platform's. */
-  private entry(action: string, tenant: Tenant, changed: Record<string, Change>): AuditEntryInput {
-    return {
-      tenantId: tenant.id,
+  /**
+   * A change's entries: one in the tenant's own chain, where the tenant reads it, and the same in
+   * the operator's (platform) chain, where the operator and its SIEM export see who did what.
+   */
+  private entries(action: string, tenant: Tenant, changed: Record<string, Change>): AuditEntryInput[] {
+    const entry = {
       action,
       relationName: 'Tenant',
       relationId: tenant.id,
       related: { type: 'Tenant', id: tenant.id, name: tenant.name },
       metadata: { changes: changed },
     };
+    return [{ ...entry, tenantId: tenant.id }, entry];
   }
 }

@@ -37,6 +37,8 @@ export class OutboxRelay<T> {
   /** Entries of items published, deleted together shortly after (one statement for many commits). */
   private published: string[] = [];
   private removing: Promise<void> | undefined;
+  /** Publishes under way (a caller need not wait for one): flush waits for them. */
+  private readonly publishing = new Set<Promise<number>>();
 
   constructor(
     outbox: Outbox<T>,
@@ -51,7 +53,13 @@ export class OutboxRelay<T> {
   }
 
   /** Publishes items committed just now; whatever does not go out stays for the relay. Returns how many went. */
-  async publish(items: readonly T[]): Promise<number> {
+  publish(items: readonly T[]): Promise<number> {
+    const publishing = this.publishNow(items).finally(() => this.publishing.delete(publishing));
+    this.publishing.add(publishing);
+    return publishing;
+  }
+
+  private async publishNow(items: readonly T[]): Promise<number> {
     if (items.length === 0) return 0;
     const { sent, unavailable } = await this.sendAll(items);
     if (unavailable) {
@@ -85,8 +93,9 @@ export class OutboxRelay<T> {
     );
   }
 
-  /** Waits for the pending deletions of published entries. */
+  /** Waits for the publishes under way and the deletions of published entries. */
   async flush(): Promise<void> {
+    await Promise.all(this.publishing);
     while (this.removing) await this.removing;
   }
 

@@ -22,6 +22,10 @@ export class Parking {
     (parkings) => this.parkBatch(parkings),
     PIPELINE_BATCH,
   );
+  private readonly pauses = batchLoader<Omit<ParkOrder, 'until'>, null>(
+    (pauses) => this.pauseBatch(pauses),
+    PIPELINE_BATCH,
+  );
 
   constructor(deps: { orm: Orm }, options: { statementTimeoutMs: number }) {
     this.orm = deps.orm;
@@ -50,33 +54,49 @@ export class Parking {
 
   /**
    * Holds a delivery of a suspended tenant, without an attempt, until the tenant is resumed
-   * (resumePaused). A delivery paused just after its tenant was resumed is resumed on the next pass.
+   * (resumePaused). Batched like park: a suspended tenant's burst pauses a share of all traffic.
+   * A delivery paused just after its tenant was resumed is resumed on the next pass.
    */
   async pause(delivery: Pick<Delivery, 'id' | 'attempts'>): Promise<void> {
-    await this.orm.em
-      .fork()
-      .nativeUpdate(
-        DeliveryEntity,
-        { id: delivery.id, attempts: delivery.attempts },
-        { status: 'PAUSED', nextAttemptAt: null, updatedAt: new Date() },
-        { filters: false },
-      );
+    await this.pauses.load({ id: delivery.id, attempts: delivery.attempts });
+  }
+
+  private async pauseBatch(pauses: readonly Omit<ParkOrder, 'until'>[]): Promise<null[]> {
+    await sqlRows(
+      this.orm,
+      `update deliveries d set status = 'PAUSED', next_attempt_at = null, updated_at = $1::timestamptz
+       from jsonb_to_recordset($2::jsonb) as x(id uuid, attempts int)
+       where d.id = x.id and d.attempts = x.attempts`,
+      [new Date(), JSON.stringify(pauses)],
+      this.timeout,
+    );
+    return pauses.map(() => null);
   }
 
   /**
-   * Marks due up to `limit` paused deliveries of tenants no longer suspended, for requeueDue to
-   * queue. Driven by the tenants, each probing the index of paused deliveries: a suspended tenant's
-   * backlog, however large, costs a pass nothing.
+   * Marks due up to `limit` paused deliveries of tenants no longer suspended, oldest first, for
+   * requeueDue to queue. The tenants holding paused deliveries are found by skipping through the
+   * index of paused deliveries (one probe per such tenant), so a pass costs next to nothing when
+   * none is paused, and a suspended tenant's backlog, however large, is not read.
    */
   async resumePaused(limit: number): Promise<number> {
     const now = new Date();
     const resumed = await sqlRows<{ id: string }>(
       this.orm,
-      `update deliveries d set status = 'RETRYING', next_attempt_at = $1::timestamptz, updated_at = $1::timestamptz
+      `with recursive paused(tenant_id) as (
+         (select tenant_id from deliveries where status = 'PAUSED' order by tenant_id limit 1)
+         union all
+         select (select d.tenant_id from deliveries d
+                 where d.status = 'PAUSED' and d.tenant_id > p.tenant_id order by d.tenant_id limit 1)
+         from paused p where p.tenant_id is not null
+       )
+       update deliveries d set status = 'RETRYING', next_attempt_at = $1::timestamptz, updated_at = $1::timestamptz
        where d.id in (
-         select p.id from tenants t
-         cross join lateral (select id from deliveries where tenant_id = t.id and status = 'PAUSED' limit $2) p
-         where t.suspended_at is null
+         select x.id from paused p
+         join tenants t on t.id = p.tenant_id and t.suspended_at is null
+         cross join lateral (
+           select id from deliveries where tenant_id = p.tenant_id and status = 'PAUSED' order by id limit $2
+         ) x
          limit $2)
        and d.status = 'PAUSED'
        returning d.id`,

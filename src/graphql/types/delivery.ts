@@ -12,7 +12,8 @@ import { WebhookRef } from './webhook.ts';
 const reads = { can: 'deliveries.read' } as const;
 
 export const DeliveryStatusRef = builder.enumType('DeliveryStatus', {
-  description: 'PENDING: queued; RETRYING: waiting for its next attempt; SUCCEEDED; FAILED: gave up.',
+  description:
+    'PENDING: queued; RETRYING: waiting for its next attempt; SUCCEEDED; FAILED: gave up; PAUSED: held while its tenant is suspended.',
   values: deliveryStatuses,
 });
 
