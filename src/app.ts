@@ -103,6 +103,7 @@ export async function startApp(
     orm,
     auditCheckpointKey(Buffer.from(secretKey, 'base64'), config.audit.checkpointKey),
     config.audit,
+    logger,
   );
   const audit = new AuditService(orm, auditRelay, checkpoints);
   const operatorToken = configuredOrGenerated(config, logger, config.auth.adminToken, {

@@ -59,14 +59,12 @@ const authSchema = z.object({
   adminToken: optionalString.pipe(z.string().min(24, 'must be at least 24 characters').optional()),
 });
 
+/** A 256-bit key as standard base64 (44 characters, one `=`): exactly what `openssl rand -base64 32` prints. */
+const key32 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'must be base64 of 32 bytes');
+
 const webhooksSchema = z.object({
   /** AES-256-GCM key for webhook secrets at rest, base64 of 32 bytes. Embedded mode generates one under dataDir. */
-  secretKey: optionalString.pipe(
-    z
-      .string()
-      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of 32 bytes')
-      .optional(),
-  ),
+  secretKey: optionalString.pipe(key32.optional()),
   /** Accept http:// endpoint URLs (self-hosting, tests). https only otherwise. */
   allowHttp: z.preprocess(
     unsetIfEmpty,
@@ -141,16 +139,11 @@ const liveSchema = z.object({
 
 const auditSchema = z.object({
   /** HMAC key of the audit checkpoints, base64 of 32 bytes. Unset: derived from HERALD_SECRET_KEY. */
-  checkpointKey: optionalString.pipe(
-    z
-      .string()
-      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of 32 bytes')
-      .optional(),
-  ),
+  checkpointKey: optionalString.pipe(key32.optional()),
   /** Entries past a tenant's last checkpoint that make the next one due. */
-  checkpointEvery: integer().pipe(z.number().min(1)).default(1_000),
-  /** Longest an entry waits for a checkpoint to cover it (plus one poll, at most 5 s). */
-  checkpointIntervalSeconds: integer().pipe(z.number().min(1)).default(300),
+  checkpointEvery: integer().pipe(z.number().min(1).max(1_000_000)).default(1_000),
+  /** Longest an entry waits for a checkpoint to cover it (plus one poll, at most 5 s); a day at most. */
+  checkpointIntervalSeconds: integer().pipe(z.number().min(1).max(86_400)).default(300),
 });
 
 const configSchema = z
@@ -167,6 +160,13 @@ const configSchema = z
     audit: auditSchema,
   })
   .superRefine((config, ctx) => {
+    if (config.audit.checkpointKey && config.audit.checkpointKey === config.webhooks.secretKey) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['audit', 'checkpointKey'],
+        message: 'must differ from HERALD_SECRET_KEY: one key, one use',
+      });
+    }
     if (config.server.production && !config.auth.adminToken) {
       ctx.addIssue({ code: 'custom', path: ['auth', 'adminToken'], message: 'required in production' });
     }

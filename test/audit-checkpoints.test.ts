@@ -69,8 +69,15 @@ interface ExportLine {
   metadata?: unknown;
 }
 
-async function exported(h: TestApp, tenant: TenantClient): Promise<ExportLine[]> {
-  const response = await fetch(`${h.url}/audit/export`, {
+async function exported(
+  h: TestApp,
+  tenant: TenantClient,
+  range: { from?: Date; to?: Date } = {},
+): Promise<ExportLine[]> {
+  const query = new URLSearchParams(
+    Object.entries(range).map(([key, date]) => [key, date.toISOString()] as [string, string]),
+  );
+  const response = await fetch(`${h.url}/audit/export?${query}`, {
     headers: { authorization: `Bearer ${tenant.token}` },
   });
   return (await response.text())
@@ -327,6 +334,50 @@ describe('audit checkpoints in PostgreSQL', () => {
     const cut = await verify(end.tenant);
     expect(cut).toMatchObject({ ok: false, checked: 3, firstBrokenSequence: 4 });
     expect(cut.reason).toMatch(/^checkpoint at sequence 5 is past the chain head \(3\)/);
+  });
+
+  it('exports each checkpoint in the range it was written in, also after the range of its entry', async () => {
+    const tenant = await h.tenant('Incremental');
+    await write(tenant, 3);
+    const first = new Date();
+    // Written after the first range ends, over an entry inside it.
+    await waitFor(() => Date.now() > first.getTime(), { what: 'the clock to move on' });
+    await writer.writeDue();
+    const earlier = await exported(h, tenant, { to: first });
+    expect(earlier.map((line) => line.type ?? line.sequence)).toEqual([1, 2, 3, 4, 5]);
+    const later = await exported(h, tenant, { from: first });
+    expect(later.filter((line) => line.type === 'checkpoint').map((line) => line.sequence)).toEqual([5]);
+    // In sequence order: before the entries the later range holds (the first export's own).
+    expect(later[0]).toMatchObject({ type: 'checkpoint', sequence: 5 });
+    expect(later.slice(1).every((line) => line.type === undefined && line.sequence > 5)).toBe(true);
+  });
+
+  it('signs only heads that are their entry, and chains only to a checkpoint that holds', async () => {
+    const forgedHead = await checkpointed('Forged head', 4);
+    const heads = () =>
+      sql.query<{ sequence: number }>(
+        'select sequence::int as sequence from audit_checkpoints where tenant_id = ?',
+        [forgedHead.tenantId],
+      );
+    // A head row moved to a hash no entry has: nothing is signed for it.
+    await sql.query(`update audit_chain_heads set sequence = 5, hash = ? where tenant_id = ?`, [
+      'f'.repeat(64),
+      forgedHead.tenantId,
+    ]);
+    await writer.writeDue();
+    expect(await heads()).toEqual([]);
+
+    // A junk checkpoint far past the head (all Herald's own role can insert): reported as forged,
+    // and no checkpoint is chained to it.
+    const junk = await checkpointed('Junk', 7);
+    await sql.query(
+      `insert into audit_checkpoints (tenant_id, sequence, hash, previous_mac, mac, created_at)
+       values (?, 1000000, ?, ?, ?, now())`,
+      [junk.tenantId, 'a'.repeat(64), (await checkpoints(sql, junk.tenantId))[0]!.mac, 'b'.repeat(64)],
+    );
+    const verification = await verify(junk.tenant);
+    expect(verification.ok).toBe(false);
+    expect(verification.reason).toMatch(/^checkpoint at sequence 1000000 is forged/);
   });
 
   it('lets one successor of a checkpoint in when workers race to write it', async () => {

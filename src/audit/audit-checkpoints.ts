@@ -2,6 +2,7 @@ import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { Orm } from '../db/orm.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
+import { timeRange } from '../pagination.ts';
 import type { Logger } from '../logger.ts';
 import { pollLoop } from '../util/poll-loop.ts';
 import { AuditCheckpointEntity, type AuditCheckpoint } from './audit-checkpoint.entity.ts';
@@ -42,17 +43,21 @@ export function checkpointMac(key: Buffer, checkpoint: Omit<AuditCheckpoint, 'ma
 }
 
 /**
- * The chain heads due for a checkpoint, with the mac to chain to (parameters: the genesis mac,
+ * The chain heads due for a checkpoint, with the newest checkpoint to chain to (parameters:
  * `every`, the due time, the limit): `every` entries or more past the tenant's newest checkpoint,
- * or the first entry past it written before the due time. Driven by
- * audit_chain_heads, one row per tenant: the newest checkpoint is one probe of its primary key,
- * the first uncovered entry one of audit_logs' (tenant, sequence) key, so a pass costs the number
- * of tenants, not of entries, and nothing when no chain moved.
+ * or the first entry past it written before the due time. Only a head that is its entry's hash is
+ * signed (the head row alone is no entry). Driven by audit_chain_heads, one row per tenant: the
+ * newest checkpoint is one probe of its primary key, the entries probes of audit_logs'
+ * (tenant, sequence) key, so a pass costs the number of tenants, not of entries, and nothing
+ * when no chain moved.
  */
-const DUE_SQL = `select h.tenant_id, h.sequence, h.hash, coalesce(c.mac, ?) as previous_mac
+const DUE_SQL = `select h.tenant_id, h.sequence, h.hash,
+    c.sequence as c_sequence, c.hash as c_hash, c.previous_mac as c_previous_mac, c.mac as c_mac,
+    c.created_at as c_created_at
   from audit_chain_heads h
+  join audit_logs head on head.tenant_id = h.tenant_id and head.sequence = h.sequence and head.hash = h.hash
   left join lateral (
-    select sequence, mac from audit_checkpoints c
+    select sequence, hash, previous_mac, mac, created_at from audit_checkpoints c
     where c.tenant_id = h.tenant_id order by sequence desc limit 1
   ) c on true
   where h.sequence > coalesce(c.sequence, 0)
@@ -66,7 +71,11 @@ interface DueHead {
   tenant_id: string;
   sequence: string | number;
   hash: string;
-  previous_mac: string;
+  c_sequence: string | number | null;
+  c_hash: string | null;
+  c_previous_mac: string | null;
+  c_mac: string | null;
+  c_created_at: Date | string | null;
 }
 
 /**
@@ -80,16 +89,19 @@ export class AuditCheckpoints {
   private readonly key: Buffer;
   private readonly every: number;
   private readonly intervalMs: number;
+  private readonly logger: Logger | undefined;
 
   constructor(
     orm: Orm,
     key: Buffer,
     options: { checkpointEvery: number; checkpointIntervalSeconds: number },
+    logger?: Logger,
   ) {
     this.orm = orm;
     this.key = key;
     this.every = options.checkpointEvery;
     this.intervalMs = options.checkpointIntervalSeconds * 1000;
+    this.logger = logger;
   }
 
   /**
@@ -97,35 +109,59 @@ export class AuditCheckpoints {
    * names the checkpoint it follows, and the keys on (tenant, sequence) and (tenant, previousMac)
    * let only one successor of a checkpoint in; the losers' rows are skipped, their tenants
    * checkpointed by the winner. Heads are read as committed, so every checkpoint covers entries
-   * that exist. Returns the checkpoints written.
+   * that exist. A tenant whose newest checkpoint does not hold under the key is not chained to it:
+   * that is logged as an error, for verifyAuditTrail to report. Returns how many were written, or
+   * more when a full pass leaves heads for the next one.
    */
   async writeDue(): Promise<number> {
     const em = this.orm.em.fork();
-    const now = new Date();
     const due = await em.execute<DueHead[]>(DUE_SQL, [
-      CHECKPOINT_GENESIS_MAC,
       this.every,
-      new Date(now.getTime() - this.intervalMs),
+      new Date(Date.now() - this.intervalMs),
       PASS_LIMIT,
     ]);
     if (due.length === 0) return 0;
-    const rows = due.map((head) => {
+    // Taken after the heads were read: no checkpoint is older than an entry it covers.
+    const now = new Date();
+    const rows = due.flatMap((head) => {
+      const previousMac = this.chainable(head);
+      if (previousMac === null) {
+        this.logger?.error(
+          { tenantId: head.tenant_id, sequence: Number(head.c_sequence) },
+          'the newest audit checkpoint does not hold under the checkpoint key: not chaining to it',
+        );
+        return [];
+      }
       const checkpoint = {
         tenantId: head.tenant_id,
         sequence: Number(head.sequence),
         hash: head.hash,
-        previousMac: head.previous_mac,
+        previousMac,
         createdAt: now,
       };
-      return { ...checkpoint, mac: checkpointMac(this.key, checkpoint) };
+      return [{ ...checkpoint, mac: checkpointMac(this.key, checkpoint) }];
     });
+    if (rows.length === 0) return 0;
     const result = await em
       .createQueryBuilder(AuditCheckpointEntity)
       .insert(rows)
       .onConflict()
       .ignore()
       .execute<{ affectedRows: number }>('run');
-    return result.affectedRows;
+    return due.length === PASS_LIMIT ? Math.max(result.affectedRows, 1) : result.affectedRows;
+  }
+
+  /** The mac a head's checkpoint chains to: its newest checkpoint's, if that holds; null if not. */
+  private chainable(head: DueHead): string | null {
+    if (head.c_mac === null) return CHECKPOINT_GENESIS_MAC;
+    const newest = {
+      tenantId: head.tenant_id,
+      sequence: Number(head.c_sequence),
+      hash: head.c_hash!,
+      previousMac: head.c_previous_mac!,
+      createdAt: new Date(head.c_created_at!),
+    };
+    return macsEqual(checkpointMac(this.key, newest), head.c_mac) ? head.c_mac : null;
   }
 
   /** Runs writeDue in a loop: often enough that no entry waits much past the interval. */
@@ -142,13 +178,31 @@ export class AuditCheckpoints {
     return tenantEm(this.orm, tenant).findOne(AuditCheckpointEntity, {}, { orderBy: { sequence: 'desc' } });
   }
 
-  /** The tenant's checkpoints over the entries first…last, in sequence order (for the export). */
-  between(tenant: { tenantId: string }, first: number, last: number): Promise<AuditCheckpoint[]> {
-    return tenantEm(this.orm, tenant).find(
-      AuditCheckpointEntity,
-      { sequence: { $gte: first, $lte: last } },
-      { orderBy: { sequence: 'asc' } },
-    );
+  /**
+   * The tenant's checkpoints written within the range, in sequence order, in batches (for the
+   * export): chosen by their own time, not their entries', so that exports of consecutive ranges
+   * carry every checkpoint once, also one written after the range of the entry it covers.
+   */
+  async *within(
+    tenant: { tenantId: string },
+    range: { from?: Date | null; to?: Date | null },
+  ): AsyncGenerator<AuditCheckpoint> {
+    let after = 0;
+    for (;;) {
+      const batch = await tenantEm(this.orm, tenant).find(
+        AuditCheckpointEntity,
+        { sequence: { $gt: after }, ...timeRange(range) },
+        { orderBy: { sequence: 'asc' }, limit: READ_BATCH },
+      );
+      yield* batch;
+      if (batch.length < READ_BATCH) return;
+      after = batch.at(-1)!.sequence;
+    }
+  }
+
+  /** Whether a checkpoint's mac holds under the key (not whether it matches the entries). */
+  holds(checkpoint: AuditCheckpoint): boolean {
+    return macsEqual(checkpointMac(this.key, checkpoint), checkpoint.mac);
   }
 
   /** A check of the tenant's checkpoints up to `last`, fed by a verification's walk of the chain. */

@@ -68,12 +68,12 @@ const VERIFY_BATCH = 1_000;
 export class AuditService {
   private readonly orm: Orm;
   private readonly outbox: Pick<OutboxRelay<AuditLog>, 'publish'>;
-  private readonly checkpoints: Pick<AuditCheckpoints, 'newest' | 'between' | 'walk'>;
+  private readonly checkpoints: Pick<AuditCheckpoints, 'newest' | 'within' | 'walk' | 'holds'>;
 
   constructor(
     orm: Orm,
     outbox: Pick<OutboxRelay<AuditLog>, 'publish'>,
-    checkpoints: Pick<AuditCheckpoints, 'newest' | 'between' | 'walk'>,
+    checkpoints: Pick<AuditCheckpoints, 'newest' | 'within' | 'walk' | 'holds'>,
   ) {
     this.orm = orm;
     this.outbox = outbox;
@@ -125,31 +125,41 @@ export class AuditService {
   }
 
   /**
-   * Entries in sequence order, each checkpoint right after the entry it covers, in batches, for the
-   * SIEM export: memory stays constant.
+   * Entries written within the range in sequence order, and the checkpoints written within it,
+   * each right after the entry it covers (or, when that entry was written before the range, in
+   * its place), in batches, for the SIEM export: memory stays constant.
    */
   async *stream(
     actor: Actor,
     range: { from?: Date | null; to?: Date | null },
   ): AsyncGenerator<AuditExportItem> {
+    const checkpoints = this.checkpoints.within(actor, range);
+    let checkpoint = await checkpoints.next();
+    for await (const entry of this.entries(actor, range)) {
+      while (!checkpoint.done && checkpoint.value.sequence < entry.sequence) {
+        yield { kind: 'checkpoint', checkpoint: checkpoint.value };
+        checkpoint = await checkpoints.next();
+      }
+      yield { kind: 'entry', entry };
+      if (!checkpoint.done && checkpoint.value.sequence === entry.sequence) {
+        yield { kind: 'checkpoint', checkpoint: checkpoint.value };
+        checkpoint = await checkpoints.next();
+      }
+    }
+    for (; !checkpoint.done; checkpoint = await checkpoints.next()) {
+      yield { kind: 'checkpoint', checkpoint: checkpoint.value };
+    }
+  }
+
+  private async *entries(actor: Actor, range: { from?: Date | null; to?: Date | null }) {
     let after = 0;
     for (;;) {
       const batch = await tenantEm(this.orm, actor).find(
         AuditLogEntity,
-        {
-          sequence: { $gt: after },
-          ...timeRange(range),
-        },
+        { sequence: { $gt: after }, ...timeRange(range) },
         { orderBy: { sequence: 'asc' }, limit: 500 },
       );
-      if (batch.length === 0) return;
-      const checkpoints = await this.checkpoints.between(actor, batch[0]!.sequence, batch.at(-1)!.sequence);
-      const bySequence = new Map(checkpoints.map((checkpoint) => [checkpoint.sequence, checkpoint]));
-      for (const entry of batch) {
-        yield { kind: 'entry', entry };
-        const checkpoint = bySequence.get(entry.sequence);
-        if (checkpoint) yield { kind: 'checkpoint', checkpoint };
-      }
+      yield* batch;
       if (batch.length < 500) return;
       after = batch.at(-1)!.sequence;
     }
@@ -208,11 +218,14 @@ export class AuditService {
     if (last >= expected) return broken(expected, `entries from ${expected} on are missing`);
     if (head && head.hash !== previousHash)
       return broken(expected - 1, 'the last entry differs from the chain head');
-    if (newest && newest.sequence > last)
+    if (newest && newest.sequence > last) {
       return broken(
         last + 1,
-        `checkpoint at sequence ${newest.sequence} is past the chain head (${last}): entries were removed from the end`,
+        this.checkpoints.holds(newest)
+          ? `checkpoint at sequence ${newest.sequence} is past the chain head (${last}): entries were removed from the end`
+          : `checkpoint at sequence ${newest.sequence} is forged: its mac was not made with this key`,
       );
+    }
     return outcome(expected - 1, null, null);
   }
 
