@@ -100,10 +100,14 @@ export async function startApp(
     generate: () => randomBytes(32).toString('base64'),
   });
   const checkpoints = new AuditCheckpoints(
-    orm,
-    auditCheckpointKey(Buffer.from(secretKey, 'base64'), config.audit.checkpointKey),
+    {
+      orm,
+      key: auditCheckpointKey(Buffer.from(secretKey, 'base64'), config.audit.checkpointKey),
+      bus,
+      prefix: config.nats.prefix,
+      logger,
+    },
     config.audit,
-    logger,
   );
   const audit = new AuditService(orm, auditRelay, checkpoints);
   const operatorToken = configuredOrGenerated(config, logger, config.auth.adminToken, {

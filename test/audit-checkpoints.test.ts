@@ -12,6 +12,8 @@ import {
 } from '../src/audit/audit-checkpoints.ts';
 import { loadConfig } from '../src/config.ts';
 import { openOrm, type Orm } from '../src/db/orm.ts';
+import { NatsBus } from '../src/bus/nats.ts';
+import { streams } from '../src/bus/contracts.ts';
 import { createLogger } from '../src/logger.ts';
 import { graphql } from './gql/index.ts';
 import { modes, rawId, startTestApp, type TenantClient, type TestApp } from './support/app.ts';
@@ -28,6 +30,7 @@ const VerifyWithCheckpoints = graphql(`
       reason
       checkpointsChecked
       lastCheckpointSequence
+      anchorSequence
     }
   }
 `);
@@ -134,6 +137,7 @@ describe.each(modes)('audit checkpoints every N entries (%s mode)', (mode) => {
       reason: null,
       checkpointsChecked: 1,
       lastCheckpointSequence: 5,
+      anchorSequence: 5,
     });
     // The pass that wrote it saw the app's own tenant too, two entries long: not due.
     expect(await verify(h)).toMatchObject({ ok: true, checked: 2, checkpointsChecked: 0 });
@@ -176,6 +180,7 @@ describe('audit checkpoints in PostgreSQL', () => {
   let sql: Sql;
   let orm: Orm;
   let writer: AuditCheckpoints;
+  let bus: NatsBus;
   const key = auditCheckpointKey(Buffer.from(inject('secretKey'), 'base64'));
   const every = { checkpointEvery: 5, checkpointIntervalSeconds: 3600 };
 
@@ -188,13 +193,22 @@ describe('audit checkpoints in PostgreSQL', () => {
       loadConfig({ DATABASE_URL: h.databaseUrl, LOG_LEVEL: 'silent' }),
       createLogger('silent'),
     );
-    writer = new AuditCheckpoints(orm, key, every);
+    bus = await NatsBus.connect(
+      { url: inject('natsUrl'), replicas: 1, duplicateWindowMs: 60_000, name: 'herald-test-checkpoints' },
+      createLogger('silent'),
+    );
+    await bus.declareStreams(Object.values(streams(h.natsPrefix)));
+    writer = newWriter();
   });
   afterAll(async () => {
     await h?.stop();
     await sql?.close();
     await orm?.close();
+    await bus?.close();
   });
+
+  /** A worker's checkpoint writer, on the app's database and stream prefix. */
+  const newWriter = () => new AuditCheckpoints({ orm, key, bus, prefix: h.natsPrefix }, every);
 
   /** A new tenant (two entries) written up to `upTo` entries, checkpointed at 5, 10… on the way. */
   async function checkpointed(name: string, upTo: number) {
@@ -308,9 +322,11 @@ describe('audit checkpoints in PostgreSQL', () => {
       /^checkpoint at sequence 5 does not match: its mac was not made with this key/,
     );
 
-    // The same forgery under Herald's key passes: the key is all that stands in the way.
+    // The same forgery under Herald's key holds in the database; the copy the bus keeps shows it.
     await resign(key);
-    expect(await verify(tenant)).toMatchObject({ ok: true, checkpointsChecked: 1 });
+    const resigned = await verify(tenant);
+    expect(resigned).toMatchObject({ ok: false, checkpointsChecked: 1, anchorSequence: null });
+    expect(resigned.reason).toMatch(/^checkpoint at sequence 5, the newest the bus keeps, is not the one/);
   });
 
   it('detects a checkpoint removed from the middle, and entries removed from the end', async () => {
@@ -380,6 +396,23 @@ describe('audit checkpoints in PostgreSQL', () => {
     expect(verification.reason).toMatch(/^checkpoint at sequence 1000000 is forged/);
   });
 
+  it('catches the newest checkpoints deleted and the chain rewritten after an older one', async () => {
+    const { tenant, tenantId } = await checkpointed('Deleted', 10);
+    expect(await verify(tenant)).toMatchObject({ ok: true, lastCheckpointSequence: 10, anchorSequence: 10 });
+    await behindHeraldsBack('audit_checkpoints', () =>
+      sql.query('delete from audit_checkpoints where tenant_id = ? and sequence > 5', [tenantId]),
+    );
+    await rewriteFrom(tenantId, 7);
+    // A worker does not sign the rewritten head: the checkpoint the bus keeps is gone.
+    await writer.writeDue();
+    expect((await checkpoints(sql, tenantId)).map((c) => c.sequence)).toEqual([5]);
+    const verification = await verify(tenant);
+    expect(verification).toMatchObject({ ok: false, anchorSequence: null, firstBrokenSequence: 6 });
+    expect(verification.reason).toMatch(
+      /^checkpoint at sequence 10, the newest the bus keeps, is missing from the database/,
+    );
+  });
+
   it('lets one successor of a checkpoint in when workers race to write it', async () => {
     const tenant = await h.tenant('Racing');
     const tenantId = rawId(tenant.tenantId);
@@ -403,10 +436,10 @@ describe('audit checkpoints in PostgreSQL', () => {
     try {
       await lock.query('begin');
       await lock.query('lock table audit_checkpoints in exclusive mode');
-      const early = new AuditCheckpoints(orm, key, every).writeDue();
+      const early = newWriter().writeDue();
       await waitingInserts(1);
       await write(tenant, 5);
-      const late = new AuditCheckpoints(orm, key, every).writeDue();
+      const late = newWriter().writeDue();
       await waitingInserts(2);
       await lock.query('commit');
       await Promise.all([early, late]);

@@ -73,6 +73,33 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
     expect(seen.sort()).toEqual(['one', 'two']);
   });
 
+  it('keeps the newest messages of each subject when told, and reads the last one', async () => {
+    const token = `s${randomUUID().slice(0, 8)}`;
+    const subject = (tail: string) => `${prefix}.${token}.${tail}`;
+    await bus.declareStreams([
+      {
+        name: `${prefix.toUpperCase()}_${token.toUpperCase()}`,
+        subjects: [`${prefix}.${token}.>`],
+        retention: 'limits',
+        maxAgeMs: 3_600_000,
+        maxPerSubject: 1,
+      },
+    ]);
+    expect(await bus.last(subject('a'))).toBeNull();
+    await bus.publish(subject('a'), text('a1'), { msgId: 'a1' });
+    const a2 = await bus.publish(subject('a'), text('a2'), { msgId: 'a2' });
+    await bus.publish(subject('b'), text('b1'), { msgId: 'b1' });
+    expect(await bus.last(subject('a'))).toMatchObject({ subject: subject('a'), seq: a2.seq });
+    expect(read((await bus.last(subject('a')))!)).toBe('a2');
+    expect(read((await bus.last(subject('b')))!)).toBe('b1');
+    // a1 is gone: the stream now starts after it, with a2 and b1.
+    await expect(
+      bus.replay(subject('>'), { afterSeq: 0, untilSeq: a2.seq + 1, limit: 10 }),
+    ).rejects.toMatchObject({ reason: 'expired' });
+    const kept = await bus.replay(subject('>'), { afterSeq: a2.seq - 1, untilSeq: a2.seq + 1, limit: 10 });
+    expect(kept.map((m) => read(m))).toEqual(['a2', 'b1']);
+  });
+
   it("forgets message ids after a stream's own duplicate window", async () => {
     const token = `s${randomUUID().slice(0, 8)}`;
     const subject = `${prefix}.${token}.n`;

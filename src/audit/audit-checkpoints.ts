@@ -1,6 +1,9 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import type { EventBus } from '../bus/bus.ts';
+import { checkpointMessageV1, decode, encode, subjects, type CheckpointMessage } from '../bus/contracts.ts';
 import type { Orm } from '../db/orm.ts';
+import { sqlRows } from '../db/raw.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import { timeRange } from '../pagination.ts';
 import type { Logger } from '../logger.ts';
@@ -90,18 +93,20 @@ export class AuditCheckpoints {
   private readonly every: number;
   private readonly intervalMs: number;
   private readonly logger: Logger | undefined;
+  private readonly bus: EventBus;
+  private readonly subjects: ReturnType<typeof subjects>;
 
   constructor(
-    orm: Orm,
-    key: Buffer,
+    deps: { orm: Orm; key: Buffer; bus: EventBus; prefix: string; logger?: Logger },
     options: { checkpointEvery: number; checkpointIntervalSeconds: number },
-    logger?: Logger,
   ) {
-    this.orm = orm;
-    this.key = key;
+    this.orm = deps.orm;
+    this.key = deps.key;
+    this.bus = deps.bus;
+    this.subjects = subjects(deps.prefix);
+    this.logger = deps.logger;
     this.every = options.checkpointEvery;
     this.intervalMs = options.checkpointIntervalSeconds * 1000;
-    this.logger = logger;
   }
 
   /**
@@ -110,8 +115,10 @@ export class AuditCheckpoints {
    * let only one successor of a checkpoint in; the losers' rows are skipped, their tenants
    * checkpointed by the winner. Heads are read as committed, so every checkpoint covers entries
    * that exist. A tenant whose newest checkpoint does not hold under the key is not chained to it:
-   * that is logged as an error, for verifyAuditTrail to report. Returns how many were written, or
-   * more when a full pass leaves heads for the next one.
+   * that is logged as an error, for verifyAuditTrail to report; so is one whose checkpoints do not
+   * reach the newest the bus keeps (some were deleted: signing its head would certify whatever
+   * replaced them). While the bus does not answer, no checkpoint is written. Returns how many were
+   * written, or more when a full pass leaves heads for the next one.
    */
   async writeDue(): Promise<number> {
     const em = this.orm.em.fork();
@@ -123,32 +130,109 @@ export class AuditCheckpoints {
     if (due.length === 0) return 0;
     // Taken after the heads were read: no checkpoint is older than an entry it covers.
     const now = new Date();
-    const rows = due.flatMap((head) => {
+    const rows: AuditCheckpoint[] = [];
+    for (const head of due) {
       const previousMac = this.chainable(head);
-      if (previousMac === null) {
-        this.logger?.error(
-          { tenantId: head.tenant_id, sequence: Number(head.c_sequence) },
-          'the newest audit checkpoint does not hold under the checkpoint key: not chaining to it',
-        );
-        return [];
+      const refusal =
+        previousMac === null
+          ? 'the newest audit checkpoint does not hold under the checkpoint key: not chaining to it'
+          : await this.behindAnchor(head);
+      if (refusal === 'bus unavailable') return 0;
+      if (refusal) {
+        this.logger?.error({ tenantId: head.tenant_id, sequence: Number(head.c_sequence) }, refusal);
+        continue;
       }
       const checkpoint = {
         tenantId: head.tenant_id,
         sequence: Number(head.sequence),
         hash: head.hash,
-        previousMac,
+        previousMac: previousMac!,
         createdAt: now,
       };
-      return [{ ...checkpoint, mac: checkpointMac(this.key, checkpoint) }];
-    });
+      rows.push({ ...checkpoint, mac: checkpointMac(this.key, checkpoint) });
+    }
     if (rows.length === 0) return 0;
-    const result = await em
-      .createQueryBuilder(AuditCheckpointEntity)
-      .insert(rows)
-      .onConflict()
-      .ignore()
-      .execute<{ affectedRows: number }>('run');
-    return due.length === PASS_LIMIT ? Math.max(result.affectedRows, 1) : result.affectedRows;
+    const inserted = await sqlRows<{ tenant_id: string; sequence: string | number }>(
+      this.orm,
+      `insert into audit_checkpoints (tenant_id, sequence, hash, previous_mac, mac, created_at)
+       select x.tenant_id, x.sequence, x.hash, x.previous_mac, x.mac, x.created_at
+       from jsonb_to_recordset($1::jsonb) as x(tenant_id uuid, sequence bigint, hash varchar, previous_mac varchar, mac varchar, created_at timestamptz)
+       on conflict do nothing
+       returning tenant_id, sequence`,
+      [
+        JSON.stringify(
+          rows.map((row) => ({
+            tenant_id: row.tenantId,
+            sequence: row.sequence,
+            hash: row.hash,
+            previous_mac: row.previousMac,
+            mac: row.mac,
+            created_at: row.createdAt,
+          })),
+        ),
+      ],
+    );
+    const written = new Set(inserted.map((row) => `${row.tenant_id}:${Number(row.sequence)}`));
+    await this.anchor(rows.filter((row) => written.has(`${row.tenantId}:${row.sequence}`)));
+    return due.length === PASS_LIMIT ? Math.max(inserted.length, 1) : inserted.length;
+  }
+
+  /**
+   * Puts each new checkpoint on the bus, where only a tenant's newest is kept: out of the database
+   * owner's reach, it shows checkpoints deleted from the end (verifyAuditTrail). One the bus does
+   * not take is logged; the tenant's next checkpoint replaces it there.
+   */
+  private async anchor(written: AuditCheckpoint[]): Promise<void> {
+    for (const checkpoint of written) {
+      try {
+        await this.bus.publish(
+          this.subjects.checkpoint(checkpoint.tenantId),
+          encode(checkpointMessageV1, { v: 1, ...checkpoint, createdAt: checkpoint.createdAt.toISOString() }),
+          { msgId: `checkpoint:${checkpoint.tenantId}:${checkpoint.sequence}` },
+        );
+      } catch (error) {
+        this.logger?.warn(
+          { err: error, tenantId: checkpoint.tenantId, sequence: checkpoint.sequence },
+          'audit checkpoint stored, not anchored on the bus',
+        );
+      }
+    }
+  }
+
+  /**
+   * The tenant's newest checkpoint as the bus keeps it; null when it holds none, undefined when
+   * the bus did not answer.
+   */
+  async anchored(tenant: { tenantId: string }): Promise<CheckpointMessage | null | undefined> {
+    try {
+      const message = await this.bus.last(this.subjects.checkpoint(tenant.tenantId));
+      return message && decode(checkpointMessageV1, message.data);
+    } catch (error) {
+      if (this.bus.isUnavailable(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** The tenant's checkpoint at a sequence, if the database has it. */
+  at(tenant: { tenantId: string }, sequence: number): Promise<AuditCheckpoint | null> {
+    return tenantEm(this.orm, tenant).findOne(AuditCheckpointEntity, { sequence });
+  }
+
+  /**
+   * Why a head must not be checkpointed for the bus's sake: its tenant's checkpoints do not reach
+   * the one the bus keeps (that one is newer, or not in the database); null when they do.
+   */
+  private async behindAnchor(head: DueHead): Promise<string | null> {
+    const anchor = await this.anchored({ tenantId: head.tenant_id });
+    if (anchor === undefined) return 'bus unavailable';
+    if (anchor === null) return null;
+    const newest = head.c_sequence === null ? 0 : Number(head.c_sequence);
+    const kept =
+      anchor.sequence === newest
+        ? head.c_mac
+        : (await this.at({ tenantId: head.tenant_id }, anchor.sequence))?.mac;
+    if (anchor.sequence <= newest && kept === anchor.mac) return null;
+    return `the audit checkpoint at sequence ${anchor.sequence}, the newest the bus keeps, is not in the database: not checkpointing over what replaced it`;
   }
 
   /** The mac a head's checkpoint chains to: its newest checkpoint's, if that holds; null if not. */

@@ -57,6 +57,11 @@ export interface AuditTrailVerification {
   checkpointsChecked: number;
   /** The newest checkpoint that matched: entries up to it cannot be rewritten without the key. */
   lastCheckpointSequence: number | null;
+  /**
+   * The newest checkpoint as the bus keeps it, found unchanged in the database; null when the bus
+   * holds none for the tenant or did not answer (then checkpoints deleted from the end go unseen).
+   */
+  anchorSequence: number | null;
 }
 
 /** What the SIEM export streams: the entries, each checkpoint right after the entry it covers. */
@@ -68,12 +73,15 @@ const VERIFY_BATCH = 1_000;
 export class AuditService {
   private readonly orm: Orm;
   private readonly outbox: Pick<OutboxRelay<AuditLog>, 'publish'>;
-  private readonly checkpoints: Pick<AuditCheckpoints, 'newest' | 'within' | 'walk' | 'holds'>;
+  private readonly checkpoints: Pick<
+    AuditCheckpoints,
+    'newest' | 'within' | 'walk' | 'holds' | 'anchored' | 'at'
+  >;
 
   constructor(
     orm: Orm,
     outbox: Pick<OutboxRelay<AuditLog>, 'publish'>,
-    checkpoints: Pick<AuditCheckpoints, 'newest' | 'within' | 'walk' | 'holds'>,
+    checkpoints: Pick<AuditCheckpoints, 'newest' | 'within' | 'walk' | 'holds' | 'anchored' | 'at'>,
   ) {
     this.orm = orm;
     this.outbox = outbox;
@@ -178,6 +186,7 @@ export class AuditService {
     const head = await this.orm.em.fork().findOne(AuditChainHeadEntity, { tenantId: actor.tenantId });
     const last = head?.sequence ?? 0;
     const checkpoints = this.checkpoints.walk(actor, Math.min(newest?.sequence ?? 0, last));
+    let anchorSequence: number | null = null;
     let expected = 1;
     let previousHash = GENESIS_HASH;
     const outcome = (checked: number, firstBrokenSequence: number | null, reason: string | null) => ({
@@ -187,6 +196,7 @@ export class AuditService {
       reason,
       checkpointsChecked: checkpoints.checked,
       lastCheckpointSequence: checkpoints.lastSequence,
+      anchorSequence,
     });
     const broken = (sequence: number, reason: string) => outcome(expected - 1, sequence, reason);
     for (;;) {
@@ -218,6 +228,21 @@ export class AuditService {
     if (last >= expected) return broken(expected, `entries from ${expected} on are missing`);
     if (head && head.hash !== previousHash)
       return broken(expected - 1, 'the last entry differs from the chain head');
+    // The bus's copy of the newest checkpoint: written after the database's, so the database has
+    // it unless checkpoints were deleted (or one written meanwhile, which it then has too).
+    const anchor = await this.checkpoints.anchored(actor);
+    if (anchor) {
+      const stored = await this.checkpoints.at(actor, anchor.sequence);
+      if (!stored || stored.mac !== anchor.mac) {
+        const certified = checkpoints.lastSequence ?? 0;
+        return outcome(
+          certified,
+          certified + 1,
+          `checkpoint at sequence ${anchor.sequence}, the newest the bus keeps, is ${stored ? 'not the one' : 'missing from'} the database: checkpoints were deleted`,
+        );
+      }
+      anchorSequence = anchor.sequence;
+    }
     if (newest && newest.sequence > last) {
       return broken(
         last + 1,

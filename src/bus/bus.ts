@@ -12,6 +12,8 @@ export interface StreamSpec {
   maxAgeMs: number;
   /** How long a message id is remembered, when shorter than the bus's configured window. */
   duplicateWindowMs?: number;
+  /** Messages kept per subject, the oldest dropped first; unlimited when unset. */
+  maxPerSubject?: number;
 }
 
 export interface ConsumerSpec {
@@ -116,6 +118,8 @@ export interface EventBus {
     subject: string,
     range: { afterSeq: number; untilSeq: number; limit: number },
   ): Promise<LiveMessage[]>;
+  /** The newest stored message of a subject (one without wildcards), or null when there is none. */
+  last(subject: string): Promise<LiveMessage | null>;
   /** How many messages a work-queue stream holds: stored and not yet acked (its backlog). */
   backlog(stream: string): Promise<number>;
   /** True when an error means the bus did not answer (so later may work), not that it refused the message. */

@@ -73,6 +73,21 @@ export const attemptMessageV1 = z.object({
 });
 export type AttemptMessage = z.infer<typeof attemptMessageV1>;
 
+/**
+ * A tenant's newest audit checkpoint, kept on the bus as well as in the database: a database
+ * owner who deletes the newest checkpoints cannot delete this one (AuditCheckpoints).
+ */
+export const checkpointMessageV1 = z.object({
+  v: z.literal(1),
+  tenantId: z.string().min(1),
+  sequence: z.number().int().positive(),
+  hash: z.string(),
+  previousMac: z.string(),
+  mac: z.string(),
+  createdAt: z.iso.datetime({ offset: true }),
+});
+export type CheckpointMessage = z.infer<typeof checkpointMessageV1>;
+
 /** A tenant's webhooks changed: every process drops what it cached of them. */
 export const webhooksChangedV1 = z.object({ v: z.literal(1), tenantId: z.string().min(1) });
 
@@ -104,6 +119,9 @@ export function subjects(prefix: string) {
     /** `<prefix>.audit.<tenant>`: a tenant's audit entries in sequence order. */
     audit: (tenantId: string) => `${prefix}.audit.${tenantId}`,
     allAudit: `${prefix}.audit.>`,
+    /** `<prefix>.checkpoint.<tenant>`: the tenant's newest audit checkpoint. */
+    checkpoint: (tenantId: string) => `${prefix}.checkpoint.${tenantId}`,
+    allCheckpoints: `${prefix}.checkpoint.>`,
     /** `<prefix>.control.webhooks.<tenant>`: cache invalidations between processes. */
     webhooksChanged: (tenantId: string) => `${prefix}.control.webhooks.${tenantId}`,
     allControl: `${prefix}.control.>`,
@@ -115,6 +133,7 @@ export function streams(prefix: string): {
   deliveries: StreamSpec;
   attempts: StreamSpec;
   audit: StreamSpec;
+  checkpoints: StreamSpec;
   control: StreamSpec;
 } {
   const upper = prefix.toUpperCase();
@@ -145,6 +164,14 @@ export function streams(prefix: string): {
       subjects: [subjects(prefix).allAudit],
       retention: 'limits',
       maxAgeMs: 7 * 24 * 3600_000,
+    },
+    checkpoints: {
+      name: `${upper}_CHECKPOINTS`,
+      subjects: [subjects(prefix).allCheckpoints],
+      retention: 'limits',
+      // Only the newest of each tenant, for as long as the audit trail lives.
+      maxAgeMs: 100 * 365 * 24 * 3600_000,
+      maxPerSubject: 1,
     },
     control: {
       name: `${upper}_CONTROL`,

@@ -106,6 +106,7 @@ export class MemoryBus implements EventBus {
 
     const seq = ++stream.lastSeq;
     stream.messages.set(seq, { seq, subject, data, at: now });
+    if (stream.spec.maxPerSubject !== undefined) this.trimSubject(stream, subject, stream.spec.maxPerSubject);
     stream.seen.set(msgId, { seq, at: now });
     for (const durable of stream.durables.values()) {
       if (!durable.spec.filterSubject || subjectMatches(durable.spec.filterSubject, subject)) {
@@ -298,6 +299,19 @@ export class MemoryBus implements EventBus {
       requeue();
     }, delayMs);
     d.waiting.add(timer);
+  }
+
+  /** Drops a subject's oldest messages beyond `keep`, as JetStream's max_msgs_per_subject does. */
+  private trimSubject(stream: Stream, subject: string, keep: number): void {
+    const ofSubject = [...stream.messages.values()].filter((m) => m.subject === subject);
+    for (const m of ofSubject.slice(0, Math.max(0, ofSubject.length - keep))) stream.messages.delete(m.seq);
+  }
+
+  async last(subject: string): Promise<LiveMessage | null> {
+    this.assertOpen();
+    const messages = [...this.streamOf(subject).messages.values()];
+    const newest = messages.findLast((m) => m.subject === subject);
+    return newest ? { subject: newest.subject, data: newest.data, seq: newest.seq } : null;
   }
 
   private expire(stream: Stream, now: number): void {

@@ -110,6 +110,7 @@ export class NatsBus implements EventBus {
           Math.min(this.options.duplicateWindowMs, spec.duplicateWindowMs ?? Infinity, spec.maxAgeMs),
         ),
         num_replicas: this.options.replicas,
+        max_msgs_per_subject: spec.maxPerSubject ?? -1,
       };
       try {
         await this.jsm.streams.add(config);
@@ -270,6 +271,12 @@ export class NatsBus implements EventBus {
     } finally {
       await consumer.delete().catch(() => false);
     }
+  }
+
+  async last(subject: string): Promise<LiveMessage | null> {
+    if (!this.connected || this.nc.isClosed()) throw new BusUnavailableError();
+    const stored = await this.jsm.streams.getMessage(this.streamOf(subject), { last_by_subj: subject });
+    return stored && { subject: stored.subject, data: stored.data, seq: stored.seq };
   }
 
   async backlog(stream: string): Promise<number> {

@@ -76,7 +76,12 @@ const AuditTrailVerificationRef = builder
       lastCheckpointSequence: t.exposeInt('lastCheckpointSequence', {
         nullable: true,
         description:
-          'The newest checkpoint verified: entries up to it cannot be rewritten without the checkpoint key. Null before the first.',
+          'The newest checkpoint verified: entries up to it cannot be rewritten without the checkpoint key, unless newer checkpoints were deleted (see anchorSequence). Null before the first.',
+      }),
+      anchorSequence: t.exposeInt('anchorSequence', {
+        nullable: true,
+        description:
+          "The newest checkpoint as the bus keeps it (out of the database owner's reach), found unchanged in the database. Null when the bus holds none for the tenant or did not answer: then checkpoints deleted from the end go unseen.",
       }),
     }),
   });
