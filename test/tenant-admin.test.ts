@@ -16,6 +16,7 @@ import {
 } from './support/app.ts';
 import { AuditLogs, NodeById, Viewer } from './support/operations.ts';
 import { startReceiver, toLocalReceivers } from './support/receiver.ts';
+import { sqlConnection } from './support/sql.ts';
 import { waitFor } from './support/wait.ts';
 
 const Tenants = graphql(`
@@ -329,6 +330,59 @@ describe.each(modes)('tenant administration (%s mode)', (mode) => {
     ]);
     await sub.stop();
     await receiver.close();
+  });
+
+  it.runIf(mode === 'production')('ends an audit export under way when its tenant is suspended', async () => {
+    const tenant = await h.tenant('Exporting');
+    const tenantId = rawId(tenant.tenantId);
+    // A trail of 20,000 entries, about 10 MB of NDJSON: far more than socket buffers hold, so an
+    // export whose reader waits stays under way.
+    const sql = await sqlConnection(h.databaseUrl);
+    try {
+      await sql.query(
+        `insert into audit_logs (id, tenant_id, sequence, action, executor, metadata, created_at, previous_hash, hash)
+         select gen_random_uuid(), ?, h.sequence + n, 'bulk.entry', '{"type":"system","id":null,"name":"test"}',
+           jsonb_build_object('padding', repeat('x', 400)), now(), repeat('0', 64), repeat('0', 64)
+         from audit_chain_heads h, generate_series(1, 20000) n where h.tenant_id = ?`,
+        [tenantId, tenantId],
+      );
+      await sql.query('update audit_chain_heads set sequence = sequence + 20000 where tenant_id = ?', [
+        tenantId,
+      ]);
+    } finally {
+      await sql.close();
+    }
+    const response = await fetch(`${h.url}/audit/export`, {
+      headers: { authorization: `Bearer ${tenant.token}` },
+    });
+    const reader = response.body!.getReader();
+    expect((await reader.read()).done).toBe(false);
+
+    await h.operator(SuspendTenant, { input: { id: tenant.tenantId, reason: 'leaving' } });
+    let received = 0;
+    const ended = await (async () => {
+      try {
+        for (;;) {
+          const chunk = await reader.read();
+          if (chunk.done) return 'complete';
+          received += chunk.value.length;
+        }
+      } catch {
+        return 'cut off';
+      }
+    })();
+    expect(ended).toBe('cut off');
+    expect(received).toBeLessThan(8_000_000);
+
+    await h.operator(ResumeTenant, { input: { id: tenant.tenantId } });
+    const actions = await waitFor(
+      async () => {
+        const found = (await audit(tenant.gql)).map((e) => e.action);
+        return found.includes('audit_log.export_failed') && found;
+      },
+      { what: 'the export recorded as failed' },
+    );
+    expect(actions).not.toContain('audit_log.exported');
   });
 
   it.runIf(mode === 'production')('administers tenants from the command line', async () => {

@@ -28,6 +28,8 @@ export interface GraphqlEndpoint {
   listen(http: HttpServer): void;
   /** Closes the sockets (1001) and stops watching tokens: the first step of a shutdown. */
   closeSockets(): Promise<void>;
+  /** Long-lived connections by token (sockets, SSE streams; the HTTP edge adds audit exports). */
+  sessions: Pick<TokenSessions, 'track'>;
   dispose(): Promise<void>;
 }
 
@@ -103,6 +105,7 @@ export function graphqlEndpoint(deps: {
 
   let sockets: { dispose(): void | Promise<void> } | undefined;
   return {
+    sessions,
     handle(req, res) {
       if (req.method !== 'POST') {
         void yoga(req, res);

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.ts';
 import { storableDate } from '../input.ts';
 import { permits, requirement } from '../permissions.ts';
 import type { Actor } from '../tenancy/actor.ts';
+import type { TokenSessions } from '../tenancy/token-sessions.ts';
 
 /**
  * GET /audit/export?from=&to= — the caller's audit log as NDJSON, one entry a line in sequence
@@ -21,6 +22,8 @@ export async function auditExport(
   deps: {
     audit: AuditService;
     authenticate: (authorization: unknown, req: IncomingMessage) => Promise<Actor | null>;
+    /** Ends the export when its token is revoked or its tenant suspended, as it does a socket. */
+    sessions: Pick<TokenSessions, 'track'>;
     logger: Logger;
   },
 ): Promise<void> {
@@ -69,12 +72,15 @@ export async function auditExport(
   };
   // pipeline keeps backpressure (a slow reader slows the queries) and, when the client goes away,
   // ends the generator and with it the batched reads.
+  const untrack = deps.sessions.track(actor, (reason) => res.destroy(new Error(reason)));
   try {
     await pipeline(Readable.from(lines(deps.audit.stream(actor, range))), res);
   } catch (error) {
     if (!res.destroyed) deps.logger.error({ err: error }, 'audit export failed mid-stream');
     await record('audit_log.export_failed', sent);
     return;
+  } finally {
+    untrack();
   }
   await record('audit_log.exported', sent);
 }

@@ -37,7 +37,7 @@ export async function createServer(deps: {
     '/healthz': (_req, res) => liveness(res),
     '/readyz': (_req, res) => void readiness(res, deps.health, accepting),
     '/audit/export': (req, res) => {
-      void auditExport(req, res, deps).catch((error: unknown) => {
+      void auditExport(req, res, { ...deps, sessions: graphql.sessions }).catch((error: unknown) => {
         logger.error({ err: error, requestId: req.headers['x-request-id'] }, 'audit export failed');
         if (!res.headersSent) res.writeHead(500).end();
       });
