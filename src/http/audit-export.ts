@@ -15,6 +15,7 @@ import type { TokenSessions } from '../tenancy/token-sessions.ts';
  * batches with backpressure: memory stays flat at any size. The export itself is recorded before
  * anything leaves (`audit_log.export_started`) and once over, as `audit_log.exported` with the
  * entries and checkpoints it sent, or as `audit_log.export_failed` with those sent before it failed.
+ * Revoking its token or suspending its tenant cuts it off, as it closes a socket.
  */
 export async function auditExport(
   req: IncomingMessage,
