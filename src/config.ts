@@ -64,7 +64,13 @@ const key32 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'must b
 
 const webhooksSchema = z.object({
   /** AES-256-GCM key for webhook secrets at rest, base64 of 32 bytes. Embedded mode generates one under dataDir. */
-  secretKey: optionalString.pipe(key32.optional()),
+  // Any base64 of 32 bytes, as it always was: a deployment's key must keep working.
+  secretKey: optionalString.pipe(
+    z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of 32 bytes')
+      .optional(),
+  ),
   /** Accept http:// endpoint URLs (self-hosting, tests). https only otherwise. */
   allowHttp: z.preprocess(
     unsetIfEmpty,

@@ -128,9 +128,7 @@ export class AuditCheckpoints {
       PASS_LIMIT,
     ]);
     if (due.length === 0) return 0;
-    // Taken after the heads were read: no checkpoint is older than an entry it covers.
-    const now = new Date();
-    const rows: AuditCheckpoint[] = [];
+    const heads: { head: DueHead; previousMac: string }[] = [];
     for (const head of due) {
       const previousMac = this.chainable(head);
       const refusal =
@@ -138,20 +136,27 @@ export class AuditCheckpoints {
           ? 'the newest audit checkpoint does not hold under the checkpoint key: not chaining to it'
           : await this.behindAnchor(head);
       if (refusal === 'bus unavailable') return 0;
+      if (refusal === 'raced') continue;
       if (refusal) {
         this.logger?.error({ tenantId: head.tenant_id, sequence: Number(head.c_sequence) }, refusal);
         continue;
       }
+      heads.push({ head, previousMac: previousMac! });
+    }
+    if (heads.length === 0) return 0;
+    // Taken after the heads were read and checked, just before the insert: no checkpoint is older
+    // than an entry it covers, and none lands in an export range that ended before it committed.
+    const now = new Date();
+    const rows: AuditCheckpoint[] = heads.map(({ head, previousMac }) => {
       const checkpoint = {
         tenantId: head.tenant_id,
         sequence: Number(head.sequence),
         hash: head.hash,
-        previousMac: previousMac!,
+        previousMac,
         createdAt: now,
       };
-      rows.push({ ...checkpoint, mac: checkpointMac(this.key, checkpoint) });
-    }
-    if (rows.length === 0) return 0;
+      return { ...checkpoint, mac: checkpointMac(this.key, checkpoint) };
+    });
     const inserted = await sqlRows<{ tenant_id: string; sequence: string | number }>(
       this.orm,
       `insert into audit_checkpoints (tenant_id, sequence, hash, previous_mac, mac, created_at)
@@ -206,7 +211,21 @@ export class AuditCheckpoints {
   async anchored(tenant: { tenantId: string }): Promise<CheckpointMessage | null | undefined> {
     try {
       const message = await this.bus.last(this.subjects.checkpoint(tenant.tenantId));
-      return message && decode(checkpointMessageV1, message.data);
+      if (!message) return null;
+      const anchor = decode(checkpointMessageV1, message.data);
+      // Only a checkpoint of this tenant's, made with the key, is an anchor: anyone who may
+      // publish on the bus could put another there.
+      const holds =
+        anchor.tenantId === tenant.tenantId &&
+        this.holds({ ...anchor, createdAt: new Date(anchor.createdAt) });
+      if (!holds) {
+        this.logger?.warn(
+          { tenantId: tenant.tenantId },
+          'ignored an audit checkpoint anchor that does not hold',
+        );
+        return null;
+      }
+      return anchor;
     } catch (error) {
       if (this.bus.isUnavailable(error)) return undefined;
       throw error;
@@ -231,7 +250,10 @@ export class AuditCheckpoints {
       anchor.sequence === newest
         ? head.c_mac
         : (await this.at({ tenantId: head.tenant_id }, anchor.sequence))?.mac;
-    if (anchor.sequence <= newest && kept === anchor.mac) return null;
+    if (kept === anchor.mac) {
+      // Newer than the newest this pass read: another worker wrote and anchored it meanwhile.
+      return anchor.sequence <= newest ? null : 'raced';
+    }
     return `the audit checkpoint at sequence ${anchor.sequence}, the newest the bus keeps, is not in the database: not checkpointing over what replaced it`;
   }
 
