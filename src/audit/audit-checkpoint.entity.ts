@@ -1,7 +1,6 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { tenantFilter } from '../db/tenant-filter.ts';
-
-const refuse = `raise exception 'audit_checkpoints is append-only: % refused', tg_op using errcode = 'insufficient_privilege';`;
+import { appendOnly } from './audit-log.entity.ts';
 
 /**
  * A keyed attestation of a tenant's chain head: `mac` (HMAC-SHA256 under a key that never enters
@@ -29,8 +28,6 @@ export const AuditCheckpointEntity = defineEntity({
   uniques: [
     { properties: ['tenantId', 'previousMac'], name: 'audit_checkpoints_tenant_previous_mac_unique' },
   ],
-  triggers: [
-    { name: 'append_only', timing: 'before', events: ['update', 'delete'], forEach: 'row', body: refuse },
-  ],
+  triggers: [appendOnly('audit_checkpoints')],
 });
 export type AuditCheckpoint = InferEntity<typeof AuditCheckpointEntity>;

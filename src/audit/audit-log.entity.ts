@@ -7,7 +7,14 @@ export interface Party {
   name: string | null;
 }
 
-const refuse = `raise exception 'audit_logs is append-only: % refused', tg_op using errcode = 'insufficient_privilege';`;
+/** The row trigger of an append-only audit table: UPDATE and DELETE refused, naming the table. */
+export const appendOnly = (table: string) => ({
+  name: 'append_only',
+  timing: 'before' as const,
+  events: ['update' as const, 'delete' as const],
+  forEach: 'row' as const,
+  body: `raise exception '${table} is append-only: % refused', tg_op using errcode = 'insufficient_privilege';`,
+});
 
 /**
  * One recorded change or privileged read. Append-only: a trigger refuses UPDATE and DELETE (and
@@ -36,9 +43,7 @@ export const AuditLogEntity = defineEntity({
     hash: p.string().length(64),
   },
   uniques: [{ properties: ['tenantId', 'sequence'], name: 'audit_logs_tenant_sequence_unique' }],
-  triggers: [
-    { name: 'append_only', timing: 'before', events: ['update', 'delete'], forEach: 'row', body: refuse },
-  ],
+  triggers: [appendOnly('audit_logs')],
   indexes: [
     { properties: ['tenantId', 'createdAt', 'id'], name: 'audit_logs_tenant_created_at_id_index' },
     { properties: ['tenantId', 'action', 'createdAt', 'id'], name: 'audit_logs_tenant_action_index' },
