@@ -33,6 +33,11 @@ import { LiveHub } from './live/live-hub.ts';
 import { LiveCursors } from './live/cursor.ts';
 import { LiveService } from './live/live.service.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { InboundSourceService } from './inbound/inbound-source.service.ts';
+import { InboundReceiver } from './inbound/inbound-receiver.ts';
+import { InboundRequestService } from './inbound/inbound-request.service.ts';
+import { inboundOutbox } from './inbound/inbound-outbox.ts';
+import { RateLimits } from './tenancy/rate-limits.ts';
 
 export interface Roles {
   /** Serve GraphQL over HTTP and WebSocket. */
@@ -120,6 +125,26 @@ export async function startApp(
   const eventTypes = new EventTypeService(orm, audit);
   const box = new SecretBox(Buffer.from(secretKey, 'base64'));
   const eventRelay = new OutboxRelay(eventOutbox(orm, bus, config.nats.prefix), relayDeps);
+  const inboundRelay = new OutboxRelay(inboundOutbox(orm, bus, config.nats.prefix), relayDeps);
+  const inboundSources = new InboundSourceService(
+    { orm, audit, eventTypes, box },
+    { maxBytes: config.inbound.maxBytes, rotationGraceMs: config.webhooks.rotationGraceMs },
+  );
+  const receiver = new InboundReceiver(
+    {
+      orm,
+      sources: inboundSources,
+      eventTypes,
+      events: eventRelay,
+      announcements: inboundRelay,
+      limits: new RateLimits({ defaultPerSecond: config.inbound.requestsPerSecond }),
+      logger,
+    },
+    {
+      requestsPerSecond: config.inbound.requestsPerSecond,
+      statementTimeoutMs: config.database.statementTimeoutMs,
+    },
+  );
   const services: Services = {
     auth,
     audit,
@@ -142,6 +167,8 @@ export async function startApp(
       },
       { prefix: config.nats.prefix, maxPerToken: config.live.maxPerToken },
     ),
+    inboundSources,
+    inboundRequests: new InboundRequestService({ orm, audit, sources: inboundSources, receiver, eventTypes }),
   };
   // Every process announces its webhook changes; workers drop their cached copy (startPipeline).
   const webhookChanges = new WebhookChanges(
@@ -150,7 +177,9 @@ export async function startApp(
   );
   webhookChanges.announce();
   const attemptRelay = new OutboxRelay(attemptOutbox(orm, bus, config.nats.prefix), relayDeps);
-  const relays = roles.worker ? [eventRelay.start(), auditRelay.start(), attemptRelay.start()] : [];
+  const relays = roles.worker
+    ? [eventRelay.start(), auditRelay.start(), attemptRelay.start(), inboundRelay.start()]
+    : [];
   const checkpointLoop = roles.worker ? checkpoints.start(logger) : null;
   const pipeline = roles.worker
     ? startPipeline(config, {
@@ -179,7 +208,7 @@ export async function startApp(
       { database: () => orm.em.fork().execute('select 1'), bus: () => bus.ping() },
       logger,
     );
-    server = await createServer({ config, graphql, audit, authenticate, health, logger });
+    server = await createServer({ config, graphql, audit, authenticate, health, inbound: receiver, logger });
   }
   logger.info(
     { role, url: server?.url, database: config.database.url ? 'postgres' : 'pglite', bus: bus.kind },
@@ -204,7 +233,9 @@ export async function startApp(
       await step(() => pipeline?.stop());
       await step(() => checkpointLoop?.stop());
       await step(() => Promise.all(relays.map((relay) => relay.stop())));
-      await step(() => Promise.all([eventRelay.flush(), auditRelay.flush(), attemptRelay.flush()]));
+      await step(() =>
+        Promise.all([eventRelay.flush(), auditRelay.flush(), attemptRelay.flush(), inboundRelay.flush()]),
+      );
       await step(() => bus.close());
       await step(() => orm.close());
       if (failures.length > 0) throw new AggregateError(failures, 'herald stopped with errors');

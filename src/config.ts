@@ -143,6 +143,25 @@ const liveSchema = z.object({
   maxPerSocket: integer().pipe(z.number().min(1)).default(100),
 });
 
+const inboundSchema = z.object({
+  /** The largest body a source accepts (its own maxBytes may be lower); larger is 413. */
+  maxBytes: integer()
+    .pipe(
+      z
+        .number()
+        .min(1024)
+        .max(64 * 1024 * 1024),
+    )
+    .default(1_048_576),
+  /** Requests a second one source accepts, where the source does not say; more is 429. */
+  requestsPerSecond: integer().pipe(z.number().min(1)).default(100),
+  /**
+   * The base of sources' URLs given to senders (`https://hooks.example.com`); unset: the address
+   * the GraphQL request came to.
+   */
+  publicUrl: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+});
+
 const auditSchema = z.object({
   /** HMAC key of the audit checkpoints, base64 of 32 bytes. Unset: derived from HERALD_SECRET_KEY. */
   checkpointKey: optionalString.pipe(key32.optional()),
@@ -164,6 +183,7 @@ const configSchema = z
     delivery: deliverySchema,
     live: liveSchema,
     audit: auditSchema,
+    inbound: inboundSchema,
   })
   .superRefine((config, ctx) => {
     if (config.audit.checkpointKey && config.audit.checkpointKey === config.webhooks.secretKey) {
@@ -249,6 +269,11 @@ const variables = {
     checkpointKey: 'HERALD_AUDIT_CHECKPOINT_KEY',
     checkpointEvery: 'HERALD_AUDIT_CHECKPOINT_EVERY',
     checkpointIntervalSeconds: 'HERALD_AUDIT_CHECKPOINT_INTERVAL_SECONDS',
+  },
+  inbound: {
+    maxBytes: 'HERALD_INBOUND_MAX_BYTES',
+    requestsPerSecond: 'HERALD_INBOUND_REQUESTS_PER_SECOND',
+    publicUrl: 'HERALD_PUBLIC_URL',
   },
 } as const;
 

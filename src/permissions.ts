@@ -16,6 +16,8 @@ export const scopes = [
   'deliveries:manage',
   'audit:read',
   'tokens:manage',
+  'inbound:read',
+  'inbound:manage',
 ] as const;
 export type Scope = (typeof scopes)[number];
 
@@ -42,6 +44,8 @@ export const permissions = {
   'deliveries.manage': { what: 'redeliver and replay deliveries', scopes: ['deliveries:manage'] },
   'audit.read': { what: 'read the audit log', scopes: ['audit:read'], operator: true },
   'tokens.manage': { what: 'manage API tokens', scopes: ['tokens:manage'] },
+  'inbound.read': { what: 'read inbound sources and requests', scopes: ['inbound:read', 'inbound:manage'] },
+  'inbound.manage': { what: 'manage inbound sources and replay requests', scopes: ['inbound:manage'] },
 } as const satisfies Record<string, Rule>;
 
 export type Action = keyof typeof permissions;

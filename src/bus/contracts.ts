@@ -73,6 +73,35 @@ export const attemptMessageV1 = z.object({
 });
 export type AttemptMessage = z.infer<typeof attemptMessageV1>;
 
+/** One request to an inbound source, as stored (without its body): what live tails receive. */
+export const inboundRequestMessageV1 = z.object({
+  v: z.literal(1),
+  id: z.uuid(),
+  tenantId: z.string().min(1),
+  sourceId: z.uuid(),
+  method: z.string(),
+  path: z.string(),
+  query: z.string().nullable(),
+  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+  contentType: z.string().nullable(),
+  clientIp: z.string().nullable(),
+  bodyBytes: z.number().int().nonnegative(),
+  bodySha256: z.string().nullable(),
+  outcome: z.string(),
+  statusCode: z.number().int(),
+  reason: z.string().nullable(),
+  verification: z.string(),
+  verificationDetail: z.string().nullable(),
+  parseStatus: z.string(),
+  parseError: z.string().nullable(),
+  idempotencyKey: z.string().nullable(),
+  duplicateOf: z.uuid().nullable(),
+  replayOf: z.uuid().nullable(),
+  eventId: z.uuid().nullable(),
+  createdAt: z.iso.datetime({ offset: true }),
+});
+export type InboundRequestMessage = z.infer<typeof inboundRequestMessageV1>;
+
 /**
  * A tenant's newest audit checkpoint, kept on the bus as well as in the database: a database
  * owner who deletes the newest checkpoints cannot delete this one (AuditCheckpoints).
@@ -122,6 +151,10 @@ export function subjects(prefix: string) {
     /** `<prefix>.checkpoint.<tenant>`: the tenant's newest audit checkpoint. */
     checkpoint: (tenantId: string) => `${prefix}.checkpoint.${tenantId}`,
     allCheckpoints: `${prefix}.checkpoint.>`,
+    /** `<prefix>.inbound.<tenant>.<source>`: inbound requests as they are stored, for live tails. */
+    inbound: (tenantId: string, sourceId: string) => `${prefix}.inbound.${tenantId}.${sourceId}`,
+    inboundOfTenant: (tenantId: string) => `${prefix}.inbound.${tenantId}.*`,
+    allInbound: `${prefix}.inbound.>`,
     /** `<prefix>.control.webhooks.<tenant>`: cache invalidations between processes. */
     webhooksChanged: (tenantId: string) => `${prefix}.control.webhooks.${tenantId}`,
     allControl: `${prefix}.control.>`,
@@ -134,6 +167,7 @@ export function streams(prefix: string): {
   attempts: StreamSpec;
   audit: StreamSpec;
   checkpoints: StreamSpec;
+  inbound: StreamSpec;
   control: StreamSpec;
 } {
   const upper = prefix.toUpperCase();
@@ -172,6 +206,13 @@ export function streams(prefix: string): {
       // Only the newest of each tenant, for as long as the audit trail lives.
       maxAgeMs: 100 * 365 * 24 * 3600_000,
       maxPerSubject: 1,
+    },
+    inbound: {
+      name: `${upper}_INBOUND`,
+      subjects: [subjects(prefix).allInbound],
+      retention: 'limits',
+      maxAgeMs: 24 * 3600_000,
+      duplicateWindowMs: 120_000,
     },
     control: {
       name: `${upper}_CONTROL`,

@@ -6,6 +6,8 @@ import { ApiTokenEntity } from '../tenancy/api-token.entity.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
 import { WebhookEntity } from '../webhooks/webhook.entity.ts';
 import { AttemptOutboxEntity, DeliveryAttemptEntity, DeliveryEntity } from '../deliveries/delivery.entity.ts';
+import { InboundSourceEntity } from '../inbound/inbound-source.entity.ts';
+import { InboundOutboxEntity, InboundRequestEntity } from '../inbound/inbound-request.entity.ts';
 
 /** Every entity Herald persists; the ORM and the migration generator both read this list. */
 export const entities = [
@@ -22,4 +24,7 @@ export const entities = [
   DeliveryEntity,
   DeliveryAttemptEntity,
   AttemptOutboxEntity,
+  InboundSourceEntity,
+  InboundRequestEntity,
+  InboundOutboxEntity,
 ];

@@ -7,7 +7,7 @@ const BATCH = 1_000;
 
 /**
  * Prunes what is older than the retention age: settled deliveries not touched since (with their
- * attempts), and events no delivery still needs. A thousand rows per statement, so no lock is held
+ * attempts), events no delivery still needs, and inbound requests. A thousand rows per statement, so no lock is held
  * for long; a pass repeats until nothing is left to prune. Deliveries are found by their
  * time-ordered id (one not touched since was made before), attempts too: that spares both tables
  * an index on what every attempt writes.
@@ -35,6 +35,11 @@ export async function pruneOnce(orm: Orm, retentionMs: number): Promise<number> 
          and not exists (select 1 from deliveries d where d.event_id = e.id and d.status in ('PENDING', 'RETRYING', 'PAUSED'))
          limit ${BATCH})`,
       [before],
+    ],
+    // The inbound log, like the delivery log; an event made from a request lives on its own terms.
+    [
+      `delete from inbound_requests where id in (select id from inbound_requests where id < ? limit ${BATCH})`,
+      [firstIdAt(before)],
     ],
   ];
   let pruned = 0;

@@ -3,6 +3,8 @@ import type { AuditService } from '../audit/audit.service.ts';
 import type { DeliveryService } from '../deliveries/delivery.service.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
 import type { EventService } from '../events/event.service.ts';
+import type { InboundRequestService } from '../inbound/inbound-request.service.ts';
+import type { InboundSourceService } from '../inbound/inbound-source.service.ts';
 import type { LiveService } from '../live/live.service.ts';
 import type { Logger } from '../logger.ts';
 import type { Actor } from '../tenancy/actor.ts';
@@ -20,6 +22,8 @@ export interface Services {
   eventTypes: EventTypeService;
   events: EventService;
   live: LiveService;
+  inboundSources: InboundSourceService;
+  inboundRequests: InboundRequestService;
 }
 
 export interface Context {
@@ -27,6 +31,8 @@ export interface Context {
   actor: Actor;
   services: Services;
   requestId: string;
+  /** Where Herald is reached from outside (HERALD_PUBLIC_URL, else the request's host): sources' URLs start with it. */
+  baseUrl: string;
   logger: Logger;
 }
 

@@ -57,7 +57,16 @@ export function graphqlEndpoint(deps: {
     const waitMs = limits.take(actor);
     if (waitMs > 0) throw rateLimited(waitMs);
     const requestId = req.headers['x-request-id'] as string;
-    return { actor, services, requestId, logger: logger.child({ requestId, tenantId: actor.tenantId }) };
+    const baseUrl =
+      config.inbound.publicUrl ??
+      `http://${req.headers.host ?? `${config.server.host}:${config.server.port}`}`;
+    return {
+      actor,
+      services,
+      requestId,
+      baseUrl: baseUrl.replace(/\/+$/, ''),
+      logger: logger.child({ requestId, tenantId: actor.tenantId }),
+    };
   };
 
   const sessions = new TokenSessions(deps.auth, logger);

@@ -8,5 +8,7 @@ import './types/event-type.ts';
 import './types/webhook.ts';
 import './types/delivery.ts';
 import './types/event.ts';
+import './types/inbound-source.ts';
+import './types/inbound-request.ts';
 
 export const schema = builder.toSchema();

@@ -5,7 +5,9 @@ import type { Config } from '../config.ts';
 import type { GraphqlEndpoint } from '../graphql/endpoint.ts';
 import type { Logger } from '../logger.ts';
 import type { Actor } from '../tenancy/actor.ts';
+import type { InboundReceiver } from '../inbound/inbound-receiver.ts';
 import { auditExport } from './audit-export.ts';
+import { INBOUND_PREFIX, inboundRoute } from './inbound.ts';
 import { requestIdOf } from './authenticate.ts';
 import { liveness, readiness, type Health } from './health.ts';
 
@@ -28,6 +30,7 @@ export async function createServer(deps: {
   audit: AuditService;
   authenticate: (authorization: unknown, req: IncomingMessage) => Promise<Actor | null>;
   health: Health;
+  inbound: InboundReceiver;
   logger: Logger;
 }): Promise<Server> {
   const { config, graphql, logger } = deps;
@@ -45,6 +48,13 @@ export async function createServer(deps: {
     // /graphql, and whatever else: yoga answers unknown paths with 404.
     '*': (req, res) => graphql.handle(req, res),
   };
+  const inbound: Handler = (req, res) => {
+    void inboundRoute(req, res, { receiver: deps.inbound, logger }).catch((error: unknown) => {
+      logger.error({ err: error, requestId: req.headers['x-request-id'] }, 'inbound request failed');
+      // Nothing was stored: the sender is told to try again (5xx), as every provider does.
+      if (!res.headersSent) res.writeHead(503, { connection: 'close', 'retry-after': '5' }).end();
+    });
+  };
 
   const http = createHttpServer((req, res) => {
     const started = performance.now();
@@ -56,7 +66,8 @@ export async function createServer(deps: {
       const fields = {
         requestId,
         method: req.method,
-        url: req.url,
+        // An inbound URL's token lets anyone post: logs keep the prefix only.
+        url: path.startsWith(INBOUND_PREFIX) ? `${INBOUND_PREFIX}…` : req.url,
         status: res.statusCode,
         ms: performance.now() - started,
       };
@@ -64,7 +75,7 @@ export async function createServer(deps: {
       else logger.debug(fields, 'request');
     });
     if (!accepting) res.setHeader('connection', 'close');
-    (routes[path] ?? routes['*']!)(req, res);
+    (path.startsWith(INBOUND_PREFIX) ? inbound : (routes[path] ?? routes['*']!))(req, res);
   });
   // Registered before the WebSocket server's own upgrade listener, so it runs first.
   http.on('upgrade', (req: IncomingMessage) => {

@@ -3,7 +3,7 @@ import { InvalidInputError } from '../errors.ts';
 import { SecretBox } from '../util/secret-box.ts';
 
 /** The live streams a subscription can resume in; a cursor is only valid in its own. */
-export type LiveKind = 'events' | 'attempts' | 'audit';
+export type LiveKind = 'events' | 'attempts' | 'audit' | 'inbound';
 
 /** What live items carry besides their fields: where they sit in their stream. */
 export interface Streamed {

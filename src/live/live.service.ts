@@ -1,6 +1,19 @@
 import { z } from 'zod';
 import type { LiveMessage } from '../bus/bus.ts';
-import { attemptMessageV1, auditMessageV1, decode, eventMessageV1, subjects } from '../bus/contracts.ts';
+import {
+  attemptMessageV1,
+  auditMessageV1,
+  decode,
+  eventMessageV1,
+  inboundRequestMessageV1,
+  subjects,
+} from '../bus/contracts.ts';
+import type {
+  InboundOutcome,
+  InboundRequest,
+  ParseStatus,
+  VerificationStatus,
+} from '../inbound/inbound-request.entity.ts';
 import type { AuditLog } from '../audit/audit-log.entity.ts';
 import type { DeliveryAttempt, DeliveryStatus } from '../deliveries/delivery.entity.ts';
 import { eventTypeName } from '../event-types/event-type.service.ts';
@@ -12,8 +25,11 @@ import type { LiveHub, LiveStream } from './live-hub.ts';
 
 export type LiveAttempt = DeliveryAttempt & Streamed;
 
+/** An inbound request as live tails get it: without its body (read it by id). */
+export type LiveInboundRequest = Omit<InboundRequest, 'body'> & Streamed;
+
 /**
- * The three live streams of a tenant. Each subscription is one subject of the caller's tenant:
+ * The live streams of a tenant. Each subscription is one subject of the caller's tenant:
  * isolation is the subject, never a check after the fact.
  */
 export class LiveService {
@@ -100,6 +116,34 @@ export class LiveService {
           ...entry,
           createdAt: new Date(entry.createdAt),
           streamCursor: this.cursors.encode('audit', actor.tenantId, m.seq),
+        };
+      },
+      after: options.after,
+    });
+  }
+
+  /** Requests to the tenant's inbound sources as they are stored; of one source by subject. */
+  async inbound(
+    actor: Actor,
+    options: { sourceId?: string | null; after?: string | null },
+  ): Promise<LiveStream<LiveInboundRequest>> {
+    if (options.sourceId != null && !z.uuid().safeParse(options.sourceId).success) {
+      throw new InvalidInputError([{ path: ['sourceId'], message: 'not an inbound source id' }]);
+    }
+    return this.open('inbound', actor, {
+      subject: options.sourceId
+        ? this.subjects.inbound(actor.tenantId, options.sourceId)
+        : this.subjects.inboundOfTenant(actor.tenantId),
+      decode: (m) => {
+        const { v: _v, ...request } = decode(inboundRequestMessageV1, m.data);
+        return {
+          ...request,
+          outcome: request.outcome as InboundOutcome,
+          verification: request.verification as VerificationStatus,
+          parseStatus: request.parseStatus as ParseStatus,
+          dedupeKey: null,
+          createdAt: new Date(request.createdAt),
+          streamCursor: this.cursors.encode('inbound', actor.tenantId, m.seq),
         };
       },
       after: options.after,

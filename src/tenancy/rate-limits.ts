@@ -23,12 +23,16 @@ export class RateLimits {
   /** Takes one request from the actor's bucket: 0 when it may go now, else how many ms until it may. */
   take(actor: Actor, now = performance.now()): number {
     if (!actor.tokenId) return 0;
-    const rate = actor.requestsPerSecond ?? this.defaultPerSecond;
+    return this.takeFrom(actor.tokenId, actor.requestsPerSecond ?? this.defaultPerSecond, now);
+  }
+
+  /** Takes one request from the bucket of `key` (a token, an inbound source) refilled at `rate` a second. */
+  takeFrom(key: string, rate: number, now = performance.now()): number {
     const capacity = 2 * rate;
-    const bucket = this.buckets.get(actor.tokenId) ?? { tokens: capacity, at: now };
+    const bucket = this.buckets.get(key) ?? { tokens: capacity, at: now };
     bucket.tokens = Math.min(capacity, bucket.tokens + ((now - bucket.at) / 1000) * rate);
     bucket.at = now;
-    this.buckets.set(actor.tokenId, bucket);
+    this.buckets.set(key, bucket);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return 0;

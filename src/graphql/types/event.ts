@@ -22,7 +22,8 @@ export const EventRef = builder.objectRef<PublishedEvent & Streamed>('Event');
 builder.node(EventRef, {
   description: 'A domain event published by the host.',
   id: { resolve: (event) => event.id },
-  isTypeOf: (value) => typeof value === 'object' && value !== null && 'idempotencyKey' in value,
+  isTypeOf: (value) =>
+    typeof value === 'object' && value !== null && 'idempotencyKey' in value && 'occurredAt' in value,
   loadMany: loadPermitted('Event', 'events.read', (ids, ctx) => ctx.services.events.getMany(ctx.actor, ids)),
   fields: (t) => ({
     type: t.exposeString('type'),

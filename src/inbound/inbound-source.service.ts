@@ -1,0 +1,373 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { z } from 'zod';
+import type { AuditEntryInput, AuditService } from '../audit/audit.service.ts';
+import { changes } from '../audit/changes.ts';
+import { findByIds } from '../db/by-ids.ts';
+import type { EntityManager, Orm } from '../db/orm.ts';
+import { tenantEm } from '../db/tenant-scope.ts';
+import { InvalidInputError, NotFoundError, type FieldProblem } from '../errors.ts';
+import type { EventTypeService } from '../event-types/event-type.service.ts';
+import { parse, text } from '../input.ts';
+import { findPage, type Page, type PageRequest } from '../pagination.ts';
+import type { Actor } from '../tenancy/actor.ts';
+import type { SecretBox } from '../util/secret-box.ts';
+import type { InboundFormat } from './body.ts';
+import type { verificationField } from './inbound-source.input.ts';
+import {
+  createInboundSourceInput,
+  REQUIRED_ON_UPDATE,
+  templates,
+  updateInboundSourceInput,
+  type CreateInboundSourceInput,
+  type UpdateInboundSourceInput,
+} from './inbound-source.input.ts';
+import {
+  InboundSourceEntity,
+  type EventTypeSelector,
+  type InboundSource,
+  type InboundSourceStatus,
+  type SealedSecret,
+} from './inbound-source.entity.ts';
+import { secretProblem, verificationInput, type Verification } from './verification.ts';
+
+/** The fields a source's audit entries record; `secret` marks a new secret, never its value. */
+const AUDITED = [
+  'name',
+  'description',
+  'status',
+  'format',
+  'verification',
+  'eventType',
+  'idempotency',
+  'maxBytes',
+  'allowedMethods',
+  'allowedCidrs',
+  'requestsPerSecond',
+  'secret',
+] as const;
+type Audited = Pick<InboundSource, 'id' | Exclude<(typeof AUDITED)[number], 'secret'>> & { secret?: string };
+
+/** At most this many secrets verify at once (the current one and those in their grace period). */
+const MAX_LIVE_SECRETS = 5;
+
+export interface InboundSourceFilter {
+  status?: InboundSourceStatus | null;
+  format?: InboundFormat | null;
+  search?: string | null;
+}
+
+export const sha256Hex = (value: string | Buffer): string => createHash('sha256').update(value).digest('hex');
+
+/** The secret part of a source's URL: 32 random bytes, base64url. */
+const newUrlToken = (): string => randomBytes(32).toString('base64url');
+
+export class InboundSourceService {
+  private readonly orm: Orm;
+  private readonly audit: AuditService;
+  private readonly eventTypes: EventTypeService;
+  private readonly box: SecretBox;
+  private readonly maxBytes: number;
+  private readonly rotationGraceMs: number;
+  /** Emits 'changed' with the url token hashes of a source that changed (the receiver's cache listens). */
+  readonly events = new EventEmitter<{ changed: [hashes: string[]] }>();
+
+  constructor(
+    deps: { orm: Orm; audit: AuditService; eventTypes: EventTypeService; box: SecretBox },
+    options: { maxBytes: number; rotationGraceMs: number },
+  ) {
+    this.orm = deps.orm;
+    this.audit = deps.audit;
+    this.eventTypes = deps.eventTypes;
+    this.box = deps.box;
+    this.maxBytes = options.maxBytes;
+    this.rotationGraceMs = options.rotationGraceMs;
+  }
+
+  async create(actor: Actor, raw: CreateInboundSourceInput): Promise<InboundSource> {
+    const input = parse(createInboundSourceInput, raw);
+    const template = input.template ? templates[input.template] : null;
+    const missing = (['name', 'eventType'] as const)
+      .filter((field) => !input[field] && !template)
+      .map((field) => ({ path: ['input', field], message: 'required (or give a template)' }));
+    if (missing.length > 0) throw new InvalidInputError(missing);
+    const given = input.verification ?? {};
+    const verification = this.verification({
+      preset: given.preset ?? template?.verification.preset,
+      hmac: given.hmac ?? (given.preset ? undefined : template?.verification.hmac),
+      apiKeyHeader: given.apiKeyHeader,
+    });
+    const secret = this.secret(verification, given.secret ?? null, true);
+    const eventType = input.eventType ?? template!.eventType;
+    await this.check(actor, { eventType, maxBytes: input.maxBytes });
+    const token = newUrlToken();
+    const now = new Date();
+    const source = await this.audit.transact(actor, async (tx, record) => {
+      const source = tx.create(InboundSourceEntity, {
+        tenantId: actor.tenantId,
+        name: input.name ?? template!.name,
+        description: input.description ?? null,
+        status: input.status ?? 'DRAFT',
+        format: input.format ?? template?.format ?? 'JSON',
+        sampleBody: input.sampleBody ?? null,
+        verification,
+        secrets: secret
+          ? [{ sealed: this.box.seal(secret), createdAt: now.toISOString(), expiresAt: null }]
+          : [],
+        eventType,
+        idempotency: input.idempotency ?? null,
+        maxBytes: input.maxBytes ?? this.maxBytes,
+        allowedMethods: input.allowedMethods ?? ['POST'],
+        allowedCidrs: input.allowedCidrs ?? [],
+        requestsPerSecond: input.requestsPerSecond ?? null,
+        urlTokenHash: sha256Hex(token),
+        urlToken: this.box.seal(token),
+        previousUrlTokenHash: null,
+        previousUrlTokenExpiresAt: null,
+      });
+      await tx.flush();
+      record(sourceEntry('inbound_source.created', null, { ...source, secret: secret ? 'set' : undefined }));
+      return source;
+    });
+    return source;
+  }
+
+  async update(actor: Actor, id: string, raw: UpdateInboundSourceInput): Promise<InboundSource> {
+    const nulls: FieldProblem[] = REQUIRED_ON_UPDATE.filter((field) => raw[field] === null).map((field) => ({
+      path: ['input', field],
+      message: 'cannot be null: omit it to keep the current value',
+    }));
+    if (nulls.length > 0) throw new InvalidInputError(nulls);
+    const input = parse(updateInboundSourceInput, raw);
+    await this.check(actor, { eventType: input.eventType ?? undefined, maxBytes: input.maxBytes });
+    return this.change(actor, id, 'inbound_source.updated', (source) => {
+      const before: Audited = { ...source };
+      if (input.name != null) source.name = input.name;
+      if (input.description !== undefined) source.description = input.description;
+      if (input.status != null) source.status = input.status;
+      if (input.format != null) source.format = input.format;
+      if (input.sampleBody !== undefined) source.sampleBody = input.sampleBody;
+      if (input.eventType != null) source.eventType = input.eventType;
+      if (input.idempotency !== undefined) source.idempotency = input.idempotency;
+      if (input.maxBytes != null) source.maxBytes = input.maxBytes;
+      if (input.allowedMethods != null) source.allowedMethods = input.allowedMethods;
+      if (input.allowedCidrs != null) source.allowedCidrs = input.allowedCidrs;
+      if (input.requestsPerSecond !== undefined) source.requestsPerSecond = input.requestsPerSecond;
+      if (input.verification) {
+        const graceMs =
+          input.secretGraceSeconds == null ? this.rotationGraceMs : input.secretGraceSeconds * 1000;
+        before.secret = this.applyVerification(source, input.verification, graceMs);
+      }
+      return before;
+    });
+  }
+
+  async delete(actor: Actor, id: string): Promise<InboundSource> {
+    const source = await this.audit.transact(actor, async (tx, record) => {
+      const source = await this.modifiable(tx, id);
+      tx.remove(source);
+      record(sourceEntry('inbound_source.deleted', source, null));
+      return source;
+    });
+    this.changed(source);
+    return source;
+  }
+
+  /** A new URL; the old one keeps working for the grace period, so senders can be moved over. */
+  async rotateUrl(actor: Actor, id: string, graceMs = this.rotationGraceMs): Promise<InboundSource> {
+    const token = newUrlToken();
+    const source = await this.audit.transact(actor, async (tx, record) => {
+      const source = await this.modifiable(tx, id);
+      const before = { hash: source.urlTokenHash, previous: source.previousUrlTokenHash };
+      source.previousUrlTokenHash = source.urlTokenHash;
+      source.previousUrlTokenExpiresAt = new Date(Date.now() + graceMs);
+      source.urlTokenHash = sha256Hex(token);
+      source.urlToken = this.box.seal(token);
+      record({
+        action: 'inbound_source.url_rotated',
+        relationName: 'InboundSource',
+        relationId: source.id,
+        related: { type: 'InboundSource', id: source.id, name: source.name },
+        metadata: { previousUrlExpiresAt: source.previousUrlTokenExpiresAt.toISOString() },
+      });
+      return { source, stale: [before.hash, before.previous].filter((h): h is string => !!h) };
+    });
+    this.events.emit('changed', source.stale);
+    return source.source;
+  }
+
+  /** The path senders post to: `/in/<token>`. */
+  urlPath(source: InboundSource): string {
+    return `/in/${this.box.open(source.urlToken)}`;
+  }
+
+  async find(actor: Actor, id: string): Promise<InboundSource | null> {
+    if (!z.uuid().safeParse(id).success) return null;
+    return tenantEm(this.orm, actor).findOne(InboundSourceEntity, { id });
+  }
+
+  getMany(actor: Actor, ids: readonly string[]): Promise<(InboundSource | null)[]> {
+    return findByIds(tenantEm(this.orm, actor), InboundSourceEntity, ids);
+  }
+
+  list(actor: Actor, filter: InboundSourceFilter, page: PageRequest): Promise<Page<InboundSource>> {
+    const search = filter.search == null ? null : parse(text(255), filter.search);
+    const like = search ? `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+    return findPage(tenantEm(this.orm, actor), InboundSourceEntity, page, (query) =>
+      query
+        .$if(!!filter.status, (q) => q.where('status', '=', filter.status!))
+        .$if(!!filter.format, (q) => q.where('format', '=', filter.format!))
+        .$if(!!like, (q) => q.where('name', 'ilike', like!)),
+    );
+  }
+
+  /** The verification profile as given, checked, with its problems under input.verification. */
+  private verification(raw: { preset?: unknown; hmac?: unknown; apiKeyHeader?: unknown }): Verification {
+    if (raw.preset == null) {
+      throw new InvalidInputError([
+        { path: ['input', 'verification', 'preset'], message: 'required (or give a template)' },
+      ]);
+    }
+    return parse(z.object({ verification: verificationInput }), { verification: raw }).verification;
+  }
+
+  /** The secret checked for the preset; `required` unless the preset takes none. */
+  private secret(verification: Verification, secret: string | null, required: boolean): string | null {
+    if (secret == null) {
+      if (!required || verification.preset === 'NONE') return null;
+      throw new InvalidInputError([
+        { path: ['input', 'verification', 'secret'], message: `required for ${verification.preset}` },
+      ]);
+    }
+    const problem = secretProblem(verification.preset, secret);
+    if (problem)
+      throw new InvalidInputError([{ path: ['input', 'verification', 'secret'], message: problem }]);
+    return secret;
+  }
+
+  /**
+   * A new verification: a new secret becomes the current one and the live ones keep verifying for
+   * `graceMs` (rotation); a new preset needs its own secret, and drops the old preset's. Returns
+   * what the audit records of the secret.
+   */
+  private applyVerification(
+    source: InboundSource,
+    given: z.output<typeof verificationField>,
+    graceMs: number,
+  ): string | undefined {
+    const preset = given.preset ?? source.verification.preset;
+    const presetChanged = preset !== source.verification.preset;
+    const verification = this.verification({
+      preset,
+      hmac: given.hmac ?? (presetChanged ? undefined : source.verification.hmac),
+      apiKeyHeader: given.apiKeyHeader ?? (presetChanged ? undefined : source.verification.apiKeyHeader),
+    });
+    const secret = this.secret(verification, given.secret ?? null, presetChanged);
+    source.verification = verification;
+    if (presetChanged) source.secrets = [];
+    if (!secret) return presetChanged ? 'removed' : undefined;
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + graceMs).toISOString();
+    const live = source.secrets
+      .filter((s) => s.expiresAt === null || new Date(s.expiresAt) > now)
+      .map((s): SealedSecret => ({ ...s, expiresAt: s.expiresAt ?? expiresAt }))
+      .filter((s) => new Date(s.expiresAt!) > now)
+      .slice(-(MAX_LIVE_SECRETS - 1));
+    source.secrets = [
+      ...live,
+      { sealed: this.box.seal(secret), createdAt: now.toISOString(), expiresAt: null },
+    ];
+    return `rotated ${now.toISOString()}`;
+  }
+
+  /** The source's secrets, opened, the current one first, each with when it stops verifying. */
+  openSecrets(source: Pick<InboundSource, 'secrets'>): { secret: string; expiresAt: number | null }[] {
+    return source.secrets
+      .map((s) => ({
+        secret: this.box.open(s.sealed),
+        expiresAt: s.expiresAt ? Date.parse(s.expiresAt) : null,
+      }))
+      .sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity));
+  }
+
+  /** How many secrets of the source verify now. */
+  async liveSecretCount(actor: Actor, id: string): Promise<number> {
+    const source = await tenantEm(this.orm, actor).findOne(
+      InboundSourceEntity,
+      { id },
+      { populate: ['secrets'] },
+    );
+    const now = Date.now();
+    return (source?.secrets ?? []).filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now)
+      .length;
+  }
+
+  /** Validates what needs the catalog and the configuration. */
+  private async check(
+    actor: Actor,
+    input: { eventType?: EventTypeSelector; maxBytes?: number | null },
+  ): Promise<void> {
+    const problems: FieldProblem[] = [];
+    if (input.eventType && 'fixed' in input.eventType) {
+      problems.push(
+        ...(await this.eventTypes.checkSubscriptions(actor, [input.eventType.fixed])).map((p) => ({
+          path: ['input', 'eventType', 'fixed'],
+          message: p.message,
+        })),
+      );
+    }
+    if (input.maxBytes != null && input.maxBytes > this.maxBytes) {
+      problems.push({
+        path: ['input', 'maxBytes'],
+        message: `must be at most ${this.maxBytes} (HERALD_INBOUND_MAX_BYTES)`,
+      });
+    }
+    if (problems.length > 0) throw new InvalidInputError(problems);
+  }
+
+  private async change(
+    actor: Actor,
+    id: string,
+    action: string,
+    apply: (source: InboundSource) => Audited,
+  ): Promise<InboundSource> {
+    const source = await this.audit.transact(actor, async (tx, record) => {
+      const source = await this.modifiable(tx, id);
+      // The snapshot taken before the change carries what became of the secret, for `after`.
+      const before = apply(source);
+      const after = { ...source, secret: before.secret };
+      delete before.secret;
+      const entry = sourceEntry(action, before, after);
+      if (Object.keys((entry.metadata as { changes: object }).changes).length > 0) record(entry);
+      return source;
+    });
+    this.changed(source);
+    return source;
+  }
+
+  private changed(source: InboundSource): void {
+    this.events.emit(
+      'changed',
+      [source.urlTokenHash, source.previousUrlTokenHash].filter((h): h is string => !!h),
+    );
+  }
+
+  private async modifiable(tx: EntityManager, id: string): Promise<InboundSource> {
+    const source = z.uuid().safeParse(id).success
+      ? await tx.findOne(InboundSourceEntity, { id }, { populate: ['secrets'] })
+      : null;
+    if (!source) throw new NotFoundError('InboundSource', id);
+    return source;
+  }
+}
+
+function sourceEntry(action: string, before: Audited | null, after: Audited | null): AuditEntryInput {
+  const subject = (after ?? before)!;
+  return {
+    action,
+    relationName: 'InboundSource',
+    relationId: subject.id,
+    related: { type: 'InboundSource', id: subject.id, name: subject.name },
+    metadata: { changes: changes(before, after, AUDITED) },
+  };
+}
