@@ -8,6 +8,7 @@ import type { Row } from './lib/measure.ts';
 import type { Behaviour } from './lib/receiver.ts';
 import { heraldLive, ledgerText, rawLive, versus, type LiveOptions, type LiveRun } from './scenarios/live.ts';
 import { listQueries, publishEvents } from './scenarios/api.ts';
+import { heraldInbound, rawInbound, type InboundOptions, type InboundRun } from './scenarios/inbound.ts';
 import {
   heraldDrain,
   heraldPipeline,
@@ -75,6 +76,22 @@ function liveRow(system: string, run: LiveRun, baseline?: LiveRun): Row {
       .join(', '),
     ledger: ledgerText(run),
     ratio: baseline ? versus(run, baseline) : '',
+  };
+}
+
+function inboundRow(scenario: string, system: string, run: InboundRun, baseline?: number): Row {
+  const { ledger } = run;
+  return {
+    scenario,
+    system,
+    throughput: run.throughput,
+    unit: 'requests/s',
+    ...run.latency,
+    cpu: Object.entries(run.cpu)
+      .map(([name, pct]) => `${name} ${pct}%`)
+      .join(', '),
+    ledger: `${ledger.answered} answered 200, ${ledger.failed} failed, ${ledger.stored} stored, ${ledger.published} on the stream${ledger.balanced ? '' : ' — VOID'}`,
+    ratio: baseline ? `${Math.round((run.throughput / baseline) * 100)} %` : '',
   };
 }
 
@@ -146,6 +163,24 @@ const scenarios: Record<string, () => Promise<Row[]>> = {
       const rate = Math.round(load * herald.capacity);
       const run = await heraldPipeline({ rate, endpoints: ['ok'], ...timing, env });
       rows.push(row(`S7 offered ${load}× Herald's capacity (${rate}/s)`, 'Herald', run, herald.capacity));
+    }
+    return rows;
+  },
+  /**
+   * S8: signed inbound webhooks (~1 KiB JSON, HMAC-SHA256) from 64 senders back to back, received
+   * at an inbound source and routed into events, against a node:http handler doing the same
+   * verify, one-statement store and publish; interleaved, twice each.
+   */
+  async S8() {
+    const options: InboundOptions = { senders: 64, warmupMs: 5_000, steadyMs: 10_000 };
+    const rows: Row[] = [];
+    for (let round = 1; round <= 2; round++) {
+      const raw = await rawInbound(options);
+      const herald = await heraldInbound(options);
+      rows.push(
+        inboundRow(`S8 inbound requests, run ${round}`, 'raw', raw),
+        inboundRow(`S8 inbound requests, run ${round}`, 'Herald', herald, raw.throughput),
+      );
     }
     return rows;
   },
