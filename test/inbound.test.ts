@@ -125,6 +125,39 @@ describe.each(modes)('incoming webhooks (%s)', (mode) => {
     expect((await post(source.url, '{}')).status).toBe(404);
   });
 
+  it('logs a flood over the rate once a second, counting what it did not log', async () => {
+    const type = await newEventType(h.operator, 'Flood');
+    const source = await sourceOf(h.gql, {
+      name: 'Flood',
+      status: 'DEPLOYED',
+      verification: { preset: 'NONE' },
+      eventType: { fixed: type },
+      requestsPerSecond: 1,
+    });
+    const flood = async () =>
+      (await Promise.all(Array.from({ length: 40 }, () => post(source.url, '{}')))).filter(
+        (a) => a.status === 429,
+      );
+    const refused = await flood();
+    expect(refused.length).toBeGreaterThanOrEqual(30);
+    const logged = refused.filter((a) => a.body.id !== null);
+    expect(logged.length).toBeLessThanOrEqual(2);
+    expect(refused.every((a) => a.body.error?.code === 'RATE_LIMITED')).toBe(true);
+
+    let counted: string | undefined;
+    await waitFor(
+      async () => {
+        await flood();
+        counted = (await requests(source.id)).find((r) => / more since the entry before/.test(r.reason ?? ''))
+          ?.reason as string | undefined;
+        return counted !== undefined;
+      },
+      { what: 'an entry counting the unlogged refusals', timeoutMs: 10_000 },
+    );
+    const unlogged = Number(/; (\d+) more/.exec(counted!)![1]);
+    expect(unlogged).toBeGreaterThan(0);
+  });
+
   it('lets one of 50 concurrent copies of a delivery through', async () => {
     const type = await newEventType(h.operator, 'Storm');
     const source = await sourceOf(h.gql, {

@@ -64,6 +64,11 @@ export class InboundReceiver {
   private readonly timeoutMs: number;
   /** Sources by URL token hash, a miss as null; dropped when a source changes here, else after 2 s. */
   private readonly targets = new LRUCache<string, { target: Target | null }>({ max: 10_000, ttl: 2_000 });
+  /**
+   * A flood over a source's rate writes one log entry a second, not one per request: each entry
+   * counts the requests refused, unlogged, since the one before.
+   */
+  private readonly floods = new LRUCache<string, { until: number; count: number }>({ max: 10_000 });
 
   constructor(
     deps: {
@@ -113,8 +118,19 @@ export class InboundReceiver {
       source.requestsPerSecond ?? this.requestsPerSecond,
     );
     if (wait > 0) {
-      const refused = await refuse('RATE_LIMITED', 429, 'over the source rate of requests a second');
-      return { ...refused, headers: { 'retry-after': String(Math.ceil(wait / 1000)) } };
+      const retryAfter = { 'retry-after': String(Math.ceil(wait / 1000)) };
+      const unlogged = this.floods.get(source.id);
+      if (unlogged && Date.now() < unlogged.until) {
+        unlogged.count++;
+        return {
+          ...answer(429, 'RATE_LIMITED', publicReason('RATE_LIMITED'), null, false),
+          headers: retryAfter,
+        };
+      }
+      this.floods.set(source.id, { until: Date.now() + 1000, count: 0 });
+      const more = unlogged?.count ? `; ${unlogged.count} more since the entry before, not logged` : '';
+      const refused = await refuse('RATE_LIMITED', 429, `over the source rate of requests a second${more}`);
+      return { ...refused, headers: retryAfter };
     }
     const announced = Number(incoming.headers['content-length'] ?? 0);
     if (announced > source.maxBytes) {

@@ -290,16 +290,28 @@ export class InboundSourceService {
       .sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity));
   }
 
-  /** How many secrets of the source verify now. */
-  async liveSecretCount(actor: Actor, id: string): Promise<number> {
-    const source = await tenantEm(this.orm, actor).findOne(
+  /** Each source's verification and how many of its secrets verify now, in the order asked. */
+  async verifications(
+    actor: Actor,
+    ids: readonly string[],
+  ): Promise<({ verification: Verification; liveSecrets: number } | Error)[]> {
+    const sources = await tenantEm(this.orm, actor).find(
       InboundSourceEntity,
-      { id },
+      { id: { $in: [...ids] } },
       { populate: ['secrets'] },
     );
     const now = Date.now();
-    return (source?.secrets ?? []).filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now)
-      .length;
+    const byId = new Map(
+      sources.map((source) => [
+        source.id,
+        {
+          verification: source.verification,
+          liveSecrets: source.secrets.filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now)
+            .length,
+        },
+      ]),
+    );
+    return ids.map((id) => byId.get(id) ?? new NotFoundError('InboundSource', id));
   }
 
   /** Validates what needs the catalog and the configuration. */

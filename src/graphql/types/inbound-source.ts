@@ -111,12 +111,11 @@ builder.node(InboundSourceRef, {
           ? s.previousUrlTokenExpiresAt
           : null,
     }),
-    verification: t.field({
+    verification: t.loadable({
       type: VerificationRef,
-      resolve: async (source, _args, ctx) => ({
-        verification: source.verification,
-        liveSecrets: await ctx.services.inboundSources.liveSecretCount(ctx.actor, source.id),
-      }),
+      // A page of sources counts their live secrets in one statement.
+      resolve: (source) => source.id,
+      load: (ids: string[], ctx) => ctx.services.inboundSources.verifications(ctx.actor, ids),
     }),
     eventType: t.field({ type: EventTypeSelectorRef, resolve: (s) => s.eventType }),
     idempotency: t.field({
