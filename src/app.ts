@@ -142,6 +142,7 @@ export async function startApp(
     },
     {
       requestsPerSecond: config.inbound.requestsPerSecond,
+      maxBytes: config.inbound.maxBytes,
       statementTimeoutMs: config.database.statementTimeoutMs,
     },
   );

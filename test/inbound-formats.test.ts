@@ -111,6 +111,15 @@ describe.each(modes)('inbound formats and sizes (%s)', (mode) => {
     expect(stored.parseError).toMatch(/UTF-8/);
   });
 
+  it('keeps a verified body whose parse error quotes a NUL byte', async () => {
+    const source = await routedTo('/nul', 'JSON');
+    const answer = await post(source.url, Buffer.from('[1,\0]'));
+    expect(answer).toMatchObject({ status: 200, body: { outcome: 'UNROUTABLE' } });
+    const stored = await detail(answer.body.id!);
+    expect(stored.bodyBase64).toBe(Buffer.from('[1,\0]').toString('base64'));
+    expect(stored.parseError).toContain('\\u0000');
+  });
+
   it('accepts a body of exactly 1 MiB and refuses one byte more, announced or not', async () => {
     const source = await sourceOf(h.gql, {
       name: 'Sizes',

@@ -257,6 +257,19 @@ describe.each(modes)('inbound operations (%s)', (mode) => {
     const forged = await post(source.url, body, await signed('wrong', body, 'r2'));
     expect([good.status, forged.status]).toEqual([200, 401]);
     const ids = [requestNodeId(good.body.id!), requestNodeId(forged.body.id!)];
+    const repeat = await post(source.url, body, await signed('replay-secret', body, 'r1'));
+    expect(repeat.body.outcome).toBe('DUPLICATE');
+    const once = (
+      await h.gql(Replay, {
+        input: { ids: [ids[0]!, ids[0]!, requestNodeId(repeat.body.id!)], dryRun: true },
+      })
+    ).data!.replayInboundRequests;
+    expect(once).toMatchObject({
+      items: [
+        { outcome: 'ROUTED' },
+        { outcome: 'SKIPPED', reason: expect.stringMatching(/repeat of an earlier request/) as string },
+      ],
+    });
 
     const dry = (await h.gql(Replay, { input: { ids, dryRun: true } })).data!.replayInboundRequests;
     expect(dry).toMatchObject({
@@ -266,7 +279,7 @@ describe.each(modes)('inbound operations (%s)', (mode) => {
         { outcome: 'SKIPPED', reason: expect.stringMatching(/reverify/) as string },
       ],
     });
-    expect(await log(source.id)).toHaveLength(2);
+    expect(await log(source.id)).toHaveLength(3);
 
     const replayed = (await h.gql(Replay, { input: { ids } })).data!.replayInboundRequests;
     if (replayed.__typename !== 'ReplayInboundRequestsPayload') throw new Error(replayed.__typename);
@@ -278,7 +291,8 @@ describe.each(modes)('inbound operations (%s)', (mode) => {
 
     const reverified = (await h.gql(Replay, { input: { sourceId: source.id, reverify: true } })).data!
       .replayInboundRequests;
-    // The range holds the two originals (replays are not replayed again): the forged one fails again.
+    // The range holds the two originals (replays and the sender's repeat are not replayed): the
+    // forged one fails again.
     expect(reverified).toMatchObject({ replayed: 1 });
 
     const entries = (await h.gql(AuditLogs, { filter: { actions: ['inbound_request.replayed'] } })).data!
@@ -386,5 +400,15 @@ describe.each(modes)('inbound operations (%s)', (mode) => {
     expect((await post(source.url, body, at(now - 3600))).status).toBe(401);
     const [stale] = await log(source.id);
     expect(stale!.reason).toMatch(/tolerance 300 s/);
+
+    // A merge patch of one setting keeps the others (algorithm, encoding, the timestamp).
+    const moved = (
+      await h.gql(UpdateInboundSource, {
+        input: { id: source.id, verification: { hmac: { header: 'X-Sig-2' } } },
+      })
+    ).data!.updateInboundSource;
+    expect(moved.__typename).toBe('InboundSourcePayload');
+    const { 'x-sig': mac, 'x-ts': ts } = at(now);
+    expect((await post(source.url, body, { 'x-sig-2': mac, 'x-ts': ts })).status).toBe(200);
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { newId } from '../db/ids.ts';
 import { InvalidInputError } from '../errors.ts';
@@ -154,7 +155,11 @@ function deliveryId(
   if (!selector || 'none' in selector) return null;
   const value = 'header' in selector ? first(headers[selector.header]) : valueAt(parsed, selector.bodyPath);
   const key = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : null;
-  return key && key.length <= 255 && /^[^\p{Cc}\p{Cs}]+$/u.test(key) ? key : null;
+  if (!key) return null;
+  // A long or unprintable id still deduplicates, by its digest.
+  return key.length <= 255 && /^[^\p{Cc}\p{Cs}]+$/u.test(key)
+    ? key
+    : `sha256:${createHash('sha256').update(key).digest('hex')}`;
 }
 
 const first = (value: string | string[] | undefined): string | undefined =>

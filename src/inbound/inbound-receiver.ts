@@ -61,9 +61,13 @@ export class InboundReceiver {
   private readonly limits: RateLimits;
   private readonly logger: Logger;
   private readonly requestsPerSecond: number;
+  /** The configured bound: a source saved under a higher one is held to it. */
+  private readonly maxBytes: number;
   private readonly timeoutMs: number;
   /** Sources by URL token hash, a miss as null; dropped when a source changes here, else after 2 s. */
   private readonly targets = new LRUCache<string, { target: Target | null }>({ max: 10_000, ttl: 2_000 });
+  /** Counts changes: a lookup that began before one does not cache what it read. */
+  private generation = 0;
   /**
    * A flood over a source's rate writes one log entry a second, not one per request: each entry
    * counts the requests refused, unlogged, since the one before.
@@ -80,7 +84,7 @@ export class InboundReceiver {
       limits: RateLimits;
       logger: Logger;
     },
-    options: { requestsPerSecond: number; statementTimeoutMs: number },
+    options: { requestsPerSecond: number; maxBytes: number; statementTimeoutMs: number },
   ) {
     this.orm = deps.orm;
     this.sources = deps.sources;
@@ -90,8 +94,12 @@ export class InboundReceiver {
     this.limits = deps.limits;
     this.logger = deps.logger;
     this.requestsPerSecond = options.requestsPerSecond;
+    this.maxBytes = options.maxBytes;
     this.timeoutMs = options.statementTimeoutMs;
-    this.sources.events.on('changed', (hashes) => hashes.forEach((hash) => this.targets.delete(hash)));
+    this.sources.events.on('changed', (hashes) => {
+      this.generation++;
+      hashes.forEach((hash) => this.targets.delete(hash));
+    });
   }
 
   async receive(incoming: IncomingInbound): Promise<InboundAnswer> {
@@ -132,19 +140,16 @@ export class InboundReceiver {
       const refused = await refuse('RATE_LIMITED', 429, `over the source rate of requests a second${more}`);
       return { ...refused, headers: retryAfter };
     }
+    const maxBytes = Math.min(source.maxBytes, this.maxBytes);
     const announced = Number(incoming.headers['content-length'] ?? 0);
-    if (announced > source.maxBytes) {
+    if (announced > maxBytes) {
       base.bodyBytes = announced;
-      return refuse(
-        'TOO_LARGE',
-        413,
-        `the body of ${announced} bytes is over the source's ${source.maxBytes}`,
-      );
+      return refuse('TOO_LARGE', 413, `the body of ${announced} bytes is over the source's ${maxBytes}`);
     }
-    const read = await readLimited(incoming.body, source.maxBytes);
+    const read = await readLimited(incoming.body, maxBytes);
     if ('over' in read) {
       base.bodyBytes = read.over;
-      return refuse('TOO_LARGE', 413, `the body is over the source's ${source.maxBytes} bytes`);
+      return refuse('TOO_LARGE', 413, `the body is over the source's ${maxBytes} bytes`);
     }
     const body = read.bytes;
     base.bodyBytes = body.length;
@@ -258,7 +263,7 @@ export class InboundReceiver {
       ...(judgement ? fieldsOf(judgement) : {}),
       outcome,
       statusCode: status,
-      reason: reason.slice(0, 1000),
+      reason: logText(reason),
       body: body ?? null,
     };
     await insertRequest(this.orm, row, this.timeoutMs);
@@ -272,6 +277,7 @@ export class InboundReceiver {
     const hash = sha256Hex(token);
     const cached = this.targets.get(hash);
     if (cached) return cached.target;
+    const generation = this.generation;
     const em = this.orm.em.fork();
     const source = await em.findOne(
       InboundSourceEntity,
@@ -289,7 +295,7 @@ export class InboundReceiver {
     const target = source
       ? { source, secrets: this.sources.openSecrets(source), suspended: !!tenant?.suspendedAt }
       : null;
-    this.targets.set(hash, { target });
+    if (generation === this.generation) this.targets.set(hash, { target });
     return target;
   }
 }
@@ -299,13 +305,21 @@ function fieldsOf(judgement: Judgement): Partial<InboundRequestRow> {
   return {
     outcome: judgement.outcome,
     statusCode: judgement.outcome === 'UNAUTHORIZED' ? 401 : 200,
-    reason: judgement.reason?.slice(0, 1000) ?? null,
+    reason: logText(judgement.reason),
     verification: judgement.verification.status,
-    verificationDetail: judgement.verification.detail?.slice(0, 1000) ?? null,
+    verificationDetail: logText(judgement.verification.detail),
     parseStatus: judgement.parse.status,
-    parseError: judgement.parse.error?.slice(0, 1000) ?? null,
+    parseError: logText(judgement.parse.error),
     idempotencyKey: judgement.idempotencyKey,
   };
+}
+
+/**
+ * Text about a request as the log keeps it: a parser's message may quote what it choked on, so a
+ * NUL is written out and a lone surrogate replaced (PostgreSQL refuses both), and it is shortened.
+ */
+function logText(text: string | null | undefined): string | null {
+  return text == null ? null : text.slice(0, 1000).replaceAll('\0', '\\u0000').toWellFormed();
 }
 
 const withoutBody = ({ body: _body, ...summary }: InboundRequestRow): InboundRequestSummary => summary;

@@ -29,6 +29,7 @@ const ACCEPTED: readonly InboundOutcome[] = ['ROUTED', 'RECORDED', 'UNROUTABLE',
 
 const MAX_REPLAY_IDS = 100;
 const MAX_REPLAY_RANGE = 1_000;
+const REPLAY_BATCH = 20;
 
 export const replayInput = z
   .object({
@@ -158,15 +159,19 @@ export class InboundRequestService {
         )
       ).map((s) => [s.id, s]),
     );
-    const bodies = await this.bodies(
-      actor,
-      originals.map((r) => r.id),
-    );
     const items: ReplayItem[] = [];
-    for (const [index, original] of originals.entries()) {
-      items.push(
-        await this.replayOne(original, bodies[index] ?? null, sources.get(original.sourceId), input),
+    // Bodies a batch at a time: a range of a thousand requests of a megabyte each is not held at once.
+    for (let start = 0; start < originals.length; start += REPLAY_BATCH) {
+      const batch = originals.slice(start, start + REPLAY_BATCH);
+      const bodies = await this.bodies(
+        actor,
+        batch.map((r) => r.id),
       );
+      for (const [index, original] of batch.entries()) {
+        items.push(
+          await this.replayOne(original, bodies[index] ?? null, sources.get(original.sourceId), input),
+        );
+      }
     }
     const replayed = items.filter((item) => item.request);
     if (replayed.length > 0) {
@@ -189,8 +194,9 @@ export class InboundRequestService {
   private async replayed(actor: Actor, input: z.output<typeof replayInput>): Promise<InboundRequest[]> {
     const em = tenantEm(this.orm, actor);
     if (input.ids?.length) {
-      const found = await findByIds(em, InboundRequestEntity, input.ids);
-      const missing = input.ids.filter((_, i) => !found[i]);
+      const ids = [...new Set(input.ids)];
+      const found = await findByIds(em, InboundRequestEntity, ids);
+      const missing = ids.filter((_, i) => !found[i]);
       if (missing.length > 0) throw new NotFoundError('InboundRequest', missing.join(', '));
       return (found as InboundRequest[]).sort((a, b) => (a.id < b.id ? -1 : 1));
     }
@@ -199,7 +205,8 @@ export class InboundRequestService {
     }
     const rows = await em.find(
       InboundRequestEntity,
-      { sourceId: input.sourceId!, replayOf: null, ...timeRange(input) },
+      // A provider's retry of a delivery already held would replay that delivery twice.
+      { sourceId: input.sourceId!, replayOf: null, outcome: { $ne: 'DUPLICATE' }, ...timeRange(input) },
       { orderBy: { createdAt: 'asc', id: 'asc' }, limit: MAX_REPLAY_RANGE + 1 },
     );
     if (rows.length > MAX_REPLAY_RANGE) {
@@ -229,6 +236,9 @@ export class InboundRequestService {
     if (!source) return skip('its source was deleted');
     if (source.status === 'INACTIVE') return skip('the source is INACTIVE');
     if (!body) return skip('its body was not kept');
+    if (original.outcome === 'DUPLICATE') {
+      return skip("a sender's repeat of an earlier request (its duplicateOf): replay that one");
+    }
     if (input.reverify && !canReverify(source.verification)) {
       return skip(`${source.verification.preset} credentials are not stored: it cannot be verified again`);
     }

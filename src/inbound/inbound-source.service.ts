@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { LockMode } from '@mikro-orm/core';
 import { z } from 'zod';
 import type { AuditEntryInput, AuditService } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
@@ -94,7 +95,7 @@ export class InboundSourceService {
     const given = input.verification ?? {};
     const verification = this.verification({
       preset: given.preset ?? template?.verification.preset,
-      hmac: given.hmac ?? (given.preset ? undefined : template?.verification.hmac),
+      hmac: given.preset ? given.hmac : merged(template?.verification.hmac, given.hmac),
       apiKeyHeader: given.apiKeyHeader,
     });
     const secret = this.secret(verification, given.secret ?? null, true);
@@ -228,7 +229,9 @@ export class InboundSourceService {
         { path: ['input', 'verification', 'preset'], message: 'required (or give a template)' },
       ]);
     }
-    return parse(z.object({ verification: verificationInput }), { verification: raw }).verification;
+    const hmac = raw.hmac && typeof raw.hmac === 'object' ? withoutNulls(raw.hmac) : raw.hmac;
+    return parse(z.object({ verification: verificationInput }), { verification: { ...raw, hmac } })
+      .verification;
   }
 
   /** The secret checked for the preset; `required` unless the preset takes none. */
@@ -259,7 +262,8 @@ export class InboundSourceService {
     const presetChanged = preset !== source.verification.preset;
     const verification = this.verification({
       preset,
-      hmac: given.hmac ?? (presetChanged ? undefined : source.verification.hmac),
+      // Merge patch: the settings given replace those held, a null one goes back to its default.
+      hmac: presetChanged ? given.hmac : merged(source.verification.hmac, given.hmac),
       apiKeyHeader: given.apiKeyHeader ?? (presetChanged ? undefined : source.verification.apiKeyHeader),
     });
     const secret = this.secret(verification, given.secret ?? null, presetChanged);
@@ -366,12 +370,28 @@ export class InboundSourceService {
 
   private async modifiable(tx: EntityManager, id: string): Promise<InboundSource> {
     const source = z.uuid().safeParse(id).success
-      ? await tx.findOne(InboundSourceEntity, { id }, { populate: ['secrets'] })
+      ? // Locked: two rotations at once must not both start from the same secrets or URL.
+        await tx.findOne(
+          InboundSourceEntity,
+          { id },
+          { populate: ['secrets'], lockMode: LockMode.PESSIMISTIC_WRITE },
+        )
       : null;
     if (!source) throw new NotFoundError('InboundSource', id);
     return source;
   }
 }
+
+/** Settings held, with those given over them; either may be absent. */
+function merged(
+  held: object | null | undefined,
+  given: object | null | undefined,
+): object | null | undefined {
+  return held && given ? { ...held, ...given } : (given ?? held);
+}
+
+const withoutNulls = (value: object) =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
 
 function sourceEntry(action: string, before: Audited | null, after: Audited | null): AuditEntryInput {
   const subject = (after ?? before)!;

@@ -286,7 +286,8 @@ const nested = <T extends { verification?: unknown; eventType?: unknown; idempot
   ...input,
   verification: input.verification && {
     ...withoutNulls(input.verification),
-    hmac: withoutNulls((input.verification as { hmac?: object | null }).hmac),
+    // Kept with its nulls: in an update, a null setting goes back to its default.
+    hmac: (input.verification as { hmac?: object | null }).hmac,
   },
   eventType: withoutNulls(input.eventType as object | null | undefined),
   idempotency: input.idempotency === null ? null : withoutNulls(input.idempotency),
@@ -325,7 +326,8 @@ builder.mutationFields((t) => ({
   }),
   rotateInboundSourceUrl: t.field({
     type: InboundSourcePayload,
-    description: 'A new URL; the old one keeps working for the grace period.',
+    description:
+      'A new URL; the old one keeps working for the grace period (only the one just replaced: rotating again ends the grace of the one before).',
     authScopes: manages,
     args: { input: t.arg({ type: RotateInboundSourceUrlInput, required: true }) },
     errors: { types: changeErrors, directResult: true, union: { name: 'RotateInboundSourceUrlResult' } },
