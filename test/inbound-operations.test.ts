@@ -7,6 +7,7 @@ import { collect, modes, newEventType, rawId, startTestApp, webhookTo, type Test
 import {
   CreateInboundSource,
   InboundRequestDetail,
+  inboundLog,
   InboundRequests,
   post,
   requestNodeId,
@@ -112,10 +113,7 @@ describe.each(modes)('inbound operations (%s)', (mode) => {
     await h?.stop();
   });
 
-  const log = async (sourceId: string) =>
-    (await h.gql(InboundRequests, { first: 100, filter: { sourceId } })).data!.inboundRequests.edges.map(
-      (e) => e.node,
-    );
+  const log = (sourceId: string) => inboundLog(h.gql, sourceId);
   const githubSource = async (secret: string) =>
     sourceOf(h.gql, {
       name: 'GitHub',

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modes, newEventType, startTestApp, webhookTo, type TestApp } from './support/app.ts';
 import {
   InboundRequestDetail,
+  inboundLog,
   InboundRequests,
   post,
   requestNodeId,
@@ -39,10 +40,7 @@ describe.each(modes)('incoming webhooks (%s)', (mode) => {
     await h?.stop();
   });
 
-  const requests = async (sourceId: string) =>
-    (await h.gql(InboundRequests, { first: 100, filter: { sourceId } })).data!.inboundRequests.edges.map(
-      (e) => e.node,
-    );
+  const requests = (sourceId: string) => inboundLog(h.gql, sourceId);
 
   it('verifies a GitHub delivery, keeps it, and routes it to an outgoing webhook', async () => {
     const type = await newEventType(h.operator, 'GitHub');

@@ -145,6 +145,12 @@ export async function sourceOf(gql: Gql, input: CreateInboundSourceInput) {
   return created.source;
 }
 
+/** The newest 100 requests of a source's inbound log, newest first. */
+export async function inboundLog(gql: Gql, sourceId: string) {
+  const { data } = await gql(InboundRequests, { first: 100, filter: { sourceId } });
+  return data!.inboundRequests.edges.map((e) => e.node);
+}
+
 /** Posts to a source's URL as a sender does; the answer's status and JSON body. */
 export async function post(
   url: string,
