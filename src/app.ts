@@ -33,6 +33,7 @@ import { LiveHub } from './live/live-hub.ts';
 import { LiveCursors } from './live/cursor.ts';
 import { LiveService } from './live/live.service.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { FlowService } from './inbound/flow.service.ts';
 import { InboundSourceService } from './inbound/inbound-source.service.ts';
 import { InboundReceiver } from './inbound/inbound-receiver.ts';
 import { InboundRequestService } from './inbound/inbound-request.service.ts';
@@ -170,6 +171,10 @@ export async function startApp(
     ),
     inboundSources,
     inboundRequests: new InboundRequestService({ orm, audit, sources: inboundSources, receiver, eventTypes }),
+    flows: new FlowService(
+      { orm, audit, eventTypes, sources: inboundSources },
+      { maxBytes: config.inbound.maxBytes },
+    ),
   };
   // Every process announces its webhook changes; workers drop their cached copy (startPipeline).
   const webhookChanges = new WebhookChanges(

@@ -6,6 +6,7 @@ import { ApiTokenEntity } from '../tenancy/api-token.entity.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
 import { WebhookEntity } from '../webhooks/webhook.entity.ts';
 import { AttemptOutboxEntity, DeliveryAttemptEntity, DeliveryEntity } from '../deliveries/delivery.entity.ts';
+import { FlowEntity } from '../inbound/flow.entity.ts';
 import { InboundSourceEntity } from '../inbound/inbound-source.entity.ts';
 import { InboundOutboxEntity, InboundRequestEntity } from '../inbound/inbound-request.entity.ts';
 
@@ -25,6 +26,7 @@ export const entities = [
   DeliveryAttemptEntity,
   AttemptOutboxEntity,
   InboundSourceEntity,
+  FlowEntity,
   InboundRequestEntity,
   InboundOutboxEntity,
 ];

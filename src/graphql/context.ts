@@ -3,6 +3,7 @@ import type { AuditService } from '../audit/audit.service.ts';
 import type { DeliveryService } from '../deliveries/delivery.service.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
 import type { EventService } from '../events/event.service.ts';
+import type { FlowService } from '../inbound/flow.service.ts';
 import type { InboundRequestService } from '../inbound/inbound-request.service.ts';
 import type { InboundSourceService } from '../inbound/inbound-source.service.ts';
 import type { LiveService } from '../live/live.service.ts';
@@ -24,6 +25,7 @@ export interface Services {
   live: LiveService;
   inboundSources: InboundSourceService;
   inboundRequests: InboundRequestService;
+  flows: FlowService;
 }
 
 export interface Context {

@@ -10,5 +10,6 @@ import './types/delivery.ts';
 import './types/event.ts';
 import './types/inbound-source.ts';
 import './types/inbound-request.ts';
+import './types/flow.ts';
 
 export const schema = builder.toSchema();

@@ -11,13 +11,15 @@ import { MAX_EVENT_PAYLOAD_BYTES } from '../events/event.service.ts';
 import type { PublishedEvent } from '../events/published-event.ts';
 import { parseBody, valueAt } from './body.ts';
 import type { InboundOutcome, ParseStatus, VerificationStatus } from './inbound-request.entity.ts';
-import type { InboundSource } from './inbound-source.entity.ts';
+import type { Flow } from './flow.entity.ts';
+import { evaluate, mapCurrent, mapMeta } from './flow-route.ts';
+import type { InboundSource, InboundSourceStatus } from './inbound-source.entity.ts';
 import { presetIdempotency, verify } from './verification.ts';
 
 /** What Herald makes of a request that reached its source: verified or not, parsed, routed. */
 export interface Judgement {
   /** UNAUTHORIZED, or what an accepted request becomes (DUPLICATE is found when it is stored). */
-  outcome: Extract<InboundOutcome, 'UNAUTHORIZED' | 'ROUTED' | 'RECORDED' | 'UNROUTABLE'>;
+  outcome: Extract<InboundOutcome, 'UNAUTHORIZED' | 'ROUTED' | 'RECORDED' | 'UNROUTABLE' | 'FILTERED'>;
   reason: string | null;
   verification: { status: VerificationStatus; detail: string | null };
   parse: { status: ParseStatus; error: string | null; value?: unknown };
@@ -26,6 +28,38 @@ export interface Judgement {
   dedupeKey: string | null;
   /** The event it becomes (tenant and idempotency key set when stored); null unless ROUTED. */
   event: Omit<PublishedEvent, 'tenantId' | 'idempotencyKey'> | null;
+  /** The flow's filter's decision; absent when no filter was applied. */
+  filter?: { matched: boolean; detail: string };
+}
+
+/** What of a source its requests are judged by. */
+export type JudgedSource = Pick<
+  InboundSource,
+  'status' | 'format' | 'verification' | 'idempotency' | 'eventType'
+>;
+
+/** A source as judged: with its flow when it is a flow's webhook, and its secrets opened. */
+export interface JudgedTarget<S extends JudgedSource = JudgedSource> {
+  source: S;
+  flow: Flow | null;
+  secrets: { secret: string; expiresAt: number | null }[];
+}
+
+/**
+ * The status requests meet: a flow's webhook is INACTIVE if it or its flow is, DRAFT if either
+ * is, and DEPLOYED only when both are. `of` names what holds the status.
+ */
+export function effectiveStatus(target: Pick<JudgedTarget, 'source' | 'flow'>): {
+  status: InboundSourceStatus;
+  of: string;
+} {
+  const { source, flow } = target;
+  if (!flow) return { status: source.status, of: 'the source' };
+  for (const status of ['INACTIVE', 'DRAFT'] as const) {
+    if (source.status === status) return { status, of: 'the webhook' };
+    if (flow.status === status) return { status, of: 'the flow' };
+  }
+  return { status: 'DEPLOYED', of: 'the flow' };
 }
 
 export interface JudgedRequest {
@@ -41,9 +75,9 @@ export interface JudgedRequest {
  */
 export async function judge(
   deps: { eventTypes: EventTypeService },
-  target: { source: InboundSource; secrets: { secret: string; expiresAt: number | null }[] },
+  target: JudgedTarget,
   request: JudgedRequest,
-  options: { verify: boolean; dedupe: boolean },
+  options: { verify: boolean; dedupe: boolean; asDeployed?: boolean },
 ): Promise<Judgement> {
   const { source } = target;
   let verification: Judgement['verification'] = { status: 'NOT_CHECKED', detail: null };
@@ -75,11 +109,12 @@ export async function judge(
       : { status: 'FAILED', error: parsed.error };
   const idempotencyKey = deliveryId(source, request.headers, parse.value);
   const accepted = { verification, parse, idempotencyKey, event: null };
-  if (source.status !== 'DEPLOYED') {
+  const { status, of } = effectiveStatus(target);
+  if (status !== 'DEPLOYED' && !options.asDeployed) {
     return {
       ...accepted,
       outcome: 'RECORDED',
-      reason: `the source is ${source.status}: recorded, not routed`,
+      reason: `${of} is ${status}: recorded, not routed`,
       dedupeKey: null,
     };
   }
@@ -92,28 +127,39 @@ export async function judge(
       dedupeKey,
     };
   }
-  const routed = await route(deps.eventTypes, source, request, parse.value);
-  if ('unroutable' in routed)
-    return { ...accepted, outcome: 'UNROUTABLE', reason: routed.unroutable, dedupeKey };
-  return { ...accepted, outcome: 'ROUTED', reason: null, dedupeKey, event: routed.event };
+  const routed = { parsed: parse.value, headers: request.headers };
+  const filter = target.flow?.filter ? evaluate(target.flow.filter, routed) : undefined;
+  if (filter && !filter.matched) {
+    return { ...accepted, outcome: 'FILTERED', reason: `filtered out: ${filter.detail}`, dedupeKey, filter };
+  }
+  const event = await route(deps.eventTypes, target, request, parse.value);
+  if ('unroutable' in event) {
+    return { ...accepted, outcome: 'UNROUTABLE', reason: event.unroutable, dedupeKey, filter };
+  }
+  return { ...accepted, outcome: 'ROUTED', reason: null, dedupeKey, event: event.event, filter };
 }
 
+/** The event a parsed request becomes by its source's selector, or its flow's route. */
 async function route(
   eventTypes: EventTypeService,
-  source: InboundSource,
+  target: JudgedTarget,
   request: JudgedRequest,
-  current: unknown,
+  parsed: unknown,
 ): Promise<{ event: NonNullable<Judgement['event']> } | { unroutable: string }> {
-  const selector = source.eventType;
+  const { source, flow } = target;
+  const selector = flow ? flow.eventType : source.eventType!;
+  const routed = { parsed, headers: request.headers };
   const named =
     'fixed' in selector
       ? selector.fixed
       : 'bodyPath' in selector
-        ? valueAt(current, selector.bodyPath)
+        ? valueAt(parsed, selector.bodyPath)
         : first(request.headers[selector.header]);
   const from =
     'fixed' in selector
-      ? 'the source'
+      ? flow
+        ? 'the flow'
+        : 'the source'
       : 'bodyPath' in selector
         ? `body path ${selector.bodyPath}`
         : `header ${selector.header}`;
@@ -123,34 +169,28 @@ async function route(
       unroutable: `"${named.slice(0, 100)}" at ${from} is not an event type name ([module.]model.action)`,
     };
   }
+  const mapping = flow?.mapping ?? null;
+  const meta = mapMeta(mapping, parseEventTypeName(named), routed);
+  if ('problem' in meta) return { unroutable: meta.problem };
+  const type = [meta.module, meta.model, meta.action].filter((part) => part !== null).join('.');
+  const current = mapCurrent(mapping, routed);
   if (Buffer.byteLength(JSON.stringify(current)) > MAX_EVENT_PAYLOAD_BYTES) {
     return { unroutable: `the parsed body is over the ${MAX_EVENT_PAYLOAD_BYTES} bytes an event may carry` };
   }
   try {
-    await eventTypes.require(named, ['eventType'], current);
+    await eventTypes.require(type, ['eventType'], current);
   } catch (error) {
     if (error instanceof InvalidInputError)
       return { unroutable: error.problems.map((p) => p.message).join('; ') };
     throw error;
   }
   return {
-    event: {
-      id: newId(),
-      type: named,
-      meta: parseEventTypeName(named),
-      current,
-      previous: null,
-      occurredAt: request.receivedAt,
-    },
+    event: { id: newId(), type, meta, current, previous: null, occurredAt: request.receivedAt },
   };
 }
 
 /** The provider's delivery id, by the source's selector or its preset's; null when it has none. */
-function deliveryId(
-  source: InboundSource,
-  headers: JudgedRequest['headers'],
-  parsed: unknown,
-): string | null {
+function deliveryId(source: JudgedSource, headers: JudgedRequest['headers'], parsed: unknown): string | null {
   const selector = source.idempotency ?? presetIdempotency(source.verification);
   if (!selector || 'none' in selector) return null;
   const value = 'header' in selector ? first(headers[selector.header]) : valueAt(parsed, selector.bodyPath);

@@ -13,7 +13,8 @@ import { InboundSourceEntity, type InboundSource } from './inbound-source.entity
 import { sha256Hex, type InboundSourceService } from './inbound-source.service.ts';
 import type { InboundOutcome } from './inbound-request.entity.ts';
 import type { InboundRequestSummary } from './inbound-outbox.ts';
-import { judge, type Judgement } from './inbound-judge.ts';
+import { FlowEntity } from './flow.entity.ts';
+import { effectiveStatus, judge, type JudgedTarget, type Judgement } from './inbound-judge.ts';
 import { insertAccepted, insertDuplicate, insertRequest, type InboundRequestRow } from './inbound-store.ts';
 import { acceptsContentType } from './body.ts';
 import { credentialHeaders } from './verification.ts';
@@ -37,10 +38,8 @@ export interface InboundAnswer {
   bodyRead: boolean;
 }
 
-/** A source as the receiver holds it: looked up by its URL, with its secrets opened. */
-export interface Target {
-  source: InboundSource;
-  secrets: { secret: string; expiresAt: number | null }[];
+/** A source as the receiver holds it: looked up by its URL, with its flow and its secrets opened. */
+export interface Target extends JudgedTarget<InboundSource> {
   suspended: boolean;
 }
 
@@ -110,8 +109,9 @@ export class InboundReceiver {
     const refuse = (outcome: InboundOutcome, status: number, reason: string, body?: Buffer) =>
       this.refuse(base, outcome, status, reason, body);
 
-    if (target.suspended || source.status === 'INACTIVE') {
-      const why = target.suspended ? "the source's tenant is suspended" : 'the source is INACTIVE';
+    const { status, of } = effectiveStatus(target);
+    if (target.suspended || status === 'INACTIVE') {
+      const why = target.suspended ? "the source's tenant is suspended" : `${of} is INACTIVE`;
       return refuse('NOT_FOUND', 404, why);
     }
     if (!source.allowedMethods.includes(incoming.method)) {
@@ -292,8 +292,16 @@ export class InboundReceiver {
     const tenant = source
       ? await em.findOne(TenantEntity, { id: source.tenantId }, { fields: ['suspendedAt'], filters: false })
       : null;
+    const flow = source?.flowId
+      ? await em.findOne(FlowEntity, { id: source.flowId }, { filters: false })
+      : null;
     const target = source
-      ? { source, secrets: this.sources.openSecrets(source), suspended: !!tenant?.suspendedAt }
+      ? {
+          source,
+          flow,
+          secrets: this.sources.openSecrets(source),
+          suspended: !!tenant?.suspendedAt,
+        }
       : null;
     if (generation === this.generation) this.targets.set(hash, { target });
     return target;

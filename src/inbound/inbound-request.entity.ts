@@ -4,13 +4,14 @@ import { tenantFilter } from '../db/tenant-filter.ts';
 
 /**
  * What became of a request. Accepted (answered 2xx, body kept): ROUTED into an event, RECORDED by a
- * DRAFT source, UNROUTABLE (kept, but it could not become an event: see `reason`), DUPLICATE of an
- * earlier delivery. Refused, with their answer's status: the rest.
+ * DRAFT source, UNROUTABLE (kept, but it could not become an event: see `reason`), FILTERED out by
+ * its flow's filter, DUPLICATE of an earlier delivery. Refused, with their answer's status: the rest.
  */
 export const inboundOutcomes = [
   'ROUTED',
   'RECORDED',
   'UNROUTABLE',
+  'FILTERED',
   'DUPLICATE',
   'UNAUTHORIZED',
   'FORBIDDEN',

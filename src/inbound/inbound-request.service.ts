@@ -9,7 +9,8 @@ import type { EventTypeService } from '../event-types/event-type.service.ts';
 import { createdWithin, findPage, timeRange, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { parseBody, type ParsedBody } from './body.ts';
-import { judge, type Judgement } from './inbound-judge.ts';
+import { FlowEntity } from './flow.entity.ts';
+import { effectiveStatus, judge, type JudgedTarget, type Judgement } from './inbound-judge.ts';
 import type { InboundReceiver } from './inbound-receiver.ts';
 import { InboundRequestEntity, type InboundOutcome, type InboundRequest } from './inbound-request.entity.ts';
 import { InboundSourceEntity, type InboundSource } from './inbound-source.entity.ts';
@@ -25,7 +26,7 @@ export interface InboundRequestFilter {
 }
 
 /** Outcomes of requests that passed verification (or needed none) and were kept. */
-const ACCEPTED: readonly InboundOutcome[] = ['ROUTED', 'RECORDED', 'UNROUTABLE', 'DUPLICATE'];
+const ACCEPTED: readonly InboundOutcome[] = ['ROUTED', 'RECORDED', 'UNROUTABLE', 'FILTERED', 'DUPLICATE'];
 
 const MAX_REPLAY_IDS = 100;
 const MAX_REPLAY_RANGE = 1_000;
@@ -150,15 +151,7 @@ export class InboundRequestService {
     })();
     const originals = await this.replayed(actor, input);
     const sourceIds = [...new Set(originals.map((r) => r.sourceId))];
-    const sources = new Map(
-      (
-        await tenantEm(this.orm, actor).find(
-          InboundSourceEntity,
-          { id: { $in: sourceIds } },
-          { populate: ['secrets'] },
-        )
-      ).map((s) => [s.id, s]),
-    );
+    const targets = await this.targets(actor, sourceIds);
     const items: ReplayItem[] = [];
     // Bodies a batch at a time: a range of a thousand requests of a megabyte each is not held at once.
     for (let start = 0; start < originals.length; start += REPLAY_BATCH) {
@@ -169,7 +162,7 @@ export class InboundRequestService {
       );
       for (const [index, original] of batch.entries()) {
         items.push(
-          await this.replayOne(original, bodies[index] ?? null, sources.get(original.sourceId), input),
+          await this.replayOne(original, bodies[index] ?? null, targets.get(original.sourceId), input),
         );
       }
     }
@@ -189,6 +182,26 @@ export class InboundRequestService {
       });
     }
     return items;
+  }
+
+  /** The sources by id, each with its flow and its secrets opened. */
+  private async targets(actor: Actor, ids: string[]): Promise<Map<string, JudgedTarget<InboundSource>>> {
+    const em = tenantEm(this.orm, actor);
+    const sources = await em.find(InboundSourceEntity, { id: { $in: ids } }, { populate: ['secrets'] });
+    const flowIds = sources.flatMap((source) => (source.flowId ? [source.flowId] : []));
+    const flows = new Map(
+      (flowIds.length ? await em.find(FlowEntity, { id: { $in: flowIds } }) : []).map((f) => [f.id, f]),
+    );
+    return new Map(
+      sources.map((source) => [
+        source.id,
+        {
+          source,
+          flow: source.flowId ? (flows.get(source.flowId) ?? null) : null,
+          secrets: this.sources.openSecrets(source),
+        },
+      ]),
+    );
   }
 
   private async replayed(actor: Actor, input: z.output<typeof replayInput>): Promise<InboundRequest[]> {
@@ -223,7 +236,7 @@ export class InboundRequestService {
   private async replayOne(
     original: InboundRequest,
     body: Buffer | null,
-    source: InboundSource | undefined,
+    target: JudgedTarget<InboundSource> | undefined,
     input: z.output<typeof replayInput>,
   ): Promise<ReplayItem> {
     const skip = (reason: string): ReplayItem => ({
@@ -233,8 +246,10 @@ export class InboundRequestService {
       eventType: null,
       request: null,
     });
-    if (!source) return skip('its source was deleted');
-    if (source.status === 'INACTIVE') return skip('the source is INACTIVE');
+    if (!target) return skip('its source was deleted');
+    const { source } = target;
+    const { status, of } = effectiveStatus(target);
+    if (status === 'INACTIVE') return skip(`${of} is INACTIVE`);
     if (!body) return skip('its body was not kept');
     if (original.outcome === 'DUPLICATE') {
       return skip("a sender's repeat of an earlier request (its duplicateOf): replay that one");
@@ -245,7 +260,6 @@ export class InboundRequestService {
     if (!input.reverify && (!ACCEPTED.includes(original.outcome) || original.verification === 'FAILED')) {
       return skip(`it was refused (${original.outcome}): replay it with reverify`);
     }
-    const target = { source, secrets: this.sources.openSecrets(source) };
     const judgement: Judgement = await judge(
       { eventTypes: this.eventTypes },
       target,

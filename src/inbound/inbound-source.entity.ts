@@ -43,7 +43,10 @@ export const InboundSourceEntity = defineEntity({
     verification: p.json<Verification>(),
     /** Sealed with the secret key; never returned. */
     secrets: p.json<SealedSecret[]>().lazy(),
-    eventType: p.json<EventTypeSelector>(),
+    /** Null for a flow's webhook: its flow's route decides. */
+    eventType: p.json<EventTypeSelector>().nullable(),
+    /** The flow it is a webhook of; null for a source of its own. */
+    flowId: p.uuid().nullable(),
     idempotency: p.json<IdempotencySelector>().nullable(),
     maxBytes: p.integer(),
     allowedMethods: p.array(),
@@ -65,6 +68,11 @@ export const InboundSourceEntity = defineEntity({
   uniques: [{ properties: ['urlTokenHash'], name: 'inbound_sources_url_token_hash_unique' }],
   indexes: [
     { properties: ['tenantId', 'createdAt', 'id'], name: 'inbound_sources_tenant_created_at_id_index' },
+    {
+      name: 'inbound_sources_flow_index',
+      expression:
+        'create index "inbound_sources_flow_index" on "inbound_sources" ("flow_id", "created_at", "id") where "flow_id" is not null',
+    },
     {
       name: 'inbound_sources_previous_url_token_index',
       expression:

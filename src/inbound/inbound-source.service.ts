@@ -6,6 +6,7 @@ import type { AuditEntryInput, AuditService } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
 import { findByIds } from '../db/by-ids.ts';
 import type { EntityManager, Orm } from '../db/orm.ts';
+import { sqlRows } from '../db/raw.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import { InvalidInputError, NotFoundError, type FieldProblem } from '../errors.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
@@ -45,6 +46,7 @@ const AUDITED = [
   'allowedMethods',
   'allowedCidrs',
   'requestsPerSecond',
+  'flowId',
   'secret',
 ] as const;
 type Audited = Pick<InboundSource, 'id' | Exclude<(typeof AUDITED)[number], 'secret'>> & { secret?: string };
@@ -53,6 +55,8 @@ type Audited = Pick<InboundSource, 'id' | Exclude<(typeof AUDITED)[number], 'sec
 const MAX_LIVE_SECRETS = 5;
 
 export interface InboundSourceFilter {
+  /** A flow's webhooks only. */
+  flowId?: string | null;
   status?: InboundSourceStatus | null;
   format?: InboundFormat | null;
   search?: string | null;
@@ -85,13 +89,15 @@ export class InboundSourceService {
     this.rotationGraceMs = options.rotationGraceMs;
   }
 
-  async create(actor: Actor, raw: CreateInboundSourceInput): Promise<InboundSource> {
+  /** A source of its own, or with `flowId` a webhook of that flow (its event type is the flow's). */
+  async create(actor: Actor, raw: CreateInboundSourceInput, flowId?: string): Promise<InboundSource> {
     const input = parse(createInboundSourceInput, raw);
     const template = input.template ? templates[input.template] : null;
     const missing = (['name', 'eventType'] as const)
-      .filter((field) => !input[field] && !template)
+      .filter((field) => !input[field] && !template && !(flowId && field === 'eventType'))
       .map((field) => ({ path: ['input', field], message: 'required (or give a template)' }));
     if (missing.length > 0) throw new InvalidInputError(missing);
+    if (flowId && input.eventType) throw flowEventType();
     const given = input.verification ?? {};
     const verification = this.verification({
       preset: given.preset ?? template?.verification.preset,
@@ -99,8 +105,8 @@ export class InboundSourceService {
       apiKeyHeader: given.apiKeyHeader,
     });
     const secret = this.secret(verification, given.secret ?? null, true);
-    const eventType = input.eventType ?? template!.eventType;
-    await this.check(actor, { eventType, maxBytes: input.maxBytes });
+    const eventType = flowId ? null : (input.eventType ?? template!.eventType);
+    await this.check(actor, { eventType: eventType ?? undefined, maxBytes: input.maxBytes });
     const token = newUrlToken();
     const now = new Date();
     const source = await this.audit.transact(actor, async (tx, record) => {
@@ -116,6 +122,7 @@ export class InboundSourceService {
           ? [{ sealed: this.box.seal(secret), createdAt: now.toISOString(), expiresAt: null }]
           : [],
         eventType,
+        flowId: flowId ?? null,
         idempotency: input.idempotency ?? null,
         maxBytes: input.maxBytes ?? this.maxBytes,
         allowedMethods: input.allowedMethods ?? ['POST'],
@@ -148,7 +155,10 @@ export class InboundSourceService {
       if (input.status != null) source.status = input.status;
       if (input.format != null) source.format = input.format;
       if (input.sampleBody !== undefined) source.sampleBody = input.sampleBody;
-      if (input.eventType != null) source.eventType = input.eventType;
+      if (input.eventType != null) {
+        if (source.flowId) throw flowEventType();
+        source.eventType = input.eventType;
+      }
       if (input.idempotency !== undefined) source.idempotency = input.idempotency;
       if (input.maxBytes != null) source.maxBytes = input.maxBytes;
       if (input.allowedMethods != null) source.allowedMethods = input.allowedMethods;
@@ -216,6 +226,7 @@ export class InboundSourceService {
     const like = search ? `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
     return findPage(tenantEm(this.orm, actor), InboundSourceEntity, page, (query) =>
       query
+        .$if(!!filter.flowId, (q) => q.where('flow_id', '=', filter.flowId!))
         .$if(!!filter.status, (q) => q.where('status', '=', filter.status!))
         .$if(!!filter.format, (q) => q.where('format', '=', filter.format!))
         .$if(!!like, (q) => q.where('name', 'ilike', like!)),
@@ -294,6 +305,35 @@ export class InboundSourceService {
       .sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity));
   }
 
+  /** How many webhooks each flow has, in the order asked. */
+  async webhookCounts(actor: Actor, flowIds: readonly string[]): Promise<number[]> {
+    const rows = await sqlRows<{ flow_id: string; count: number }>(
+      this.orm,
+      `select flow_id, count(*)::int as count from inbound_sources
+       where tenant_id = $1 and flow_id = any($2::uuid[]) group by flow_id`,
+      [actor.tenantId, `{${flowIds.join(',')}}`],
+    );
+    const counts = new Map(rows.map((row) => [row.flow_id, row.count]));
+    return flowIds.map((id) => counts.get(id) ?? 0);
+  }
+
+  /** Tells the receivers these sources changed or went, so they drop them. */
+  forget(sources: readonly Pick<InboundSource, 'urlTokenHash' | 'previousUrlTokenHash'>[]): void {
+    sources.forEach((source) => this.changed(source));
+  }
+
+  /** Tells the receivers that a flow's route or status changed, so they drop its webhooks. */
+  async flowChanged(flowId: string): Promise<void> {
+    const sources = await this.orm.em
+      .fork()
+      .find(
+        InboundSourceEntity,
+        { flowId },
+        { fields: ['urlTokenHash', 'previousUrlTokenHash'], filters: false },
+      );
+    this.forget(sources);
+  }
+
   /** Each source's verification and how many of its secrets verify now, in the order asked. */
   async verifications(
     actor: Actor,
@@ -361,7 +401,7 @@ export class InboundSourceService {
     return source;
   }
 
-  private changed(source: InboundSource): void {
+  private changed(source: Pick<InboundSource, 'urlTokenHash' | 'previousUrlTokenHash'>): void {
     this.events.emit(
       'changed',
       [source.urlTokenHash, source.previousUrlTokenHash].filter((h): h is string => !!h),
@@ -381,6 +421,11 @@ export class InboundSourceService {
     return source;
   }
 }
+
+const flowEventType = () =>
+  new InvalidInputError([
+    { path: ['input', 'eventType'], message: "a flow's webhook takes its event type from its flow" },
+  ]);
 
 /** Settings held, with those given over them; either may be absent. */
 function merged(

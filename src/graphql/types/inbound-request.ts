@@ -19,13 +19,15 @@ const reads = { can: 'inbound.read' } as const;
 /** A stored request, read by a query (body lazy) or received live (no body: it is read by id). */
 type InboundRequestShape = Omit<InboundRequest, 'body'> & Streamed;
 
-const InboundOutcomeRef = builder.enumType('InboundOutcome', {
+export const InboundOutcomeRef = builder.enumType('InboundOutcome', {
   description:
     'Accepted (answered 200, body kept): ROUTED into an event; RECORDED by a DRAFT source; UNROUTABLE: kept, but it could not become an event (see reason; replay it once fixed); DUPLICATE of an earlier delivery id. Refused: UNAUTHORIZED 401, FORBIDDEN 403 (sender address), NOT_FOUND 404 (INACTIVE source), METHOD_NOT_ALLOWED 405, TOO_LARGE 413, UNSUPPORTED_MEDIA_TYPE 415, RATE_LIMITED 429.',
   values: inboundOutcomes,
 });
-const VerificationStatusRef = builder.enumType('InboundVerificationStatus', { values: verificationStatuses });
-const ParseStatusRef = builder.enumType('InboundParseStatus', { values: parseStatuses });
+export const VerificationStatusRef = builder.enumType('InboundVerificationStatus', {
+  values: verificationStatuses,
+});
+export const ParseStatusRef = builder.enumType('InboundParseStatus', { values: parseStatuses });
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

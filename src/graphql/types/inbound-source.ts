@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import { InvalidInputError, NotFoundError } from '../../errors.ts';
 import { inboundFormats } from '../../inbound/body.ts';
-import { inboundSourceStatuses, type InboundSource } from '../../inbound/inbound-source.entity.ts';
+import {
+  inboundSourceStatuses,
+  type EventTypeSelector,
+  type InboundSource,
+} from '../../inbound/inbound-source.entity.ts';
 import { inboundMethods, inboundTemplates } from '../../inbound/inbound-source.input.ts';
 import { hmacAlgorithms, signatureEncodings, verificationPresets } from '../../inbound/verification.ts';
 import { text } from '../../input.ts';
@@ -19,8 +23,8 @@ export const InboundSourceStatusRef = builder.enumType('InboundSourceStatus', {
 });
 export const InboundFormatRef = builder.enumType('InboundFormat', { values: inboundFormats });
 const VerificationPresetRef = builder.enumType('VerificationPreset', { values: verificationPresets });
-const HmacAlgorithmRef = builder.enumType('HmacAlgorithm', { values: hmacAlgorithms });
-const SignatureEncodingRef = builder.enumType('SignatureEncoding', { values: signatureEncodings });
+export const HmacAlgorithmRef = builder.enumType('HmacAlgorithm', { values: hmacAlgorithms });
+export const SignatureEncodingRef = builder.enumType('SignatureEncoding', { values: signatureEncodings });
 const InboundMethodRef = builder.enumType('InboundMethod', { values: inboundMethods });
 const InboundSourceTemplateRef = builder.enumType('InboundSourceTemplate', {
   description:
@@ -59,8 +63,8 @@ const VerificationRef = builder
     }),
   });
 
-const EventTypeSelectorRef = builder
-  .objectRef<InboundSource['eventType']>('InboundEventTypeSelector')
+export const EventTypeSelectorRef = builder
+  .objectRef<EventTypeSelector>('InboundEventTypeSelector')
   .implement({
     description: 'Where the event type comes from: one fixed type, or read from a body path or a header.',
     fields: (t) => ({
@@ -117,7 +121,12 @@ builder.node(InboundSourceRef, {
       resolve: (source) => source.id,
       load: (ids: string[], ctx) => ctx.services.inboundSources.verifications(ctx.actor, ids),
     }),
-    eventType: t.field({ type: EventTypeSelectorRef, resolve: (s) => s.eventType }),
+    eventType: t.field({
+      type: EventTypeSelectorRef,
+      nullable: true,
+      description: "Null for a flow's webhook: its flow's route decides.",
+      resolve: (s) => s.eventType ?? null,
+    }),
     idempotency: t.field({
       type: IdempotencySelectorRef,
       nullable: true,
@@ -201,7 +210,7 @@ const VerificationInput = builder.inputType('InboundVerificationInput', {
   }),
 });
 
-const EventTypeSelectorInput = builder.inputType('InboundEventTypeInput', {
+export const EventTypeSelectorInput = builder.inputType('InboundEventTypeInput', {
   description: 'Exactly one of fixed, bodyPath, header.',
   fields: (t) => ({
     fixed: t.string({ description: 'An event type of the catalog.' }),
@@ -277,7 +286,7 @@ const InboundSourcePayload = builder.objectRef<{ source: InboundSource }>('Inbou
 });
 
 /** GraphQL gives nulls for fields sent as null: dropped from nested objects, where they mean "not given". */
-const withoutNulls = <T extends object>(value: T | null | undefined) =>
+export const withoutNulls = <T extends object>(value: T | null | undefined) =>
   value == null ? value : Object.fromEntries(Object.entries(value).filter(([, v]) => v != null));
 
 const nested = <T extends { verification?: unknown; eventType?: unknown; idempotency?: unknown }>(
