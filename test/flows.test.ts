@@ -154,6 +154,7 @@ const TestFlow = graphql(`
       __typename
       ... on TestFlowPayload {
         outcome
+        outcomeNow
         reason
         deployed
         verification {
@@ -272,9 +273,21 @@ describe.each(modes)('flows (%s)', (mode) => {
 
     const entries = (
       await h.gql(AuditLogs, {
-        filter: { actions: ['flow.created', 'flow.updated', 'flow.deployed', 'flow.deleted'] },
+        filter: {
+          actions: [
+            'flow.created',
+            'flow.updated',
+            'flow.deployed',
+            'flow.deleted',
+            'inbound_source.deleted',
+          ],
+        },
       })
     ).data!.auditLogs.edges.map((e) => e.node);
+    const webhooksGone = entries.filter(
+      (entry) => entry.action === 'inbound_source.deleted' && entry.related?.name === 'Orders in: webhook',
+    );
+    expect(webhooksGone).toHaveLength(2);
     const mine = entries.filter((entry) => entry.related?.name === 'Orders in').map((entry) => entry.action);
     expect(mine.sort()).toEqual(['flow.created', 'flow.deleted', 'flow.deployed', 'flow.updated']);
   });
@@ -308,7 +321,28 @@ describe.each(modes)('flows (%s)', (mode) => {
       ].sort(),
     );
 
+    const unmapped = (
+      await h.gql(CreateFlow, {
+        input: {
+          name: 'Unmapped',
+          eventType: { fixed: type },
+          mapping: { meta: { action: { value: 'paid' } } },
+        },
+      })
+    ).data!.createFlow;
+    expect(unmapped).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'mapping', 'meta'] }],
+    });
+
     const flow = await flowOf({ name: 'Validated', eventType: { fixed: type } });
+    const remapped = (
+      await h.gql(UpdateFlow, { input: { id: flow.id, mapping: { meta: { model: { value: 'refund' } } } } })
+    ).data!.updateFlow;
+    expect(remapped).toMatchObject({
+      __typename: 'ValidationError',
+      fields: [{ path: ['input', 'mapping', 'meta'] }],
+    });
     const refused = async (input: Omit<CreateFlowWebhookInput, 'flowId'>) => {
       const result = (await h.gql(CreateFlowWebhook, { input: { flowId: flow.id, ...input } })).data!
         .createFlowWebhook;
@@ -321,6 +355,7 @@ describe.each(modes)('flows (%s)', (mode) => {
     expect(await refused({ hmacAlgorithm: 'md5', hmacSecretKey: 'key' })).toEqual(['input.hmacAlgorithm']);
     expect(await refused({ hmacAlgorithm: 'sha512' })).toEqual(['input.hmacSecretKey']);
     expect(await refused({ status: 'DEPLOYED', hmacHeader: 'not a header' })).toEqual(['input.hmacHeader']);
+    expect(await refused({ hmacHeader: 'x-sig', hmacEncoding: 'BASE64' })).toEqual(['input.hmacSecretKey']);
     expect((await h.gql(FlowWebhooks, { flowId: flow.id })).data!.flowWebhooks.edges).toEqual([]);
 
     const webhook = await webhookOf({
@@ -537,6 +572,7 @@ describe.each(modes)('flows (%s)', (mode) => {
     const headers = { 'content-type': 'application/json' };
     expect(await test({ body: '{"state":"created"}', headers })).toMatchObject({
       outcome: 'ROUTED',
+      outcomeNow: 'RECORDED',
       deployed: false,
       verification: { status: 'NOT_CHECKED' },
       event: { type, current: { state: 'created' } },

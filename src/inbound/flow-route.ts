@@ -48,13 +48,16 @@ const MAX_LIST = 100;
 const MAX_STRING = 1000;
 const META_SEGMENT = /^[a-z][a-z0-9_]*$/;
 
+/** Names that would reach an object's prototype rather than its own data. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 /** A field reference: `body`, `body.<path>`, `body[0].<path>` or `header.<name>`; null when it is none. */
 function fieldOf(ref: unknown): { body: string | null } | { header: string } | null {
   if (typeof ref !== 'string' || ref.length > 300) return null;
   if (ref === 'body') return { body: null };
   if (ref.startsWith('header.')) {
     const name = headerName.safeParse(ref.slice('header.'.length));
-    return name.success ? { header: name.data } : null;
+    return name.success && !PROTOTYPE_KEYS.has(name.data) ? { header: name.data } : null;
   }
   const path = ref.startsWith('body.') ? ref.slice(5) : ref.startsWith('body[') ? ref.slice(4) : null;
   return path !== null && bodyPath.safeParse(path).success ? { body: path } : null;
@@ -67,8 +70,10 @@ export function read(ref: string, request: RoutedRequest): unknown {
   const field = fieldOf(ref);
   if (!field) return undefined;
   if ('header' in field) {
+    if (!Object.hasOwn(request.headers, field.header)) return undefined;
     const value = request.headers[field.header];
-    return Array.isArray(value) ? value[0] : value;
+    // As node:http joins a repeated header (Set-Cookie aside).
+    return Array.isArray(value) ? value.join(', ') : value;
   }
   return field.body === null ? request.parsed : valueAt(request.parsed, field.body);
 }
@@ -157,9 +162,12 @@ export function mappingProblems(mapping: unknown, at: string[]): FieldProblem[] 
       problem(['current'], `must map 1 to ${MAX_LIST} keys to fields`);
     } else {
       for (const [key, ref] of Object.entries(current)) {
-        if (key.length > 100 || /\p{Cc}/u.test(key))
-          problem(['current', key], 'a key of at most 100 printable characters');
-        else if (!fieldOf(ref)) problem(['current', key], FIELD_MESSAGE);
+        if (key.length > 100 || /\p{Cc}/u.test(key) || PROTOTYPE_KEYS.has(key)) {
+          problem(
+            ['current', key],
+            'must be at most 100 printable characters, not __proto__, constructor or prototype',
+          );
+        } else if (!fieldOf(ref)) problem(['current', key], FIELD_MESSAGE);
       }
     }
   }
@@ -285,3 +293,7 @@ export function mapMeta(
   }
   return meta;
 }
+
+/** The event type name of its parts: `[module.]model.action`. */
+export const eventTypeOf = (meta: { module: string | null; model: string; action: string }): string =>
+  [meta.module, meta.model, meta.action].filter((part) => part !== null).join('.');

@@ -6,11 +6,12 @@ import { findByIds } from '../db/by-ids.ts';
 import type { EntityManager, Orm } from '../db/orm.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import { InvalidInputError, NotFoundError, type FieldProblem } from '../errors.ts';
-import type { EventTypeService } from '../event-types/event-type.service.ts';
+import { parseEventTypeName, type EventTypeService } from '../event-types/event-type.service.ts';
 import { parse, text } from '../input.ts';
 import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { acceptsContentType, type InboundFormat } from './body.ts';
+import type { InboundOutcome } from './inbound-request.entity.ts';
 import { FlowEntity, type Flow, type FlowStatus } from './flow.entity.ts';
 import {
   createFlowInput,
@@ -27,10 +28,17 @@ import {
   type UpdateFlowInput,
   type UpdateFlowWebhookInput,
 } from './flow.input.ts';
-import { filterProblems, mappingProblems, type FlowFilter, type FlowMapping } from './flow-route.ts';
+import {
+  eventTypeOf,
+  filterProblems,
+  mapMeta,
+  mappingProblems,
+  type FlowFilter,
+  type FlowMapping,
+} from './flow-route.ts';
 import { effectiveStatus, judge, type JudgedSource, type Judgement } from './inbound-judge.ts';
 import { InboundSourceEntity, type EventTypeSelector, type InboundSource } from './inbound-source.entity.ts';
-import type { InboundSourceService } from './inbound-source.service.ts';
+import { deletedSourceEntry, type InboundSourceService } from './inbound-source.service.ts';
 import type { CreateInboundSourceInput, UpdateInboundSourceInput } from './inbound-source.input.ts';
 
 const AUDITED = ['name', 'description', 'status', 'deployedAt', 'eventType', 'filter', 'mapping'] as const;
@@ -45,6 +53,8 @@ export interface FlowTest extends Omit<Judgement, 'outcome'> {
   outcome: Judgement['outcome'] | 'UNSUPPORTED_MEDIA_TYPE';
   /** Whether the webhook (when given) and the flow are DEPLOYED: a request now is routed so. */
   deployed: boolean;
+  /** What a request now becomes, with the statuses as they are (RECORDED or NOT_FOUND if not deployed). */
+  outcomeNow: InboundOutcome;
 }
 
 /** Where the source service's problems with a webhook's verification are, in the webhook's input. */
@@ -105,7 +115,13 @@ export class FlowService {
   async update(actor: Actor, id: string, raw: UpdateFlowInput): Promise<Flow> {
     refuseNulls(raw, FLOW_REQUIRED_ON_UPDATE);
     const input = parse(updateFlowInput, raw);
-    await this.check(actor, input);
+    const stored = await this.find(actor, id);
+    if (!stored) throw new NotFoundError('Flow', id);
+    await this.check(actor, {
+      eventType: input.eventType ?? stored.eventType,
+      filter: input.filter,
+      mapping: input.mapping === undefined ? stored.mapping : input.mapping,
+    });
     return this.change(actor, id, 'flow.updated', (flow) => {
       if (input.name != null) flow.name = input.name;
       if (input.description !== undefined) flow.description = input.description;
@@ -129,7 +145,10 @@ export class FlowService {
     const { flow, webhooks } = await this.audit.transact(actor, async (tx, record) => {
       const flow = await this.modifiable(tx, id);
       const webhooks = await tx.find(InboundSourceEntity, { flowId: flow.id });
-      webhooks.forEach((webhook) => tx.remove(webhook));
+      for (const webhook of webhooks) {
+        tx.remove(webhook);
+        record(deletedSourceEntry(webhook));
+      }
       tx.remove(flow);
       const entry = flowEntry('flow.deleted', flow, null);
       record({ ...entry, metadata: { ...entry.metadata, webhooksDeleted: webhooks.length } });
@@ -169,10 +188,12 @@ export class FlowService {
     const input = parse(createFlowWebhookInput, raw);
     const flow = await this.find(actor, input.flowId);
     if (!flow) throw new NotFoundError('Flow', input.flowId);
-    // A key alone signs with HMAC-SHA256; an algorithm without a key is refused for want of it.
-    const signed = input.hmacAlgorithm != null || input.hmacSecretKey != null;
+    // A key alone signs with HMAC-SHA256; any signing setting without a key is refused for want of it.
+    const signed = [input.hmacAlgorithm, input.hmacSecretKey, input.hmacHeader, input.hmacEncoding].some(
+      (value) => value != null,
+    );
     const source: CreateInboundSourceInput = {
-      name: input.name ?? `${flow.name}: webhook`,
+      name: input.name ?? `${flow.name.slice(0, 246)}: webhook`,
       status: input.status ?? 'DRAFT',
       format: input.format ?? 'JSON',
       sampleBody: input.body ?? null,
@@ -201,10 +222,11 @@ export class FlowService {
     const webhook = await this.webhook(actor, id);
     const signed = webhook.verification.preset === 'HMAC';
     const unsigned = input.hmacAlgorithm === null || input.hmacSecretKey === null;
+    // A null header or encoding goes back to its default.
     const hmac = {
       ...(input.hmacAlgorithm != null && { algorithm: input.hmacAlgorithm }),
-      ...(input.hmacHeader != null && { header: input.hmacHeader }),
-      ...(input.hmacEncoding != null && { encoding: input.hmacEncoding }),
+      ...(input.hmacHeader !== undefined && { header: input.hmacHeader ?? DEFAULT_FLOW_HMAC_HEADER }),
+      ...(input.hmacEncoding !== undefined && { encoding: input.hmacEncoding ?? 'HEX' }),
     };
     const changesSigning = Object.keys(hmac).length > 0 || input.hmacSecretKey != null;
     if (unsigned && changesSigning) {
@@ -259,16 +281,18 @@ export class FlowService {
     if (!flow) throw new NotFoundError('Flow', input.flowId);
     const source = input.webhookId ? await this.webhookOf(actor, flow, input.webhookId) : null;
     const body = input.body != null ? Buffer.from(input.body) : Buffer.from(input.bodyBase64!, 'base64');
-    if (body.length > this.maxBytes) {
+    const maxBytes = Math.min(source?.maxBytes ?? this.maxBytes, this.maxBytes);
+    if (body.length > maxBytes) {
       throw new InvalidInputError([
-        {
-          path: ['input', 'body'],
-          message: `must be at most ${this.maxBytes} bytes (HERALD_INBOUND_MAX_BYTES)`,
-        },
+        { path: ['input', 'body'], message: `must be at most ${maxBytes} bytes, as the webhook takes` },
       ]);
     }
+    // As node:http hands them over: lower-case names, a repeated header joined (Set-Cookie aside).
     const headers = Object.fromEntries(
-      Object.entries(input.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
+      Object.entries(input.headers ?? {}).map(([name, value]) => {
+        const lower = name.toLowerCase();
+        return [lower, Array.isArray(value) && lower !== 'set-cookie' ? value.join(', ') : value];
+      }),
     );
     const format: InboundFormat = source?.format ?? input.format ?? 'JSON';
     const contentType = headers['content-type'];
@@ -278,26 +302,31 @@ export class FlowService {
       flow,
       secrets: source ? this.sources.openSecrets(source) : [],
     };
-    const deployed = effectiveStatus(target).status === 'DEPLOYED';
-    if (!acceptsContentType(format, Array.isArray(contentType) ? contentType[0] : contentType)) {
-      return {
-        outcome: 'UNSUPPORTED_MEDIA_TYPE',
-        reason: `${String(contentType ?? 'no Content-Type')} does not fit the format ${format}`,
-        verification: { status: 'NOT_CHECKED', detail: null },
-        parse: { status: 'NOT_PARSED', error: null },
-        idempotencyKey: null,
-        dedupeKey: null,
-        event: null,
-        deployed,
-      };
-    }
-    const judgement = await judge(
-      { eventTypes: this.eventTypes },
-      target,
-      { headers, body, receivedAt: new Date() },
-      { verify: !!source, dedupe: false, asDeployed: true },
-    );
-    return { ...judgement, deployed };
+    const { status } = effectiveStatus(target);
+    const judgement: Omit<FlowTest, 'deployed' | 'outcomeNow'> = acceptsContentType(
+      format,
+      typeof contentType === 'string' ? contentType : undefined,
+    )
+      ? await judge(
+          { eventTypes: this.eventTypes },
+          target,
+          { headers, body, receivedAt: new Date() },
+          { verify: !!source, dedupe: false, asDeployed: true },
+        )
+      : {
+          outcome: 'UNSUPPORTED_MEDIA_TYPE',
+          reason: `${String(contentType ?? 'no Content-Type')} does not fit the format ${format}`,
+          verification: { status: 'NOT_CHECKED', detail: null },
+          parse: { status: 'NOT_PARSED', error: null },
+          idempotencyKey: null,
+          dedupeKey: null,
+          event: null,
+        };
+    // In the receiver's order: INACTIVE is refused first, a wrong type or signature next.
+    const refused = judgement.outcome === 'UNSUPPORTED_MEDIA_TYPE' || judgement.outcome === 'UNAUTHORIZED';
+    const outcomeNow =
+      status === 'INACTIVE' ? 'NOT_FOUND' : refused || status === 'DEPLOYED' ? judgement.outcome : 'RECORDED';
+    return { ...judgement, deployed: status === 'DEPLOYED', outcomeNow };
   }
 
   private async webhookOf(actor: Actor, flow: Flow, id: string): Promise<InboundSource> {
@@ -310,21 +339,32 @@ export class FlowService {
     return source;
   }
 
-  /** Validates what needs the catalog: a fixed event type; and the filter and mapping documents. */
+  /**
+   * Validates the filter and mapping documents, and what needs the catalog: a fixed event type,
+   * with the parts the mapping fixes over it (parts read from the request are checked per request).
+   */
   private async check(
     actor: Actor,
     input: { eventType?: EventTypeSelector | null; filter?: unknown; mapping?: unknown },
   ): Promise<void> {
     const problems: FieldProblem[] = [];
     if (input.filter != null) problems.push(...filterProblems(input.filter, ['input', 'filter']));
-    if (input.mapping != null) problems.push(...mappingProblems(input.mapping, ['input', 'mapping']));
+    const mappingWrong = input.mapping == null ? [] : mappingProblems(input.mapping, ['input', 'mapping']);
+    problems.push(...mappingWrong);
     if (input.eventType && 'fixed' in input.eventType) {
-      problems.push(
-        ...(await this.eventTypes.checkSubscriptions(actor, [input.eventType.fixed])).map((p) => ({
-          path: ['input', 'eventType', 'fixed'],
-          message: p.message,
-        })),
-      );
+      const { fixed } = input.eventType;
+      // A mapping that is not one fixes no part: the type is checked as given.
+      const meta = mappingWrong?.length
+        ? {}
+        : ((input.mapping as FlowMapping | null | undefined)?.meta ?? {});
+      const fromRequest = Object.values(meta).some((part) => 'field' in part);
+      const mapped = fromRequest
+        ? null
+        : mapMeta({ meta }, parseEventTypeName(fixed), { parsed: null, headers: {} });
+      const type = mapped && !('problem' in mapped) ? eventTypeOf(mapped) : fixed;
+      const path = type === fixed ? ['input', 'eventType', 'fixed'] : ['input', 'mapping', 'meta'];
+      const unknown = await this.eventTypes.checkSubscriptions(actor, [type]);
+      problems.push(...unknown.map((p) => ({ path, message: p.message })));
     }
     if (problems.length > 0) throw new InvalidInputError(problems);
   }
@@ -391,6 +431,7 @@ function standIn(format: InboundFormat): JudgedSource {
     verification: { preset: 'NONE', hmac: null, apiKeyHeader: null },
     idempotency: null,
     eventType: null,
+    flowId: null,
   };
 }
 

@@ -12,7 +12,7 @@ import type { PublishedEvent } from '../events/published-event.ts';
 import { parseBody, valueAt } from './body.ts';
 import type { InboundOutcome, ParseStatus, VerificationStatus } from './inbound-request.entity.ts';
 import type { Flow } from './flow.entity.ts';
-import { evaluate, mapCurrent, mapMeta } from './flow-route.ts';
+import { evaluate, eventTypeOf, mapCurrent, mapMeta } from './flow-route.ts';
 import type { InboundSource, InboundSourceStatus } from './inbound-source.entity.ts';
 import { presetIdempotency, verify } from './verification.ts';
 
@@ -35,7 +35,7 @@ export interface Judgement {
 /** What of a source its requests are judged by. */
 export type JudgedSource = Pick<
   InboundSource,
-  'status' | 'format' | 'verification' | 'idempotency' | 'eventType'
+  'status' | 'format' | 'verification' | 'idempotency' | 'eventType' | 'flowId'
 >;
 
 /** A source as judged: with its flow when it is a flow's webhook, and its secrets opened. */
@@ -54,6 +54,8 @@ export function effectiveStatus(target: Pick<JudgedTarget, 'source' | 'flow'>): 
   of: string;
 } {
   const { source, flow } = target;
+  // A webhook whose flow is gone routes nowhere: it is refused as INACTIVE.
+  if (source.flowId && !flow) return { status: 'INACTIVE', of: "the webhook's flow (deleted)" };
   if (!flow) return { status: source.status, of: 'the source' };
   for (const status of ['INACTIVE', 'DRAFT'] as const) {
     if (source.status === status) return { status, of: 'the webhook' };
@@ -172,7 +174,7 @@ async function route(
   const mapping = flow?.mapping ?? null;
   const meta = mapMeta(mapping, parseEventTypeName(named), routed);
   if ('problem' in meta) return { unroutable: meta.problem };
-  const type = [meta.module, meta.model, meta.action].filter((part) => part !== null).join('.');
+  const type = eventTypeOf(meta);
   const current = mapCurrent(mapping, routed);
   if (Buffer.byteLength(JSON.stringify(current)) > MAX_EVENT_PAYLOAD_BYTES) {
     return { unroutable: `the parsed body is over the ${MAX_EVENT_PAYLOAD_BYTES} bytes an event may carry` };

@@ -15,6 +15,7 @@ import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { SecretBox } from '../util/secret-box.ts';
 import type { InboundFormat } from './body.ts';
+import { FlowEntity } from './flow.entity.ts';
 import type { verificationField } from './inbound-source.input.ts';
 import {
   createInboundSourceInput,
@@ -110,6 +111,13 @@ export class InboundSourceService {
     const token = newUrlToken();
     const now = new Date();
     const source = await this.audit.transact(actor, async (tx, record) => {
+      // Shared with others adding webhooks, exclusive of deleting the flow: no webhook outlives it.
+      if (
+        flowId &&
+        !(await tx.findOne(FlowEntity, { id: flowId }, { lockMode: LockMode.PESSIMISTIC_READ }))
+      ) {
+        throw new NotFoundError('Flow', flowId);
+      }
       const source = tx.create(InboundSourceEntity, {
         tenantId: actor.tenantId,
         name: input.name ?? template!.name,
@@ -437,6 +445,10 @@ function merged(
 
 const withoutNulls = (value: object) =>
   Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
+
+/** The audit entry of a source deleted with its flow. */
+export const deletedSourceEntry = (source: InboundSource): AuditEntryInput =>
+  sourceEntry('inbound_source.deleted', source, null);
 
 function sourceEntry(action: string, before: Audited | null, after: Audited | null): AuditEntryInput {
   const subject = (after ?? before)!;

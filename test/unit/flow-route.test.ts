@@ -26,7 +26,8 @@ describe('flow filters', () => {
     [{ field: 'body.order.note', exists: false }, true],
     [{ field: 'body.order.lines[0].sku', exists: true }, true],
     [{ field: 'header.x-shop', prefix: 'eu-' }, true],
-    [{ field: 'header.x-many', eq: 'first' }, true],
+    [{ field: 'header.x-many', eq: 'first, second' }, true],
+    [{ field: 'header.constructor', exists: true }, false],
     [{ field: 'header.x-absent', prefix: 'eu' }, false],
     [{ field: 'body.order.total', gt: 120 }, true],
     [{ field: 'body.order.total', gte: 120.5 }, true],
@@ -76,6 +77,7 @@ describe('flow filters', () => {
           any: [
             { field: 'body.a', eq: 1, in: [1] },
             { field: 'query.a', eq: 1 },
+            { field: 'header.__proto__', exists: true },
             { field: 'body.a', regex: '.*' },
             { field: 'body.a', eq: { nested: true } },
             { all: [] },
@@ -83,7 +85,14 @@ describe('flow filters', () => {
         },
         ['filter'],
       ).map((p) => p.path.join('.')),
-    ).toEqual(['filter.any.0', 'filter.any.1.field', 'filter.any.2', 'filter.any.3.eq', 'filter.any.4.all']);
+    ).toEqual([
+      'filter.any.0',
+      'filter.any.1.field',
+      'filter.any.2.field',
+      'filter.any.3',
+      'filter.any.4.eq',
+      'filter.any.5.all',
+    ]);
     const wide = { all: Array.from({ length: 101 }, () => ({ field: 'body', exists: true })) };
     expect(filterProblems(wide, ['filter'])).toEqual([
       { path: ['filter', 'all', '100'], message: 'more than 100 conditions' },
@@ -98,12 +107,11 @@ describe('flow mappings', () => {
     };
     expect(mapCurrent(mapping, request)).toEqual({ id: 'A1', sku: 'X', shop: 'eu-west', gone: null });
     expect(mapCurrent(null, request)).toBe(request.parsed);
-    const own = JSON.parse('{"current":{"__proto__":"body.order.id"}}') as {
-      current: Record<string, string>;
-    };
-    const current = mapCurrent(own, request) as object;
-    expect(Object.getPrototypeOf(current)).toBe(Object.prototype);
-    expect(Object.getOwnPropertyDescriptor(current, '__proto__')?.value).toBe('A1');
+    const polluting = JSON.parse('{"current":{"__proto__":"body.order.id","constructor":"body"}}') as unknown;
+    expect(mappingProblems(polluting, ['mapping']).map((p) => p.path.join('.'))).toEqual([
+      'mapping.current.__proto__',
+      'mapping.current.constructor',
+    ]);
   });
 
   it('sets meta parts from values and fields, refusing what is no name segment', () => {

@@ -201,6 +201,12 @@ const TestFlowPayload = builder.objectRef<FlowTest>('TestFlowPayload').implement
   fields: (t) => ({
     outcome: t.field({ type: InboundOutcomeRef, resolve: (r) => r.outcome }),
     reason: t.exposeString('reason', { nullable: true }),
+    outcomeNow: t.field({
+      type: InboundOutcomeRef,
+      description:
+        'What a request now becomes with the statuses as they are: the outcome above when DEPLOYED, else RECORDED (DRAFT) or NOT_FOUND (INACTIVE).',
+      resolve: (r) => r.outcomeNow,
+    }),
     deployed: t.exposeBoolean('deployed', {
       description:
         'Whether a request now is routed so; if not, it is recorded (DRAFT) or refused (INACTIVE).',
