@@ -33,6 +33,7 @@ import { LiveHub } from './live/live-hub.ts';
 import { LiveCursors } from './live/cursor.ts';
 import { LiveService } from './live/live.service.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { AppService } from './apps/app.service.ts';
 import { FlowService } from './inbound/flow.service.ts';
 import { InboundSourceService } from './inbound/inbound-source.service.ts';
 import { InboundReceiver } from './inbound/inbound-receiver.ts';
@@ -147,16 +148,17 @@ export async function startApp(
       statementTimeoutMs: config.database.statementTimeoutMs,
     },
   );
+  const webhooks = new WebhookService(
+    { orm, audit, eventTypes, box },
+    { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
+  );
   const services: Services = {
     auth,
     audit,
     tenants: new TenantService({ orm, audit, tokens, auth }),
     tokens,
     eventTypes,
-    webhooks: new WebhookService(
-      { orm, audit, eventTypes, box },
-      { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
-    ),
+    webhooks,
     deliveries: new DeliveryService({ orm, audit, eventTypes }),
     events: new EventService(
       { orm, eventTypes, outbox: eventRelay },
@@ -175,6 +177,7 @@ export async function startApp(
       { orm, audit, eventTypes, sources: inboundSources },
       { maxBytes: config.inbound.maxBytes },
     ),
+    apps: new AppService({ orm, audit, eventTypes, webhooks, tokens, auth, events: eventRelay }),
   };
   // Every process announces its webhook changes; workers drop their cached copy (startPipeline).
   const webhookChanges = new WebhookChanges(

@@ -44,6 +44,19 @@ export class PlanLimitError extends Error {
   }
 }
 
+/** Caught by resolvers: becomes MissingScopeError (an app's scopes do not cover an event type). */
+export class MissingScopeError extends Error {
+  readonly scope: string;
+  readonly eventType: string;
+  readonly path: string[];
+  constructor(scope: string, eventType: string, path: string[]) {
+    super(`needs the scope ${scope} to receive ${eventType}`);
+    this.scope = scope;
+    this.eventType = eventType;
+    this.path = path;
+  }
+}
+
 /** A live subscription's resume cursor points to items no longer kept, or too many to replay. */
 export class CursorExpiredError extends Error {}
 

@@ -18,6 +18,7 @@ export const scopes = [
   'tokens:manage',
   'inbound:read',
   'inbound:manage',
+  'apps:manage',
 ] as const;
 export type Scope = (typeof scopes)[number];
 
@@ -46,6 +47,9 @@ export const permissions = {
   'tokens.manage': { what: 'manage API tokens', scopes: ['tokens:manage'] },
   'inbound.read': { what: 'read inbound sources and requests', scopes: ['inbound:read', 'inbound:manage'] },
   'inbound.manage': { what: 'manage inbound sources and replay requests', scopes: ['inbound:manage'] },
+  'apps.publish': { what: 'publish apps', scopes: [], operator: true },
+  'apps.read': { what: 'read the apps published', scopes: [], everyone: true },
+  'apps.manage': { what: 'install, upgrade and uninstall apps', scopes: ['apps:manage'] },
 } as const satisfies Record<string, Rule>;
 
 export type Action = keyof typeof permissions;

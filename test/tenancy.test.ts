@@ -48,7 +48,7 @@ describe.each(modes)('tenants and API tokens (%s mode)', (mode) => {
       client: 'DASHBOARD',
       tenant: { id: h.tenantId, name: 'Acme' },
     });
-    expect(viewer.scopes).toHaveLength(10);
+    expect(viewer.scopes).toHaveLength(11);
     expect(h.token.startsWith(viewer.token!.prefix)).toBe(true);
 
     const operator = (await h.operator(Viewer, {})).data!.viewer;

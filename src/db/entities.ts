@@ -6,6 +6,7 @@ import { ApiTokenEntity } from '../tenancy/api-token.entity.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
 import { WebhookEntity } from '../webhooks/webhook.entity.ts';
 import { AttemptOutboxEntity, DeliveryAttemptEntity, DeliveryEntity } from '../deliveries/delivery.entity.ts';
+import { AppEntity, AppInstallationEntity, AppVersionEntity } from '../apps/app.entity.ts';
 import { FlowEntity } from '../inbound/flow.entity.ts';
 import { InboundSourceEntity } from '../inbound/inbound-source.entity.ts';
 import { InboundOutboxEntity, InboundRequestEntity } from '../inbound/inbound-request.entity.ts';
@@ -27,6 +28,9 @@ export const entities = [
   AttemptOutboxEntity,
   InboundSourceEntity,
   FlowEntity,
+  AppEntity,
+  AppVersionEntity,
+  AppInstallationEntity,
   InboundRequestEntity,
   InboundOutboxEntity,
 ];

@@ -1,3 +1,4 @@
+import { scopedPayload } from '../apps/data-scopes.ts';
 import type { BusMessage, Consumption, EventBus } from '../bus/bus.ts';
 import { deliveryMessageV1, streams, type DeliveryMessage } from '../bus/contracts.ts';
 import { newId } from '../db/ids.ts';
@@ -171,15 +172,31 @@ export class DeliveryWorker {
     return this.gate.tryAcquire(endpoint) || this.gate.acquire(endpoint);
   }
 
-  private async send({ delivery, webhook, event, secrets }: AttemptJob, at: Date): Promise<AttemptOutcome> {
+  private async send(
+    { delivery, webhook, event, secrets, fieldScopes }: AttemptJob,
+    at: Date,
+  ): Promise<AttemptOutcome> {
+    // An app's webhook gets only the fields its scopes allow; the signature covers what is sent.
+    const { current, previous } = webhook!.dataScopes
+      ? scopedPayload(
+          {
+            module: event!.module ?? null,
+            model: event!.model,
+            current: event!.current,
+            previous: event!.previous,
+          },
+          fieldScopes,
+          new Set(webhook!.dataScopes),
+        )
+      : event!;
     const body = JSON.stringify({
       id: event!.id,
       type: event!.type,
       timestamp: event!.occurredAt.toISOString(),
       tenantId: event!.tenantId,
       meta: { module: event!.module ?? null, model: event!.model, action: event!.action },
-      current: event!.current ?? null,
-      previous: event!.previous ?? null,
+      current: current ?? null,
+      previous: previous ?? null,
     });
     return this.client.post(webhook!.url, { ...signatureHeaders(secrets, delivery.id, at, body) }, body);
   }

@@ -1,4 +1,5 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import type { FieldScope } from '../apps/data-scopes.ts';
 
 /** A catalog entry `[module.]model.action`: what hosts may publish and integrators may subscribe to. */
 export const EventTypeEntity = defineEntity({
@@ -11,6 +12,8 @@ export const EventTypeEntity = defineEntity({
     deprecated: p.boolean().default(false),
     /** A JSON Schema that `current` must satisfy when the type is published. */
     schema: p.json<Record<string, unknown>>().nullable(),
+    /** Fields of `current` and `previous` only readers holding their scope see (apps). */
+    fieldScopes: p.json<FieldScope[]>().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()

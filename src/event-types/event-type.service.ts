@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { fieldScopes, type FieldScope } from '../apps/data-scopes.ts';
 import type { Orm } from '../db/orm.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { changes } from '../audit/changes.ts';
@@ -27,6 +28,8 @@ export const upsertEventTypeInput = z.object({
   deprecated: z.boolean().nullish(),
   /** null clears it; omitted keeps it. */
   schema: z.record(z.string(), z.unknown()).refine(storable, UNSTORABLE_TEXT).nullish(),
+  /** null clears them; omitted keeps them. */
+  fieldScopes: fieldScopes.nullish(),
 });
 export type UpsertEventTypeInput = Omit<z.input<typeof upsertEventTypeInput>, 'schema'> & {
   schema?: unknown;
@@ -84,6 +87,16 @@ export class EventTypeService {
    * The catalog entry for a type about to be published, with its payload checked against the
    * type's schema; throws UnknownEventTypeError or InvalidInputError.
    */
+  /** The fields of a type's payload that need a scope; none for a type not in the catalog. */
+  async fieldScopes(name: string): Promise<FieldScope[]> {
+    return (await this.catalog()).get(name)?.fieldScopes ?? [];
+  }
+
+  /** The catalog's types, by name. */
+  async types(): Promise<ReadonlyMap<string, EventType>> {
+    return this.catalog();
+  }
+
   async require(name: string, path: string[], current: unknown): Promise<EventType> {
     // A miss may be a type another process just added: reload, but at most once a second.
     const type =
@@ -145,7 +158,15 @@ export class EventTypeService {
       if (input.description !== undefined) entry.description = input.description;
       if (input.deprecated != null) entry.deprecated = input.deprecated;
       if (input.schema !== undefined) entry.schema = input.schema;
-      const changed = changes(before, entry, ['name', 'group', 'description', 'deprecated', 'schema']);
+      if (input.fieldScopes !== undefined) entry.fieldScopes = input.fieldScopes;
+      const changed = changes(before, entry, [
+        'name',
+        'group',
+        'description',
+        'deprecated',
+        'schema',
+        'fieldScopes',
+      ]);
       if (Object.keys(changed).length > 0) {
         record({
           action: existing ? 'event_type.updated' : 'event_type.created',

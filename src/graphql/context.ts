@@ -3,6 +3,7 @@ import type { AuditService } from '../audit/audit.service.ts';
 import type { DeliveryService } from '../deliveries/delivery.service.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
 import type { EventService } from '../events/event.service.ts';
+import type { AppService } from '../apps/app.service.ts';
 import type { FlowService } from '../inbound/flow.service.ts';
 import type { InboundRequestService } from '../inbound/inbound-request.service.ts';
 import type { InboundSourceService } from '../inbound/inbound-source.service.ts';
@@ -26,6 +27,7 @@ export interface Services {
   inboundSources: InboundSourceService;
   inboundRequests: InboundRequestService;
   flows: FlowService;
+  apps: AppService;
 }
 
 export interface Context {

@@ -11,5 +11,6 @@ import './types/event.ts';
 import './types/inbound-source.ts';
 import './types/inbound-request.ts';
 import './types/flow.ts';
+import './types/app.ts';
 
 export const schema = builder.toSchema();

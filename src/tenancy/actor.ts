@@ -29,6 +29,10 @@ export interface Actor {
   expiresAt: Date | null;
   /** The tenant plan's GraphQL requests a second per token; null: the configured default. */
   requestsPerSecond: number | null;
+  /** An app's token: the data scopes that limit which events and fields it sees; null: all. */
+  dataScopes: ReadonlySet<string> | null;
+  /** An app's token: the installation it acts for. */
+  appInstallationId: string | null;
   request: RequestInfo;
 }
 
@@ -49,6 +53,8 @@ export function systemActor(tenantId: string): Actor {
     scopes: new Set(),
     expiresAt: null,
     requestsPerSecond: null,
+    dataScopes: null,
+    appInstallationId: null,
     request: noRequest,
   };
 }
@@ -64,6 +70,8 @@ export function operatorActor(name: string, request: RequestInfo = noRequest): A
     scopes: new Set(),
     expiresAt: null,
     requestsPerSecond: null,
+    dataScopes: null,
+    appInstallationId: null,
     request,
   };
 }

@@ -21,6 +21,10 @@ export const ApiTokenEntity = defineEntity({
     prefix: p.string().length(16),
     scopes: p.json<Scope[]>(),
     client: p.string().length(16).$type<ApiClient>(),
+    /** An app's token: the data scopes of its manifest, which limit what it sees; null for others. */
+    dataScopes: p.json<string[]>().nullable(),
+    /** An app's token: its installation. */
+    appInstallationId: p.uuid().nullable(),
     expiresAt: p.datetime().nullable(),
     lastUsedAt: p.datetime().nullable(),
     revokedAt: p.datetime().nullable(),

@@ -36,7 +36,7 @@ export interface IssuedToken {
   token: string;
 }
 
-const AUDITED = ['name', 'prefix', 'scopes', 'client', 'expiresAt', 'revokedAt'] as const;
+const AUDITED = ['name', 'prefix', 'scopes', 'dataScopes', 'client', 'expiresAt', 'revokedAt'] as const;
 
 export class ApiTokenService {
   private readonly orm: Orm;
@@ -79,7 +79,8 @@ export class ApiTokenService {
     tx: EntityManager,
     record: Recorder,
     tenantId: string,
-    input: Pick<ApiToken, 'name' | 'scopes' | 'client' | 'expiresAt'>,
+    input: Pick<ApiToken, 'name' | 'scopes' | 'client' | 'expiresAt'> &
+      Partial<Pick<ApiToken, 'dataScopes' | 'appInstallationId'>>,
   ): Promise<IssuedToken> {
     const token = newTokenSecret();
     const apiToken = tx.create(ApiTokenEntity, {
@@ -90,6 +91,8 @@ export class ApiTokenService {
       scopes: input.scopes,
       client: input.client,
       expiresAt: input.expiresAt,
+      dataScopes: input.dataScopes ?? null,
+      appInstallationId: input.appInstallationId ?? null,
     });
     await tx.flush();
     record({

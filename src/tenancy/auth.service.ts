@@ -21,6 +21,8 @@ export const TOKEN_CACHE_TTL_MS = 2_000;
 /** What authentication needs of a live token. */
 interface TokenRow extends Pick<ApiToken, 'id' | 'tenantId' | 'name' | 'client'> {
   scopes: ReadonlySet<Scope>;
+  dataScopes: ReadonlySet<string> | null;
+  appInstallationId: string | null;
   expiresAt: Date | null;
   lastUsedAt: Date | null;
   requestsPerSecond: number | null;
@@ -61,6 +63,11 @@ export class AuthService {
   tenantChanged(endedTokenIds: readonly string[] = [], reason = 'tenant suspended'): void {
     this.tenantChanges.emit('changed');
     for (const tokenId of endedTokenIds) this.revocations.emit('revoked', tokenId, reason);
+  }
+
+  /** A token's scopes changed in this process (an app upgraded): cached rows are dropped at once. */
+  tokensChanged(): void {
+    this.tenantChanges.emit('changed');
   }
 
   /** Of these token ids, those that still work: not revoked, not expired, their tenant not suspended. */
@@ -118,6 +125,8 @@ export class AuthService {
       scopes: row.scopes,
       expiresAt: row.expiresAt,
       requestsPerSecond: row.requestsPerSecond,
+      dataScopes: row.dataScopes,
+      appInstallationId: row.appInstallationId,
       request,
     };
   }
@@ -141,6 +150,8 @@ export class AuthService {
       name: found.name,
       client: found.client,
       scopes: new Set(found.scopes),
+      dataScopes: found.dataScopes ? new Set(found.dataScopes) : null,
+      appInstallationId: found.appInstallationId ?? null,
       expiresAt: found.expiresAt ?? null,
       lastUsedAt: found.lastUsedAt ?? null,
       requestsPerSecond: tenant.requestsPerSecond ?? null,

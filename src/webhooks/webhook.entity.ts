@@ -21,6 +21,12 @@ export const WebhookEntity = defineEntity({
     subscribedEvents: p.array(),
     externalId: p.string().length(255).nullable(),
     managedBy: p.string().length(16).$type<ApiClient>(),
+    /** An app's webhook: its installation; deleted when the app is uninstalled. */
+    appInstallationId: p.uuid().nullable(),
+    /** Declared by the app's manifest under this key: reconciled on every upgrade. */
+    manifestKey: p.string().length(100).nullable(),
+    /** An app's webhook: its payloads carry only what these data scopes allow; null: all of it. */
+    dataScopes: p.json<string[]>().nullable(),
     lastSuccessAt: p.datetime().nullable(),
     lastFailureAt: p.datetime().nullable(),
     disabledAt: p.datetime().nullable(),
@@ -43,6 +49,7 @@ export const WebhookEntity = defineEntity({
       properties: ['tenantId', 'managedBy', 'externalId'],
       name: 'webhooks_tenant_client_external_id_unique',
     },
+    { properties: ['appInstallationId', 'manifestKey'], name: 'webhooks_app_installation_key_unique' },
   ],
   indexes: [
     { properties: ['tenantId', 'createdAt', 'id'], name: 'webhooks_tenant_created_at_id_index' },

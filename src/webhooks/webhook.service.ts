@@ -12,11 +12,14 @@ import {
   ConflictError,
   ForbiddenError,
   InvalidInputError,
+  MissingScopeError,
   NotFoundError,
   PlanLimitError,
   type FieldProblem,
 } from '../errors.ts';
-import type { EventTypeService } from '../event-types/event-type.service.ts';
+import { parseEventTypeName, type EventTypeService } from '../event-types/event-type.service.ts';
+import type { Recorder } from '../audit/audit.service.ts';
+import { covers, scopeFor } from '../apps/data-scopes.ts';
 import { parse, text } from '../input.ts';
 import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor, ApiClient } from '../tenancy/actor.ts';
@@ -25,7 +28,7 @@ import type { SecretBox } from '../util/secret-box.ts';
 import { newWebhookSecret } from './webhook-secret.ts';
 import { changesAudited, webhookEntry } from './webhook-audit.ts';
 import { WebhookEntity, type Webhook } from './webhook.entity.ts';
-import { eventPatternsMatching, subscriptionPattern } from './event-patterns.ts';
+import { eventPatternsMatching, patternMatches, subscriptionPattern } from './event-patterns.ts';
 
 const subscribedEvents = z.array(subscriptionPattern).min(1, 'subscribe to at least one event type').max(100);
 
@@ -109,21 +112,14 @@ export class WebhookService {
           ? await tx.findOne(WebhookEntity, { managedBy: actor.client, externalId: input.externalId })
           : null;
         if (replay) return { webhook: replay, created: false };
-        await this.withinPlan(tx, actor);
-        const webhook = tx.create(WebhookEntity, {
-          tenantId: actor.tenantId,
+        const webhook = await this.insertIn(tx, record, actor, {
           name: input.name ?? null,
           url: url!,
-          subscribedEvents: [...new Set(input.subscribedEvents)],
+          subscribedEvents: input.subscribedEvents,
           externalId: input.externalId ?? null,
-          managedBy: actor.client,
           isActive: input.isActive ?? true,
-          disabledAt: input.isActive === false ? new Date() : null,
-          disabledReason: input.isActive === false ? `created inactive by ${actor.name}` : null,
-          secret: this.box.seal(secret),
+          secret,
         });
-        await tx.flush();
-        record(webhookEntry('webhook.created', null, webhook));
         return { webhook, created: true };
       });
       this.changed(actor);
@@ -221,6 +217,84 @@ export class WebhookService {
   }
 
   /**
+   * Creates a webhook in the caller's transaction, which holds the tenant's lock (lockTenant),
+   * within the plan. An app's token (or an app's installation acting) makes an app's webhook:
+   * kept with the installation and its data scopes, which filter its payloads.
+   */
+  async insertIn(
+    tx: EntityManager,
+    record: Recorder,
+    actor: Actor,
+    fields: Pick<Webhook, 'name' | 'url' | 'subscribedEvents' | 'externalId' | 'isActive'> & {
+      secret: string;
+      manifestKey?: string;
+    },
+  ): Promise<Webhook> {
+    await this.withinPlan(tx, actor);
+    const webhook = tx.create(WebhookEntity, {
+      tenantId: actor.tenantId,
+      name: fields.name,
+      url: fields.url,
+      subscribedEvents: [...new Set(fields.subscribedEvents)],
+      externalId: fields.externalId,
+      managedBy: actor.client,
+      appInstallationId: actor.appInstallationId,
+      manifestKey: fields.manifestKey ?? null,
+      dataScopes: actor.dataScopes ? [...actor.dataScopes] : null,
+      isActive: fields.isActive,
+      disabledAt: fields.isActive ? null : new Date(),
+      disabledReason: fields.isActive ? null : `created inactive by ${actor.name}`,
+      secret: this.box.seal(fields.secret),
+    });
+    await tx.flush();
+    record(webhookEntry('webhook.created', null, webhook));
+    return webhook;
+  }
+
+  /** Changes a webhook in the caller's transaction (an app's upgrade), keeping its id, secret and log. */
+  updateIn(
+    record: Recorder,
+    webhook: Webhook,
+    patch: Partial<Pick<Webhook, 'name' | 'url' | 'subscribedEvents' | 'dataScopes'>>,
+  ): void {
+    const before = { ...webhook };
+    if (patch.name !== undefined) webhook.name = patch.name;
+    if (patch.url !== undefined) webhook.url = patch.url;
+    if (patch.subscribedEvents !== undefined) webhook.subscribedEvents = [...new Set(patch.subscribedEvents)];
+    if (patch.dataScopes !== undefined) webhook.dataScopes = patch.dataScopes;
+    if (changesAudited(before, webhook)) record(webhookEntry('webhook.updated', before, webhook));
+  }
+
+  /** Deletes a webhook in the caller's transaction. */
+  removeIn(tx: EntityManager, record: Recorder, webhook: Webhook): void {
+    tx.remove(webhook);
+    record(webhookEntry('webhook.deleted', webhook, null));
+  }
+
+  /** Tells the caches that the tenant's webhooks changed, once the caller's transaction committed. */
+  changedFor(tenantId: string): void {
+    this.events.emit('changed', tenantId);
+  }
+
+  /** Locks the tenant's row: creates in the transaction then cannot overrun the plan. */
+  async lockTenantIn(tx: EntityManager, tenantId: string): Promise<void> {
+    await tx.findOneOrFail(TenantEntity, { id: tenantId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  }
+
+  /**
+   * Checks a webhook's URL and events as create does, problems named under `at`: for an app's
+   * manifest, `['input', 'manifest', 'webhooks', '0']`.
+   */
+  async checkFor(
+    actor: Actor,
+    input: { url: string; subscribedEvents: string[] },
+    at: string[],
+  ): Promise<{ url: string }> {
+    const { url } = await this.check(actor, input, at);
+    return { url: url! };
+  }
+
+  /**
    * A webhook the actor may read: any of its tenant's for a dashboard token, only those its own
    * client manages for an integration's (as FlowEstate scopes its list to the calling client).
    */
@@ -257,28 +331,48 @@ export class WebhookService {
   private async check(
     actor: Actor,
     input: { url?: string; subscribedEvents?: string[] },
+    at: string[] = ['input'],
   ): Promise<{ url: string | undefined }> {
     const problems: FieldProblem[] = [];
     // Stored as the parser normalised it: what was checked is what will be called.
     let url: string | undefined;
     if (input.url !== undefined) {
       const refused = await refuseUrl(input.url, this.policy, this.resolve);
-      if (refused) problems.push({ path: ['input', 'url'], message: refused });
+      if (refused) problems.push({ path: [...at, 'url'], message: refused });
       else url = new URL(input.url).href;
       if (url && url.length > MAX_URL_LENGTH) {
-        problems.push({ path: ['input', 'url'], message: `must be at most ${MAX_URL_LENGTH} characters` });
+        problems.push({ path: [...at, 'url'], message: `must be at most ${MAX_URL_LENGTH} characters` });
       }
     }
     if (input.subscribedEvents) {
       problems.push(
         ...(await this.eventTypes.checkSubscriptions(actor, input.subscribedEvents)).map((p) => ({
-          path: ['input', 'subscribedEvents', ...p.path],
+          path: [...at, 'subscribedEvents', ...p.path],
           message: p.message,
         })),
       );
     }
     if (problems.length > 0) throw new InvalidInputError(problems);
+    if (actor.dataScopes && input.subscribedEvents) {
+      await this.gate(actor.dataScopes, input.subscribedEvents, [...at, 'subscribedEvents']);
+    }
     return { url };
+  }
+
+  /**
+   * An app receives only events its scopes cover: every catalog type a subscription matches must
+   * be of a module and model the app declares (Flowlu's scope enforcement for webhooks).
+   */
+  private async gate(scopes: ReadonlySet<string>, patterns: readonly string[], at: string[]): Promise<void> {
+    const types = [...(await this.eventTypes.types()).values()];
+    for (const [index, pattern] of patterns.entries()) {
+      for (const type of types) {
+        if (!patternMatches(pattern, type.name)) continue;
+        const meta = parseEventTypeName(type.name);
+        if (!covers(scopes, meta))
+          throw new MissingScopeError(scopeFor(meta), type.name, [...at, String(index)]);
+      }
+    }
   }
 
   private async change(
@@ -334,8 +428,8 @@ export class WebhookService {
   }
 
   /** Creates wait on the tenant row, so two of them cannot both take the last slot of the plan. */
-  private async lockTenant(tx: EntityManager, actor: Actor): Promise<void> {
-    await tx.findOneOrFail(TenantEntity, { id: actor.tenantId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  private lockTenant(tx: EntityManager, actor: Actor): Promise<void> {
+    return this.lockTenantIn(tx, actor.tenantId);
   }
 
   private async withinPlan(tx: EntityManager, actor: Actor): Promise<void> {

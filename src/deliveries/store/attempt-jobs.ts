@@ -2,6 +2,7 @@ import { batchLoader } from '../../db/batch-loader.ts';
 import type { Orm } from '../../db/orm.ts';
 import { sqlRows } from '../../db/raw.ts';
 import type { Event } from '../../events/event.entity.ts';
+import type { FieldScope } from '../../apps/data-scopes.ts';
 import type { Webhook } from '../../webhooks/webhook.entity.ts';
 import type { Delivery } from '../delivery.entity.ts';
 import { PIPELINE_BATCH } from './batching.ts';
@@ -10,7 +11,9 @@ import type { OpenedSecrets } from './opened-secrets.ts';
 /** What a worker needs for one attempt. */
 export interface AttemptJob {
   delivery: Pick<Delivery, 'id' | 'tenantId' | 'webhookId' | 'eventId' | 'status' | 'attempts' | 'updatedAt'>;
-  webhook: Pick<Webhook, 'id' | 'url' | 'isActive' | 'disabledReason' | 'failingSince'> | null;
+  webhook: Pick<Webhook, 'id' | 'url' | 'isActive' | 'disabledReason' | 'failingSince' | 'dataScopes'> | null;
+  /** The fields of the event's payload that need a scope (the catalog's), for an app's webhook. */
+  fieldScopes: FieldScope[];
   event: Pick<
     Event,
     'id' | 'tenantId' | 'type' | 'module' | 'model' | 'action' | 'current' | 'previous' | 'occurredAt'
@@ -34,6 +37,8 @@ interface JobRow {
   is_active: boolean | null;
   disabled_reason: string | null;
   failing_since: Date | string | null;
+  data_scopes: string[] | null;
+  field_scopes: FieldScope[] | null;
   secret: string | null;
   previous_secret: string | null;
   previous_secret_expires_at: Date | string | null;
@@ -55,12 +60,14 @@ interface JobRow {
  */
 export const LOAD_JOBS_SQL = `select d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.updated_at,
      w.id as w_id, w.url, w.is_active, w.disabled_reason, w.failing_since, w.secret, w.previous_secret, w.previous_secret_expires_at,
+     w.data_scopes, case when w.data_scopes is not null then et.field_scopes end as field_scopes,
      e.id as e_id, e.type, e.module, e.model, e.action, e.current, e.previous, e.occurred_at,
      t.suspended_at is not null as tenant_suspended
    from unnest($1::uuid[]) as x(id)
    cross join lateral (select * from deliveries where id = x.id offset 0) d
    left join webhooks w on w.id = d.webhook_id
    left join events e on e.id = d.event_id
+   left join event_types et on et.name = e.type
    left join tenants t on t.id = d.tenant_id`;
 
 const dateOrNull = (value: Date | string | null) => (value === null ? null : new Date(value));
@@ -120,8 +127,10 @@ export class AttemptJobs {
             isActive: row.is_active!,
             disabledReason: row.disabled_reason,
             failingSince: dateOrNull(row.failing_since),
+            dataScopes: row.data_scopes,
           }
         : null,
+      fieldScopes: row.field_scopes ?? [],
       event: row.e_id
         ? {
             id: row.e_id,

@@ -3,6 +3,7 @@ import {
   ForbiddenError,
   InvalidInputError,
   NotFoundError,
+  MissingScopeError,
   PlanLimitError,
   type FieldProblem,
 } from '../../errors.ts';
@@ -38,6 +39,17 @@ builder.objectType(NotFoundError, {
 builder.objectType(ConflictError, { name: 'ConflictError', interfaces: [ErrorInterface] });
 
 builder.objectType(ForbiddenError, { name: 'ForbiddenError', interfaces: [ErrorInterface] });
+
+builder.objectType(MissingScopeError, {
+  name: 'MissingScopeError',
+  description: "An app's scopes do not cover an event type it would receive; nothing changed.",
+  interfaces: [ErrorInterface],
+  fields: (t) => ({
+    scope: t.exposeString('scope', { description: 'The scope it lacks, e.g. crm.contact:read.' }),
+    eventType: t.exposeString('eventType'),
+    path: t.exposeStringList('path', { description: 'The input field naming the event.' }),
+  }),
+});
 
 builder.objectType(PlanLimitError, {
   name: 'PlanLimitError',

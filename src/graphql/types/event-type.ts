@@ -1,7 +1,19 @@
 import { ForbiddenError, InvalidInputError } from '../../errors.ts';
 import type { EventType } from '../../event-types/event-type.entity.ts';
 import type { EventTypeGroup } from '../../event-types/event-type.service.ts';
+import type { FieldScope } from '../../apps/data-scopes.ts';
 import { builder } from '../builder.ts';
+
+const FieldScopeRef = builder.objectRef<FieldScope>('FieldScope').implement({
+  fields: (t) => ({
+    path: t.exposeString('path', { description: 'Keys separated by dots, e.g. email or address.street.' }),
+    scope: t.exposeString('scope', { description: 'e.g. crm.contact.pii:read' }),
+  }),
+});
+
+const FieldScopeInput = builder.inputType('FieldScopeInput', {
+  fields: (t) => ({ path: t.string({ required: true }), scope: t.string({ required: true }) }),
+});
 
 export const EventTypeRef = builder.objectRef<EventType>('EventType').implement({
   description: 'A catalog entry `[module.]model.action` that can be published and subscribed to.',
@@ -14,6 +26,11 @@ export const EventTypeRef = builder.objectRef<EventType>('EventType').implement(
       type: 'JSON',
       nullable: true,
       description: 'JSON Schema of `current`, if any.',
+    }),
+    fieldScopes: t.field({
+      type: [FieldScopeRef],
+      description: "Fields of current and previous that only apps holding the field's scope receive.",
+      resolve: (type) => type.fieldScopes ?? [],
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
@@ -50,6 +67,10 @@ const UpsertEventTypeInput = builder.inputType('UpsertEventTypeInput', {
     schema: t.field({
       type: 'JSON',
       description: 'A JSON Schema publishEvent checks `current` against; null clears it.',
+    }),
+    fieldScopes: t.field({
+      type: [FieldScopeInput],
+      description: 'Fields only apps holding their scope receive; null clears them.',
     }),
   }),
 });

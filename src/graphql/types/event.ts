@@ -4,7 +4,9 @@ import { ConflictError, InvalidInputError } from '../../errors.ts';
 import type { PublishedEvent } from '../../events/published-event.ts';
 import type { PublishResult } from '../../events/event.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
+import { scopedPayload } from '../../apps/data-scopes.ts';
 import { builder } from '../builder.ts';
+import type { Context } from '../context.ts';
 import { loadPermitted } from '../nodes.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
 import { liveAfterArg, liveItem, streamCursorField } from '../live.ts';
@@ -18,6 +20,17 @@ const EventMetaRef = builder.objectRef<PublishedEvent['meta']>('EventMeta').impl
   }),
 });
 
+/** The payload as the caller may see it: whole, or as an app's scopes allow. */
+async function payloadFor(
+  event: PublishedEvent,
+  ctx: Context,
+): Promise<{ current: unknown; previous: unknown }> {
+  const scopes = ctx.actor.dataScopes;
+  if (!scopes) return event;
+  const rules = await ctx.services.eventTypes.fieldScopes(event.type);
+  return scopedPayload({ ...event.meta, current: event.current, previous: event.previous }, rules, scopes);
+}
+
 export const EventRef = builder.objectRef<PublishedEvent & Streamed>('Event');
 builder.node(EventRef, {
   description: 'A domain event published by the host.',
@@ -28,15 +41,18 @@ builder.node(EventRef, {
   fields: (t) => ({
     type: t.exposeString('type'),
     meta: t.field({ type: EventMetaRef, resolve: (event) => event.meta }),
-    current: t.expose('current', {
+    current: t.field({
       type: 'JSON',
       nullable: true,
-      description: 'The object after the change.',
+      description:
+        "The object after the change. An app's token sees only what its scopes allow (null for a model they do not cover).",
+      resolve: async (event, _args, ctx) => (await payloadFor(event, ctx)).current ?? null,
     }),
-    previous: t.expose('previous', {
+    previous: t.field({
       type: 'JSON',
       nullable: true,
-      description: 'The object before the change.',
+      description: 'The object before the change, limited as current is.',
+      resolve: async (event, _args, ctx) => (await payloadFor(event, ctx)).previous ?? null,
     }),
     occurredAt: t.expose('occurredAt', { type: 'DateTime' }),
     idempotencyKey: t.exposeString('idempotencyKey'),

@@ -3,6 +3,7 @@ import {
   ConflictError,
   ForbiddenError,
   InvalidInputError,
+  MissingScopeError,
   NotFoundError,
   PlanLimitError,
 } from '../../errors.ts';
@@ -169,7 +170,7 @@ builder.mutationFields((t) => ({
     authScopes: manages,
     args: { input: t.arg({ type: CreateWebhookInput, required: true }) },
     errors: {
-      types: [InvalidInputError, PlanLimitError, ConflictError],
+      types: [InvalidInputError, PlanLimitError, ConflictError, MissingScopeError],
       directResult: true,
       union: { name: 'CreateWebhookResult' },
     },
@@ -179,7 +180,11 @@ builder.mutationFields((t) => ({
     type: WebhookPayload,
     authScopes: manages,
     args: { input: t.arg({ type: UpdateWebhookInput, required: true }) },
-    errors: { types: changeErrors, directResult: true, union: { name: 'UpdateWebhookResult' } },
+    errors: {
+      types: [...changeErrors, MissingScopeError],
+      directResult: true,
+      union: { name: 'UpdateWebhookResult' },
+    },
     resolve: async (_root, { input: { id, ...patch } }, ctx) => ({
       webhook: await ctx.services.webhooks.update(ctx.actor, id.id, patch),
     }),
