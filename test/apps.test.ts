@@ -504,6 +504,36 @@ describe.each(modes)('apps (%s)', (mode) => {
     ]);
   });
 
+  it("keeps apps out of each other's webhooks and deliveries, and a dashboard within an app's scopes", async () => {
+    const { m } = await catalog();
+    const appKey = (name: string) => `${name}-${randomBytes(3).toString('hex')}`;
+    const a = await publish(appKey('a'), '1.0.0', {
+      scopes: [`${m}.contact:read`],
+      webhooks: [{ key: 'contacts', url: `${receiver.url}/${m}/a`, events: [`${m}.contact.created`] }],
+    });
+    const b = await publish(appKey('b'), '1.0.0', { scopes: [`${m}.contact:read`], webhooks: [] });
+    const first = await install(a.app.id);
+    const second = await install(b.app.id);
+    const own = first.webhooks[0]!.webhook.id;
+    await publishOrFail(h.gql, { type: `${m}.contact.created`, current: { name: 'Ada' } });
+    await arrived(`/${m}/a`);
+
+    const appA = httpExecutor(h.url, first.token);
+    const appB = httpExecutor(h.url, second.token);
+    expect((await appB(WebhookDeliveries, { webhookId: own })).data!.deliveries.edges).toEqual([]);
+    await waitFor(
+      async () => (await appA(WebhookDeliveries, { webhookId: own })).data!.deliveries.edges.length === 1,
+      { what: "app A's delivery in its log" },
+    );
+    const moved = (await appB(AppUpdatesWebhook, { input: { id: own, url: `${receiver.url}/${m}/stolen` } }))
+      .data!.updateWebhook;
+    expect(moved.__typename).toBe('NotFoundError');
+
+    const widened = (await h.gql(AppUpdatesWebhook, { input: { id: own, subscribedEvents: [`${m}.*`] } }))
+      .data!.updateWebhook;
+    expect(widened).toMatchObject({ __typename: 'MissingScopeError', scope: `${m}.deal:read` });
+  });
+
   it("keeps a tenant's installations to itself", async () => {
     const { m } = await catalog();
     const appKey = `crm-${randomBytes(3).toString('hex')}`;

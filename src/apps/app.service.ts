@@ -13,6 +13,7 @@ import {
   type FieldProblem,
 } from '../errors.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
+import { EventTypeEntity } from '../event-types/event-type.entity.ts';
 import { EventEntity, EventOutboxEntity } from '../events/event.entity.ts';
 import type { PublishedEvent } from '../events/published-event.ts';
 import { parse, text } from '../input.ts';
@@ -23,6 +24,7 @@ import { ApiTokenEntity } from '../tenancy/api-token.entity.ts';
 import type { ApiTokenService } from '../tenancy/api-token.service.ts';
 import type { AuthService } from '../tenancy/auth.service.ts';
 import type { OutboxRelay } from '../util/outbox-relay.ts';
+import { withoutSecrets } from '../webhooks/webhook-audit.ts';
 import { newWebhookSecret } from '../webhooks/webhook-secret.ts';
 import { WebhookEntity, type Webhook } from '../webhooks/webhook.entity.ts';
 import type { WebhookService } from '../webhooks/webhook.service.ts';
@@ -122,8 +124,8 @@ export class AppService {
     demand(actor, 'apps.publish');
     const input = parse(publishAppVersionInput, raw);
     const manifest = parse(z.object({ manifest: manifestInput }), { manifest: input.manifest }).manifest;
-    await this.check(actor, manifest, ['input', 'manifest']);
     await this.knowLifecycleTypes();
+    await this.check(actor, manifest, ['input', 'manifest']);
     try {
       return await this.audit.transact(actor, async (tx, record) => {
         const app =
@@ -142,7 +144,11 @@ export class AppService {
           relationName: 'App',
           relationId: app.id,
           related: { type: 'App', id: app.id, name: app.name },
-          metadata: { version: version.version, manifest },
+          metadata: {
+            version: version.version,
+            scopes: manifest.scopes,
+            webhooks: manifest.webhooks.map((w) => ({ ...w, url: withoutSecrets(w.url) })),
+          },
         });
         return { app, version };
       });
@@ -341,6 +347,15 @@ export class AppService {
         made.push({ key: declared.key, webhook, secret });
       }
       const token = await tx.findOneOrFail(ApiTokenEntity, { id: installation.tokenId });
+      if (preview.scopesAdded.length > 0 || preview.scopesDropped.length > 0) {
+        record({
+          action: 'api_token.updated',
+          relationName: 'ApiToken',
+          relationId: token.id,
+          related: { type: 'App', id: app!.id, name: app!.name },
+          metadata: { changes: { dataScopes: { before: token.dataScopes, after: scopes } } },
+        });
+      }
       token.dataScopes = scopes;
       installation.versionId = preview.to.id;
       record(
@@ -360,7 +375,9 @@ export class AppService {
       });
       return { installation, preview, webhooks: made };
     });
+    // Open subscriptions hold the scopes they began with: they end, and reconnect with the new ones.
     this.auth.tokensChanged();
+    this.auth.revocations.emit('revoked', result.installation.tokenId, 'the app was upgraded: reconnect');
     this.announce(actor.tenantId, event);
     return result;
   }
@@ -373,6 +390,8 @@ export class AppService {
     const held = await this.installation(tenantEm(this.orm, actor), installationId);
     const [app] = await this.getApps(actor, [held.appId]);
     const installation = await this.audit.transact(actor, async (tx, record) => {
+      // As creating a webhook does: none of the app's can be added while it goes.
+      await this.webhooks.lockTenantIn(tx, actor.tenantId);
       const installation = await this.installation(tx, installationId, LockMode.PESSIMISTIC_WRITE);
       // Read in the transaction: embedded PGlite has one connection, which the transaction holds.
       const version = await tx.findOneOrFail(AppVersionEntity, { id: installation.versionId });
@@ -484,17 +503,24 @@ export class AppService {
     return installation;
   }
 
-  /** The lifecycle event types are in the catalog, so that webhooks may subscribe to them. */
+  /**
+   * The lifecycle event types are in the catalog, so that webhooks may subscribe to them: added
+   * (by Herald, as the operator) when missing, never changed once there.
+   */
   private async knowLifecycleTypes(): Promise<void> {
     if (this.lifecycleTypesKnown) return;
-    const known = await this.eventTypes.types();
+    const em = this.orm.em.fork();
     for (const name of LIFECYCLE_TYPES) {
-      if (!known.has(name)) {
+      if (await em.findOne(EventTypeEntity, { name })) continue;
+      try {
         await this.eventTypes.upsert(operatorActor('herald'), {
           name,
           group: 'Apps',
           description: `An app was ${name.split('.')[1]} on the tenant.`,
         });
+      } catch (error) {
+        // Another process added it meanwhile.
+        if (!(error instanceof UniqueConstraintViolationException)) throw error;
       }
     }
     this.lifecycleTypesKnown = true;

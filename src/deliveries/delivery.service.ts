@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { z } from 'zod';
 import type { EntityManager, Orm } from '../db/orm.ts';
 import { findByIds } from '../db/by-ids.ts';
@@ -47,8 +48,15 @@ export class DeliveryService {
   async list(actor: Actor, filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>> {
     if (filter.webhookId && !isId(filter.webhookId)) return { items: [], hasNextPage: false };
     const { webhookId, statuses, eventType } = filter;
+    const installation = actor.appInstallationId;
     return findPage(tenantEm(this.orm, actor), DeliveryEntity, page, (query) =>
       query
+        // An app's token reads the deliveries of its own webhooks only.
+        .$if(!!installation, (q) =>
+          q.where(
+            sql<boolean>`webhook_id in (select id from webhooks where app_installation_id = ${installation}::uuid)`,
+          ),
+        )
         .$if(!!webhookId, (q) => q.where('webhook_id', '=', webhookId!))
         .$if(!!statuses?.length, (q) => q.where('status', 'in', [...statuses!]))
         .$if(!!eventType, (q) => q.where('event_type', '=', eventType!))
@@ -56,17 +64,28 @@ export class DeliveryService {
     );
   }
 
-  getMany(actor: Actor, ids: readonly string[]): Promise<(Delivery | null)[]> {
-    return findByIds(tenantEm(this.orm, actor), DeliveryEntity, ids);
+  async getMany(actor: Actor, ids: readonly string[]): Promise<(Delivery | null)[]> {
+    const em = tenantEm(this.orm, actor);
+    const deliveries = await findByIds(em, DeliveryEntity, ids);
+    if (!actor.appInstallationId) return deliveries;
+    const own = await this.appWebhookIds(em, actor.appInstallationId);
+    return deliveries.map((delivery) => (delivery && own.has(delivery.webhookId) ? delivery : null));
   }
 
   /** Every attempt of a delivery, first to last. */
   async attempts(actor: Actor, deliveryId: string): Promise<DeliveryAttempt[]> {
+    if (actor.appInstallationId && !(await this.getMany(actor, [deliveryId]))[0]) return [];
     return tenantEm(this.orm, actor).find(
       DeliveryAttemptEntity,
       { deliveryId },
       { orderBy: { attempt: 'asc' } },
     );
+  }
+
+  /** The webhooks an app's installation made. */
+  private async appWebhookIds(em: EntityManager, installationId: string): Promise<Set<string>> {
+    const rows = await em.find(WebhookEntity, { appInstallationId: installationId }, { fields: ['id'] });
+    return new Set(rows.map((row) => row.id));
   }
 
   /**
@@ -150,7 +169,11 @@ export class DeliveryService {
    * sees it). The type defaults to the webhook's first subscribed type.
    */
   async sendTest(actor: Actor, input: { webhookId: string; type?: string | null }): Promise<Delivery> {
-    const webhook = await this.activeWebhook(tenantEm(this.orm, actor), input.webhookId);
+    const em = tenantEm(this.orm, actor);
+    const webhook = await this.activeWebhook(em, input.webhookId);
+    if (actor.appInstallationId && webhook.appInstallationId !== actor.appInstallationId) {
+      throw new NotFoundError('Webhook', input.webhookId);
+    }
     const type = input.type ?? webhook.subscribedEvents.find((pattern) => !pattern.includes('*'));
     if (!type) {
       throw new InvalidInputError([

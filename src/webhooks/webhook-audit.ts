@@ -17,11 +17,12 @@ const AUDITED = [
 export type AuditedWebhook = Pick<Webhook, 'id' | (typeof AUDITED)[number]>;
 
 /** A URL as the audit log keeps it: origin and path, without credentials, query or fragment. */
-const redactUrl = (value: unknown): unknown => {
-  if (typeof value !== 'string') return value;
+export const withoutSecrets = (value: string): string => {
   const url = new URL(value);
   return `${url.origin}${url.pathname}`;
 };
+
+const redactUrl = (value: unknown): unknown => (typeof value === 'string' ? withoutSecrets(value) : value);
 
 /** Whether a change touches anything the audit log records. */
 export const changesAudited = (before: AuditedWebhook, after: AuditedWebhook): boolean =>

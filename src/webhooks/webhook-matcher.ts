@@ -1,11 +1,15 @@
 import { LRUCache } from 'lru-cache';
+import { covers } from '../apps/data-scopes.ts';
 import type { Orm } from '../db/orm.ts';
+import { parseEventTypeName } from '../event-types/event-type.service.ts';
 import { patternMatches } from './event-patterns.ts';
 import { WebhookEntity } from './webhook.entity.ts';
 
 interface Subscriber {
   id: string;
   subscribedEvents: string[];
+  /** An app's webhook: it receives only types its scopes cover (catalog types added later too). */
+  dataScopes: string[] | null | undefined;
 }
 
 /**
@@ -29,7 +33,7 @@ export class WebhookMatcher {
           .find(
             WebhookEntity,
             { tenantId, isActive: true },
-            { fields: ['id', 'subscribedEvents'], filters: false },
+            { fields: ['id', 'subscribedEvents', 'dataScopes'], filters: false },
           ),
     });
   }
@@ -37,8 +41,10 @@ export class WebhookMatcher {
   async matching(tenantId: string, type: string): Promise<string[]> {
     // A change announced while the webhooks were being read aborts that read: read them again.
     const subscribers = (await this.cache.fetch(tenantId).catch(() => this.cache.fetch(tenantId)))!;
+    const meta = parseEventTypeName(type);
     return subscribers
       .filter((w) => w.subscribedEvents.some((p) => patternMatches(p, type)))
+      .filter((w) => !w.dataScopes || covers(new Set(w.dataScopes), meta))
       .map((w) => w.id);
   }
 

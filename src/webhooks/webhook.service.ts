@@ -19,6 +19,7 @@ import {
 } from '../errors.ts';
 import { parseEventTypeName, type EventTypeService } from '../event-types/event-type.service.ts';
 import type { Recorder } from '../audit/audit.service.ts';
+import { AppInstallationEntity } from '../apps/app.entity.ts';
 import { covers, scopeFor } from '../apps/data-scopes.ts';
 import { parse, text } from '../input.ts';
 import { findPage, type Page, type PageRequest } from '../pagination.ts';
@@ -143,6 +144,11 @@ export class WebhookService {
       url: input.url ?? undefined,
       subscribedEvents: input.subscribedEvents ?? undefined,
     });
+    // An app's webhook keeps within the app's scopes, whoever changes it (a dashboard too).
+    const held = input.subscribedEvents ? await this.find(actor, id) : null;
+    if (held?.dataScopes && input.subscribedEvents) {
+      await this.gate(new Set(held.dataScopes), input.subscribedEvents, ['input', 'subscribedEvents']);
+    }
     return this.change(actor, id, 'webhook.updated', (webhook) => {
       if (input.name !== undefined) webhook.name = input.name;
       if (url) webhook.url = url;
@@ -231,6 +237,13 @@ export class WebhookService {
     },
   ): Promise<Webhook> {
     await this.withinPlan(tx, actor);
+    // Under the tenant lock, which uninstalling takes too: no webhook outlives its app.
+    if (
+      actor.appInstallationId &&
+      !(await tx.findOne(AppInstallationEntity, { id: actor.appInstallationId }))
+    ) {
+      throw new NotFoundError('AppInstallation', actor.appInstallationId);
+    }
     const webhook = tx.create(WebhookEntity, {
       tenantId: actor.tenantId,
       name: fields.name,
@@ -314,9 +327,11 @@ export class WebhookService {
     const like = filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
     const { isActive, managedBy, externalId, eventType } = filter;
     const client = actor.client === 'DASHBOARD' ? null : actor.client;
+    const installation = actor.client === 'APP' ? actor.appInstallationId : null;
     return findPage(tenantEm(this.orm, actor), WebhookEntity, page, (query) =>
       query
         .$if(!!client, (q) => q.where('managed_by', '=', client!))
+        .$if(actor.client === 'APP', (q) => q.where('app_installation_id', '=', installation))
         .$if(isActive != null, (q) => q.where('is_active', '=', isActive!))
         .$if(!!managedBy, (q) => q.where('managed_by', '=', managedBy!))
         .$if(!!externalId, (q) => q.where('external_id', '=', externalId!))
@@ -424,6 +439,8 @@ export class WebhookService {
     if (webhook.managedBy === 'DASHBOARD' && actor.client !== 'DASHBOARD') {
       throw new ForbiddenError('this webhook is managed from the dashboard; integrations cannot change it');
     }
+    // Another integration's or another app's webhook is none of this token's business.
+    if (!readable(actor, webhook)) throw new NotFoundError('Webhook', id);
     return webhook;
   }
 
@@ -438,11 +455,20 @@ export class WebhookService {
     if (count >= tenant.maxWebhooks) throw new PlanLimitError('webhooks', tenant.maxWebhooks);
   }
 
-  private findByExternalId(actor: Actor, externalId: string): Promise<Webhook | null> {
-    return tenantEm(this.orm, actor).findOne(WebhookEntity, { managedBy: actor.client, externalId });
+  private async findByExternalId(actor: Actor, externalId: string): Promise<Webhook | null> {
+    const webhook = await tenantEm(this.orm, actor).findOne(WebhookEntity, {
+      managedBy: actor.client,
+      externalId,
+    });
+    return webhook && readable(actor, webhook) ? webhook : null;
   }
 }
 
-/** A dashboard token reads every webhook of its tenant; an integration's, those its client manages. */
+/**
+ * A dashboard token reads every webhook of its tenant; an integration's, those its client
+ * manages; an app's, only those of its own installation (apps do not see each other's).
+ */
 const readable = (actor: Actor, webhook: Webhook) =>
-  actor.client === 'DASHBOARD' || webhook.managedBy === actor.client;
+  actor.client === 'DASHBOARD' ||
+  (webhook.managedBy === actor.client &&
+    (actor.client !== 'APP' || webhook.appInstallationId === actor.appInstallationId));

@@ -32,18 +32,20 @@ describe('permissions', () => {
     expect(permits(token('events:publish'), 'events.read')).toBe(false);
   });
 
-  it('lets the operator create tenants, manage the catalog and read audit logs, and nothing of a tenant', () => {
+  it('lets the operator create tenants, manage the catalog and apps and read audit logs, and nothing of a tenant', () => {
     expect(actions.filter((action) => permits(operator, action))).toEqual([
       'viewer.read',
       'tenants.manage',
       'catalog.manage',
       'audit.read',
+      'apps.publish',
+      'apps.read',
     ]);
     expect(actions.filter((action) => permits(token(...scopes), action))).not.toContain('tenants.manage');
   });
 
   it('grants a token without scopes only what every caller may', () => {
-    expect(actions.filter((action) => permits(token(), action))).toEqual(['viewer.read']);
+    expect(actions.filter((action) => permits(token(), action))).toEqual(['viewer.read', 'apps.read']);
   });
 
   it('says what a refused action needs', () => {

@@ -9,6 +9,7 @@ import {
   NotFoundError,
   PlanLimitError,
 } from '../../errors.ts';
+import { withoutSecrets } from '../../webhooks/webhook-audit.ts';
 import { builder } from '../builder.ts';
 import { loadPermitted } from '../nodes.ts';
 import { firstArg, pageRequest, toConnection } from '../pagination.ts';
@@ -41,7 +42,10 @@ const ManifestWebhookRef = builder.objectRef<ManifestWebhook>('AppManifestWebhoo
   fields: (t) => ({
     key: t.exposeString('key'),
     name: t.exposeString('name', { nullable: true }),
-    url: t.exposeString('url'),
+    url: t.string({
+      description: 'Without credentials, query or fragment, except for the operator.',
+      resolve: (w, _args, ctx) => (ctx.actor.admin ? w.url : withoutSecrets(w.url)),
+    }),
     events: t.exposeStringList('events'),
   }),
 });
@@ -55,7 +59,18 @@ const AppVersionRef = builder.objectRef<AppVersion>('AppVersion').implement({
       resolve: (v) => v.manifest.scopes,
     }),
     webhooks: t.field({ type: [ManifestWebhookRef], resolve: (v) => v.manifest.webhooks }),
-    manifest: t.expose('manifest', { type: 'JSON' }),
+    manifest: t.field({
+      type: 'JSON',
+      description:
+        'As published; webhook URLs without credentials, query or fragment, except for the operator.',
+      resolve: (v, _args, ctx) =>
+        ctx.actor.admin
+          ? v.manifest
+          : {
+              ...v.manifest,
+              webhooks: v.manifest.webhooks.map((w) => ({ ...w, url: withoutSecrets(w.url) })),
+            },
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });

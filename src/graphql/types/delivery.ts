@@ -1,5 +1,5 @@
 import { deliveryStatuses, type Delivery, type DeliveryAttempt } from '../../deliveries/delivery.entity.ts';
-import { ConflictError, InvalidInputError, NotFoundError } from '../../errors.ts';
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../../errors.ts';
 import { eventTypeName } from '../../event-types/event-type.service.ts';
 import type { Streamed } from '../../live/cursor.ts';
 import { builder } from '../builder.ts';
@@ -223,8 +223,17 @@ builder.subscriptionFields((t) => ({
       statuses: t.arg({ type: [DeliveryStatusRef] }),
       after: t.arg.string(liveAfterArg),
     },
-    subscribe: (_root, { webhookId, ...args }, ctx) =>
-      ctx.services.live.attempts(ctx.actor, { ...args, webhookId: webhookId?.id }),
+    subscribe: async (_root, { webhookId, ...args }, ctx) => {
+      // An app's token follows one of its own webhooks, never the tenant's whole stream.
+      if (ctx.actor.appInstallationId) {
+        if (!webhookId)
+          throw new ForbiddenError("an app's token follows one of its webhooks: give webhookId");
+        if (!(await ctx.services.webhooks.find(ctx.actor, webhookId.id))) {
+          throw new NotFoundError('Webhook', webhookId.id);
+        }
+      }
+      return ctx.services.live.attempts(ctx.actor, { ...args, webhookId: webhookId?.id });
+    },
     resolve: (attempt) => liveItem(attempt),
   }),
 }));
