@@ -296,10 +296,7 @@ export class AppService {
     const preview = await this.previewUpgrade(actor, installationId, versionName);
     const [app] = await this.getApps(actor, [preview.to.appId]);
     const appActor = this.appActor(actor, app!, installationId, preview.to.manifest);
-    const urls = await this.checkWebhooks(appActor, {
-      scopes: preview.to.manifest.scopes,
-      webhooks: [...preview.added, ...preview.changed.map((change) => change.after)],
-    });
+    const urls = await this.checkWebhooks(appActor, preview.to.manifest);
     await this.knowLifecycleTypes();
     let event: PublishedEvent | undefined;
     const result = await this.audit.transact(actor, async (tx, record) => {
@@ -328,7 +325,9 @@ export class AppService {
         });
       }
       const made: IssuedAppWebhook[] = [];
-      for (const declared of preview.added) {
+      // The new ones, and any declared one the app's token deleted meanwhile.
+      const missing = preview.to.manifest.webhooks.filter((declared) => !byKey.has(declared.key));
+      for (const declared of missing) {
         const secret = newWebhookSecret();
         const webhook = await this.webhooks.insertIn(
           tx,
