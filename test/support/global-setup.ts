@@ -6,12 +6,13 @@ import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../src/config.ts';
 import { migrate, openOrm } from '../../src/db/orm.ts';
 import { createLogger } from '../../src/logger.ts';
+import { testServices, unavailable } from './services.ts';
 
-/** Where the test run finds PostgreSQL and NATS; the run makes its own database and prefix in them. */
-export const services = {
-  postgres: 'postgresql://postgres@127.0.0.1:5432',
-  nats: '127.0.0.1:4222',
-};
+/**
+ * Where the test run finds PostgreSQL and NATS (TEST_DATABASE_URL, TEST_NATS_URL; local ones by
+ * default); the run makes its own database and prefix in them.
+ */
+export const services = testServices();
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -33,6 +34,9 @@ async function adminOrm() {
 }
 
 export default async function setup(project: TestProject) {
+  // Stop at once, saying how to get them, rather than deep inside a suite.
+  const missing = await unavailable(services);
+  if (missing) throw new Error(missing);
   const run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   const database = `herald_test_${run}`;
   const natsPrefix = `t${run}`;
