@@ -10,6 +10,23 @@ export const text = (max: number) =>
     .max(max)
     .regex(/^[^\p{Cc}\p{Cs}]*$/u, 'must not contain control characters');
 
+/**
+ * Refuses `null` for the fields of a merge patch that cannot be cleared: a ValidationError per
+ * field, before anything is parsed or changed.
+ */
+export function refuseNulls(raw: object, required: readonly string[]): void {
+  const nulls = required
+    .filter((field) => (raw as Record<string, unknown>)[field] === null)
+    .map((field) => ({
+      path: ['input', field],
+      message: 'cannot be null: omit it to keep the current value',
+    }));
+  if (nulls.length > 0) throw new InvalidInputError(nulls);
+}
+
+/** An ILIKE pattern matching `search` anywhere, its own %, _ and \\ taken literally. */
+export const containing = (search: string): string => `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
 /** Parses service input with zod, turning every issue into a field problem under `input`. */
 export function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value);

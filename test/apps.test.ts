@@ -3,6 +3,7 @@ import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import {
+  collect,
   httpExecutor,
   modes,
   publishOrFail,
@@ -11,7 +12,7 @@ import {
   webhookTo,
   type TestApp,
 } from './support/app.ts';
-import { AuditLogs, UpsertEventType, Viewer } from './support/operations.ts';
+import { AuditLogs, EventPublished, UpsertEventType, Viewer } from './support/operations.ts';
 import { startReceiver, toLocalReceivers, type Received } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -199,6 +200,32 @@ const WebhookDeliveries = graphql(`
       edges {
         node {
           id
+        }
+      }
+    }
+  }
+`);
+
+const AppAttempts = graphql(`
+  subscription AppAttempts($webhookId: ID) {
+    deliveryAttempted(webhookId: $webhookId) {
+      deliveryId
+    }
+  }
+`);
+
+const AppVersions = graphql(`
+  query AppVersions {
+    apps(first: 50) {
+      edges {
+        node {
+          key
+          versions {
+            webhooks {
+              url
+            }
+            manifest
+          }
         }
       }
     }
@@ -495,9 +522,12 @@ describe.each(modes)('apps (%s)', (mode) => {
       previous: { appKey, version: '1.0.0' },
     });
     const audited = (
-      await h.gql(AuditLogs, { filter: { actions: ['app.installed', 'app.upgraded', 'app.uninstalled'] } })
+      await h.gql(AuditLogs, {
+        filter: { actions: ['app.installed', 'app.upgraded', 'app.uninstalled', 'api_token.updated'] },
+      })
     ).data!.auditLogs.edges.filter((e) => e.node.related?.id === rawId(v1.app.id));
     expect(audited.map((e) => e.node.action).sort()).toEqual([
+      'api_token.updated',
       'app.installed',
       'app.uninstalled',
       'app.upgraded',
@@ -532,6 +562,83 @@ describe.each(modes)('apps (%s)', (mode) => {
     const widened = (await h.gql(AppUpdatesWebhook, { input: { id: own, subscribedEvents: [`${m}.*`] } }))
       .data!.updateWebhook;
     expect(widened).toMatchObject({ __typename: 'MissingScopeError', scope: `${m}.deal:read` });
+  });
+
+  it('delivers to an app no type added later that its scopes do not cover, and shows tenants no URL secrets', async () => {
+    const m = `m${randomBytes(4).toString('hex')}`;
+    await h.operator(UpsertEventType, { input: { name: `${m}.contact.created`, group: 'CRM' } });
+    const appKey = `crm-${randomBytes(3).toString('hex')}`;
+    const v1 = await publish(appKey, '1.0.0', {
+      scopes: [`${m}.contact:read`],
+      webhooks: [{ key: 'all', url: `${receiver.url}/${m}/all?token=s3cr3t`, events: [`${m}.*`] }],
+    });
+    await install(v1.app.id);
+    await h.operator(UpsertEventType, { input: { name: `${m}.deal.created`, group: 'CRM' } });
+    await webhookTo(h.gql, `${receiver.url}/${m}/everything`, [`${m}.*`]);
+    await publishOrFail(h.gql, { type: `${m}.deal.created`, current: { amount: 1 } });
+    await publishOrFail(h.gql, { type: `${m}.contact.created`, current: { name: 'Ada' } });
+    const [, contact] = await arrived(`/${m}/everything`, 2);
+    expect(payload(contact!).type).toBe(`${m}.contact.created`);
+    const toApp = await arrived(`/${m}/all?token=s3cr3t`);
+    expect(toApp.map((r) => payload(r).type)).toEqual([`${m}.contact.created`]);
+
+    const listed = (await h.gql(AppVersions, {})).data!.apps.edges.find((e) => e.node.key === appKey)!;
+    expect(JSON.stringify(listed)).not.toContain('s3cr3t');
+    expect(listed.node.versions[0]!.webhooks[0]!.url).toBe(`${receiver.url}/${m}/all`);
+    const operatorView = (await h.operator(AppVersions, {})).data!.apps.edges.find(
+      (e) => e.node.key === appKey,
+    )!;
+    expect(operatorView.node.versions[0]!.webhooks[0]!.url).toContain('s3cr3t');
+  });
+
+  it("ends an app token's subscriptions on upgrade, and keeps its live attempts to its own webhooks", async () => {
+    const { m, pii } = await catalog();
+    const appKey = `crm-${randomBytes(3).toString('hex')}`;
+    const v1 = await publish(appKey, '1.0.0', { scopes: [`${m}.contact:read`], webhooks: [] });
+    await publish(appKey, '2.0.0', { scopes: [`${m}.contact:read`, pii], webhooks: [] });
+    const installed = await install(v1.app.id, '1.0.0');
+    const client = h.ws({ token: installed.token });
+    const tenantWide = collect(client, AppAttempts, { webhookId: null });
+    await waitFor(() => tenantWide.failure() ?? tenantWide.results[0], {
+      what: 'the tenant-wide subscription refused',
+    });
+    expect(JSON.stringify([tenantWide.failure(), tenantWide.results])).toMatch(/give webhookId/);
+
+    const open = collect(h.ws({ token: installed.token }), EventPublished, {
+      types: [`${m}.contact.created`],
+    });
+    // Subscribed once an event published after it arrives.
+    await waitFor(
+      async () => {
+        await publishOrFail(h.gql, {
+          type: `${m}.contact.created`,
+          current: { name: 'Ada', email: 'a@example.com' },
+        });
+        return open.results.length > 0;
+      },
+      { what: 'the first event, live' },
+    );
+    expect(open.results[0]!.data!.eventPublished.current).toEqual({ name: 'Ada' });
+    const upgraded = (
+      await h.gql(UpgradeApp, { input: { installationId: installed.installation.id, version: '2.0.0' } })
+    ).data!.upgradeApp;
+    expect(upgraded.__typename).toBe('UpgradeAppPayload');
+    await waitFor(() => open.failure(), { what: 'the subscription to end' });
+    const again = collect(h.ws({ token: installed.token }), EventPublished, {
+      types: [`${m}.contact.created`],
+    });
+    await waitFor(
+      async () => {
+        await publishOrFail(h.gql, {
+          type: `${m}.contact.created`,
+          current: { name: 'Bo', email: 'b@example.com' },
+        });
+        return again.results.length > 0;
+      },
+      { what: 'an event on the new subscription' },
+    );
+    expect(again.results[0]!.data!.eventPublished.current).toEqual({ name: 'Bo', email: 'b@example.com' });
+    await again.stop();
   });
 
   it("keeps a tenant's installations to itself", async () => {

@@ -179,6 +179,24 @@ describe.each(modes)('incoming webhooks (%s)', (mode) => {
     );
   });
 
+  it('deduplicates a delivery id too long to keep, by its digest', async () => {
+    const type = await newEventType(h.operator, 'Long ids');
+    const source = await sourceOf(h.gql, {
+      name: 'Long ids',
+      status: 'DEPLOYED',
+      verification: { preset: 'NONE' },
+      eventType: { fixed: type },
+      idempotency: { header: 'x-delivery-id' },
+    });
+    const id = 'd'.repeat(300);
+    const first = await post(source.url, '{}', { 'x-delivery-id': id });
+    const second = await post(source.url, '{}', { 'x-delivery-id': id });
+    const other = await post(source.url, '{}', { 'x-delivery-id': `${id}x` });
+    expect([first, second, other].map((a) => a.body.outcome)).toEqual(['ROUTED', 'DUPLICATE', 'ROUTED']);
+    const [latest] = await requests(source.id);
+    expect(latest!.idempotencyKey).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
   it("keeps another tenant's sources and requests out of reach", async () => {
     const other = await h.tenant('Other');
     const type = await newEventType(h.operator, 'Isolation');

@@ -374,8 +374,8 @@ export class AppService {
       });
       return { installation, preview, webhooks: made };
     });
-    // Open subscriptions hold the scopes they began with: they end, and reconnect with the new ones.
-    this.auth.tokensChanged();
+    // The cached token drops here (other processes within TOKEN_CACHE_TTL_MS), and open
+    // subscriptions, which hold the scopes they began with, end and reconnect with the new ones.
     this.auth.revocations.emit('revoked', result.installation.tokenId, 'the app was upgraded: reconnect');
     this.announce(actor.tenantId, event);
     return result;

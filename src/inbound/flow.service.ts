@@ -7,7 +7,7 @@ import type { EntityManager, Orm } from '../db/orm.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import { InvalidInputError, NotFoundError, type FieldProblem } from '../errors.ts';
 import { parseEventTypeName, type EventTypeService } from '../event-types/event-type.service.ts';
-import { parse, text } from '../input.ts';
+import { containing, parse, refuseNulls, text } from '../input.ts';
 import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import { acceptsContentType, type InboundFormat } from './body.ts';
@@ -169,7 +169,7 @@ export class FlowService {
 
   list(actor: Actor, filter: FlowFilterInput, page: PageRequest): Promise<Page<Flow>> {
     const search = filter.search == null ? null : parse(text(255), filter.search);
-    const like = search ? `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+    const like = search ? containing(search) : null;
     return findPage(tenantEm(this.orm, actor), FlowEntity, page, (query) =>
       query
         .$if(!!filter.status, (q) => q.where('status', '=', filter.status!))
@@ -396,16 +396,6 @@ export class FlowService {
 function setStatus(flow: Flow, status: FlowStatus): void {
   if (status === 'DEPLOYED' && flow.status !== 'DEPLOYED') flow.deployedAt = new Date();
   flow.status = status;
-}
-
-function refuseNulls(raw: object, required: readonly string[]): void {
-  const nulls = required
-    .filter((field) => (raw as Record<string, unknown>)[field] === null)
-    .map((field) => ({
-      path: ['input', field],
-      message: 'cannot be null: omit it to keep the current value',
-    }));
-  if (nulls.length > 0) throw new InvalidInputError(nulls);
 }
 
 /** Runs a source change for a webhook, its problems named by the webhook's fields. */

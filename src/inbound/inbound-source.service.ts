@@ -10,7 +10,7 @@ import { sqlRows } from '../db/raw.ts';
 import { tenantEm } from '../db/tenant-scope.ts';
 import { InvalidInputError, NotFoundError, type FieldProblem } from '../errors.ts';
 import type { EventTypeService } from '../event-types/event-type.service.ts';
-import { parse, text } from '../input.ts';
+import { containing, parse, refuseNulls, text } from '../input.ts';
 import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { SecretBox } from '../util/secret-box.ts';
@@ -149,11 +149,7 @@ export class InboundSourceService {
   }
 
   async update(actor: Actor, id: string, raw: UpdateInboundSourceInput): Promise<InboundSource> {
-    const nulls: FieldProblem[] = REQUIRED_ON_UPDATE.filter((field) => raw[field] === null).map((field) => ({
-      path: ['input', field],
-      message: 'cannot be null: omit it to keep the current value',
-    }));
-    if (nulls.length > 0) throw new InvalidInputError(nulls);
+    refuseNulls(raw, REQUIRED_ON_UPDATE);
     const input = parse(updateInboundSourceInput, raw);
     await this.check(actor, { eventType: input.eventType ?? undefined, maxBytes: input.maxBytes });
     return this.change(actor, id, 'inbound_source.updated', (source) => {
@@ -231,7 +227,7 @@ export class InboundSourceService {
 
   list(actor: Actor, filter: InboundSourceFilter, page: PageRequest): Promise<Page<InboundSource>> {
     const search = filter.search == null ? null : parse(text(255), filter.search);
-    const like = search ? `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+    const like = search ? containing(search) : null;
     return findPage(tenantEm(this.orm, actor), InboundSourceEntity, page, (query) =>
       query
         .$if(!!filter.flowId, (q) => q.where('flow_id', '=', filter.flowId!))

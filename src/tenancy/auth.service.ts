@@ -65,11 +65,6 @@ export class AuthService {
     for (const tokenId of endedTokenIds) this.revocations.emit('revoked', tokenId, reason);
   }
 
-  /** A token's scopes changed in this process (an app upgraded): cached rows are dropped at once. */
-  tokensChanged(): void {
-    this.tenantChanges.emit('changed');
-  }
-
   /** Of these token ids, those that still work: not revoked, not expired, their tenant not suspended. */
   async stillValid(tokenIds: readonly string[]): Promise<Set<string>> {
     if (tokenIds.length === 0) return new Set();

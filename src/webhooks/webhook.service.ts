@@ -21,7 +21,7 @@ import { parseEventTypeName, type EventTypeService } from '../event-types/event-
 import type { Recorder } from '../audit/audit.service.ts';
 import { AppInstallationEntity } from '../apps/app.entity.ts';
 import { covers, scopeFor } from '../apps/data-scopes.ts';
-import { parse, text } from '../input.ts';
+import { containing, parse, refuseNulls, text } from '../input.ts';
 import { findPage, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor, ApiClient } from '../tenancy/actor.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
@@ -134,11 +134,7 @@ export class WebhookService {
   }
 
   async update(actor: Actor, id: string, raw: UpdateWebhookInput): Promise<Webhook> {
-    const nulls: FieldProblem[] = REQUIRED.filter((field) => raw[field] === null).map((field) => ({
-      path: ['input', field],
-      message: 'cannot be null: omit it to keep the current value',
-    }));
-    if (nulls.length > 0) throw new InvalidInputError(nulls);
+    refuseNulls(raw, REQUIRED);
     const input = parse(updateWebhookInput, raw);
     const { url } = await this.check(actor, {
       url: input.url ?? undefined,
@@ -324,7 +320,7 @@ export class WebhookService {
 
   /** Webhooks of the actor's tenant it may read (see find), newest first. */
   async list(actor: Actor, filter: WebhookFilter, page: PageRequest): Promise<Page<Webhook>> {
-    const like = filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+    const like = filter.search ? containing(filter.search) : null;
     const { isActive, managedBy, externalId, eventType } = filter;
     const client = actor.client === 'DASHBOARD' ? null : actor.client;
     const installation = actor.client === 'APP' ? actor.appInstallationId : null;
