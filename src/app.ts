@@ -33,6 +33,8 @@ import { LiveHub } from './live/live-hub.ts';
 import { LiveCursors } from './live/cursor.ts';
 import { LiveService } from './live/live.service.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { Metrics } from './metrics.ts';
+import { startMetricsServer } from './http/metrics.ts';
 import { AppService } from './apps/app.service.ts';
 import { FlowService } from './inbound/flow.service.ts';
 import { InboundSourceService } from './inbound/inbound-source.service.ts';
@@ -57,6 +59,8 @@ export interface App {
   services: Services;
   /** The API's base URL once started with the api role. */
   url: string | undefined;
+  /** Where this process serves its metrics when they have a port of their own (HERALD_METRICS_PORT). */
+  metricsUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -94,6 +98,7 @@ export async function startApp(
   logger = createLogger(config.logLevel),
 ): Promise<App> {
   const role = roles.api && roles.worker ? 'all' : roles.api ? 'api' : 'worker';
+  const metrics = new Metrics({ logger }, { role });
   const orm: Orm = await openOrm(config, logger);
   await migrate(orm, logger);
   const bus = await openBus(config, logger, role);
@@ -148,6 +153,7 @@ export async function startApp(
       statementTimeoutMs: config.database.statementTimeoutMs,
     },
   );
+  const hub = new LiveHub({ bus, logger, metrics }, { ...config.live, readyTimeoutMs: 5_000 });
   const webhooks = new WebhookService(
     { orm, audit, eventTypes, box },
     { policy: config.webhooks, rotationGraceMs: config.webhooks.rotationGraceMs },
@@ -166,7 +172,7 @@ export async function startApp(
     ),
     live: new LiveService(
       {
-        hub: new LiveHub({ bus, logger }, { ...config.live, readyTimeoutMs: 5_000 }),
+        hub,
         cursors: new LiveCursors(Buffer.from(secretKey, 'base64')),
       },
       { prefix: config.nats.prefix, maxPerToken: config.live.maxPerToken },
@@ -200,8 +206,15 @@ export async function startApp(
         webhookChanges,
         announcements: attemptRelay,
         logger,
+        metrics,
       })
     : null;
+  if (roles.worker) {
+    const outboxes = { events: eventRelay, audit: auditRelay, inbound: inboundRelay, attempts: attemptRelay };
+    for (const [outbox, relay] of Object.entries(outboxes)) {
+      metrics.read(async () => metrics.outboxEntries.set({ outbox }, await relay.depth()));
+    }
+  }
   let server: Server | undefined;
   if (roles.api) {
     const authenticate = authenticator(auth);
@@ -211,22 +224,47 @@ export async function startApp(
       auth,
       authenticate,
       isUnavailable: isDatabaseUnavailable,
+      metrics,
       logger,
     });
     const health = readinessChecks(
       { database: () => orm.em.fork().execute('select 1'), bus: () => bus.ping() },
       logger,
     );
-    server = await createServer({ config, graphql, audit, authenticate, health, inbound: receiver, logger });
+    server = await createServer({
+      config,
+      graphql,
+      audit,
+      authenticate,
+      health,
+      inbound: receiver,
+      metrics,
+      serveMetrics: config.metrics.port === undefined,
+      logger,
+    });
+    metrics.read(() => metrics.liveSubscribers.set(hub.stats().subscribers));
   }
+  const metricsServer =
+    config.metrics.port === undefined
+      ? null
+      : await startMetricsServer(metrics, { host: config.metrics.host, port: config.metrics.port }, logger);
+  if (!roles.api && !metricsServer)
+    logger.info('no metrics served: set HERALD_METRICS_PORT to scrape this worker');
   logger.info(
-    { role, url: server?.url, database: config.database.url ? 'postgres' : 'pglite', bus: bus.kind },
+    {
+      role,
+      url: server?.url,
+      metrics: metricsServer?.url,
+      database: config.database.url ? 'postgres' : 'pglite',
+      bus: bus.kind,
+    },
     'herald started',
   );
 
   return {
     services,
     url: server?.url,
+    metricsUrl: metricsServer?.url,
     async stop() {
       // Every step runs even when one before it failed (a bus that is down cannot drain).
       const failures: unknown[] = [];
@@ -239,6 +277,7 @@ export async function startApp(
       };
       await step(() => services.live.endAll());
       await step(() => server?.close());
+      await step(() => metricsServer?.close());
       await step(() => pipeline?.stop());
       await step(() => checkpointLoop?.stop());
       await step(() => Promise.all(relays.map((relay) => relay.stop())));

@@ -171,6 +171,16 @@ const auditSchema = z.object({
   checkpointIntervalSeconds: integer().pipe(z.number().min(1).max(86_400)).default(300),
 });
 
+const metricsSchema = z.object({
+  /**
+   * A listener of its own for GET /metrics (every role; a worker has no other port), open to
+   * whoever reaches it. Unset: the API port serves /metrics to the operator token, and a worker
+   * serves none.
+   */
+  port: integer().pipe(z.number().min(0).max(65535)).optional(),
+  host: z.string().min(1).default('127.0.0.1'),
+});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('.data'),
@@ -184,6 +194,7 @@ const configSchema = z
     live: liveSchema,
     audit: auditSchema,
     inbound: inboundSchema,
+    metrics: metricsSchema,
   })
   .superRefine((config, ctx) => {
     if (config.audit.checkpointKey && config.audit.checkpointKey === config.webhooks.secretKey) {
@@ -275,6 +286,7 @@ const variables = {
     requestsPerSecond: 'HERALD_INBOUND_REQUESTS_PER_SECOND',
     publicUrl: 'HERALD_PUBLIC_URL',
   },
+  metrics: { port: 'HERALD_METRICS_PORT', host: 'HERALD_METRICS_HOST' },
 } as const;
 
 type Variables = { readonly [key: string]: string | Variables };

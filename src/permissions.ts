@@ -48,6 +48,7 @@ export const permissions = {
   'inbound.read': { what: 'read inbound sources and requests', scopes: ['inbound:read', 'inbound:manage'] },
   'inbound.manage': { what: 'manage inbound sources and replay requests', scopes: ['inbound:manage'] },
   'apps.publish': { what: 'publish apps', scopes: [], operator: true },
+  'metrics.read': { what: "read the process's metrics", scopes: [], operator: true },
   'apps.read': { what: 'read the apps published', scopes: [], everyone: true },
   'apps.manage': { what: 'install, upgrade and uninstall apps', scopes: ['apps:manage'] },
 } as const satisfies Record<string, Rule>;

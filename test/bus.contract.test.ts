@@ -158,6 +158,32 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
     expect(handled).toHaveLength(40);
   });
 
+  it("tells a consumer's backlog: messages not handed out, and handed out but not settled", async () => {
+    const { subject, consumer, stream } = await freshStream('workqueue');
+    await expect(bus.consumerState(stream.name, 'worker')).resolves.toEqual({ pending: 0, ackPending: 0 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const consumption = bus.consume(consumer(), () => held, { concurrency: 1 });
+    for (let i = 0; i < 3; i++) await bus.publish(subject('x'), text(`m${i}`), { msgId: `m${i}` });
+    // JetStream hands a pull consumer several messages at once: only the sum is fixed.
+    await waitFor(
+      async () => {
+        const { pending, ackPending } = await bus.consumerState(stream.name, 'worker');
+        return ackPending >= 1 && pending + ackPending === 3;
+      },
+      { what: 'three messages in the backlog, one at least handed out' },
+    );
+    release();
+    await waitFor(
+      async () => {
+        const { pending, ackPending } = await bus.consumerState(stream.name, 'worker');
+        return pending + ackPending === 0;
+      },
+      { what: 'an empty backlog' },
+    );
+    await consumption.stop();
+  });
+
   it('redelivers a nak after its delay, counting deliveries', async () => {
     const { subject, consumer } = await freshStream();
     const deliveries: { count: number; at: number }[] = [];

@@ -49,5 +49,6 @@ export function auditOutbox(orm: Orm, bus: EventBus, prefix: string): Outbox<Aud
     async remove(ids) {
       await orm.em.fork().nativeDelete(AuditOutboxEntity, { auditLogId: { $in: ids } });
     },
+    depth: () => orm.em.fork().count(AuditOutboxEntity, {}, { filters: false }),
   };
 }

@@ -122,6 +122,11 @@ export interface EventBus {
   last(subject: string): Promise<LiveMessage | null>;
   /** How many messages a work-queue stream holds: stored and not yet acked (its backlog). */
   backlog(stream: string): Promise<number>;
+  /**
+   * A durable consumer's backlog: messages of its stream not yet handed out (`pending`), and handed
+   * out and not yet settled (`ackPending`). Zero for both before the consumer first consumes.
+   */
+  consumerState(stream: string, durable: string): Promise<{ pending: number; ackPending: number }>;
   /** True when an error means the bus did not answer (so later may work), not that it refused the message. */
   isUnavailable(error: unknown): boolean;
   /** Readiness: the bus answers now. */

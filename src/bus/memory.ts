@@ -205,6 +205,13 @@ export class MemoryBus implements EventBus {
     return found.messages.size;
   }
 
+  async consumerState(stream: string, durable: string): Promise<{ pending: number; ackPending: number }> {
+    this.assertOpen();
+    const found = this.streams.get(stream)?.durables.get(durable);
+    if (!found) return { pending: 0, ackPending: 0 };
+    return { pending: found.ready.length + found.waiting.size, ackPending: found.inFlight.size };
+  }
+
   isUnavailable(error: unknown): boolean {
     return error instanceof BusClosedError;
   }

@@ -3,6 +3,7 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
@@ -282,6 +283,19 @@ export class NatsBus implements EventBus {
   async backlog(stream: string): Promise<number> {
     if (!this.connected || this.nc.isClosed()) throw new BusUnavailableError();
     return (await this.jsm.streams.info(stream)).state.messages;
+  }
+
+  async consumerState(stream: string, durable: string): Promise<{ pending: number; ackPending: number }> {
+    if (!this.connected || this.nc.isClosed()) throw new BusUnavailableError();
+    try {
+      const info = await this.jsm.consumers.info(stream, durable);
+      return { pending: info.num_pending, ackPending: info.num_ack_pending };
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound) {
+        return { pending: 0, ackPending: 0 };
+      }
+      throw error;
+    }
   }
 
   isUnavailable(error: unknown): boolean {

@@ -53,5 +53,6 @@ export function attemptOutbox(orm: Orm, bus: EventBus, prefix: string): Outbox<D
     async remove(ids) {
       await orm.em.fork().nativeDelete(AttemptOutboxEntity, { attemptId: { $in: ids } });
     },
+    depth: () => orm.em.fork().count(AttemptOutboxEntity, {}, { filters: false }),
   };
 }

@@ -1,6 +1,8 @@
 import type { BusMessage, Consumption, EventBus } from '../bus/bus.ts';
 import { eventMessageV1, streams, subjects } from '../bus/contracts.ts';
+import { idTime } from '../db/ids.ts';
 import { fromMessage } from '../events/published-event.ts';
+import type { Metrics } from '../metrics.ts';
 import type { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
 import type { MessageSettling } from './consumer.ts';
 import type { QueueBound } from './queue-bound.ts';
@@ -8,6 +10,8 @@ import type { DeliveryQueue } from './queue.ts';
 import type { EventDispatches } from './store/dispatches.ts';
 
 type Stage = 'match' | 'dispatch' | 'queue';
+
+type DispatchMetrics = Pick<Metrics, 'dispatched' | 'dispatchLagSeconds'>;
 
 /**
  * Turns events into deliveries: for each event on the stream, one delivery per active webhook of
@@ -23,6 +27,7 @@ export class Dispatcher {
   private readonly matcher: Pick<WebhookMatcher, 'matching'>;
   private readonly bound: Pick<QueueBound, 'tryAdmit' | 'admit' | 'landed'>;
   private readonly settling: MessageSettling;
+  private readonly metrics: DispatchMetrics;
   private readonly prefix: string;
   private readonly subjectOf: (event: { tenantId: string; type: string }) => string;
 
@@ -34,6 +39,7 @@ export class Dispatcher {
       matcher: Pick<WebhookMatcher, 'matching'>;
       bound: Pick<QueueBound, 'tryAdmit' | 'admit' | 'landed'>;
       settling: MessageSettling;
+      metrics: DispatchMetrics;
     },
     options: { prefix: string },
   ) {
@@ -43,6 +49,7 @@ export class Dispatcher {
     this.matcher = deps.matcher;
     this.bound = deps.bound;
     this.settling = deps.settling;
+    this.metrics = deps.metrics;
     this.prefix = options.prefix;
     const { event } = subjects(options.prefix);
     this.subjectOf = ({ tenantId, type }) => event(tenantId, type);
@@ -94,6 +101,8 @@ export class Dispatcher {
         const queued = await Promise.allSettled(deliveries.map((delivery) => this.queue.enqueue(delivery)));
         const failed = queued.find((result) => result.status === 'rejected');
         if (failed) throw failed.reason;
+        this.metrics.dispatched.inc(deliveries.length);
+        this.metrics.dispatchLagSeconds.observe((Date.now() - idTime(event.id)) / 1000);
       } finally {
         this.bound.landed(webhookIds.length);
       }

@@ -82,6 +82,13 @@ export class EndpointGate {
     return state.trial ? now + this.options.waitMs : null;
   }
 
+  /** Endpoints whose circuit is open or half-open: the metrics' herald_circuits_open. */
+  openCircuits(): number {
+    let open = 0;
+    for (const state of this.endpoints.values()) if (state.openUntil > 0) open++;
+    return open;
+  }
+
   /** Takes a free slot at once; false when the caller would have to wait in line or park (`acquire`). */
   tryAcquire(endpoint: string): boolean {
     const state = this.state(endpoint);

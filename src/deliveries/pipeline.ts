@@ -4,6 +4,7 @@ import { streams } from '../bus/contracts.ts';
 import type { Config } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import { LoopLag } from '../util/loop-lag.ts';
 import type { OutboxRelay } from '../util/outbox-relay.ts';
 import { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
@@ -44,9 +45,10 @@ export function startPipeline(
     /** Announces recorded attempts to live consoles (the attempt outbox's relay). */
     announcements: Pick<OutboxRelay<DeliveryAttempt>, 'publish'>;
     logger: Logger;
+    metrics: Metrics;
   },
 ) {
-  const { orm, bus, audit, box, webhooks, webhookChanges, announcements, logger } = deps;
+  const { orm, bus, audit, box, webhooks, webhookChanges, announcements, logger, metrics } = deps;
   const { delivery } = config;
   const matcher = new WebhookMatcher(orm, { ttlMs: delivery.webhookCacheTtlMs });
   const timed = { statementTimeoutMs: config.database.statementTimeoutMs };
@@ -70,22 +72,23 @@ export function startPipeline(
   });
   // How late this worker runs, so that a busy worker is not taken for slow endpoints.
   const lag = new LoopLag();
+  const gate = new EndpointGate(
+    {
+      maxInFlight: delivery.maxInFlightPerEndpoint,
+      // A hanging endpoint holds at most its slots and a quarter of the worker's.
+      maxWaiting: Math.min(3 * delivery.maxInFlightPerEndpoint, Math.floor(delivery.concurrency / 4)),
+      waitMs: defaultIsolation.waitMs,
+      failureThreshold: delivery.circuitFailures,
+      openMs: delivery.circuitOpenMs,
+    },
+    () => lag.ms(),
+  );
   const worker = new DeliveryWorker(
     {
       bus,
       store,
       client,
-      gate: new EndpointGate(
-        {
-          maxInFlight: delivery.maxInFlightPerEndpoint,
-          // A hanging endpoint holds at most its slots and a quarter of the worker's.
-          maxWaiting: Math.min(3 * delivery.maxInFlightPerEndpoint, Math.floor(delivery.concurrency / 4)),
-          waitMs: defaultIsolation.waitMs,
-          failureThreshold: delivery.circuitFailures,
-          openMs: delivery.circuitOpenMs,
-        },
-        () => lag.ms(),
-      ),
+      gate,
       policy: {
         ...defaultRetryPolicy,
         scheduleMs: delivery.retryScheduleMs ?? defaultRetryPolicy.scheduleMs,
@@ -94,14 +97,15 @@ export function startPipeline(
       settling,
       announcements,
       logger,
+      metrics,
     },
     { prefix: config.nats.prefix },
   );
-  const deliveryStream = streams(config.nats.prefix).deliveries.name;
-  const bound = new QueueBound(() => bus.backlog(deliveryStream), { limit: delivery.maxQueued }, logger);
+  const { events: eventStream, deliveries: deliveryStream } = streams(config.nats.prefix);
+  const bound = new QueueBound(() => bus.backlog(deliveryStream.name), { limit: delivery.maxQueued }, logger);
   const running = [
     new Dispatcher(
-      { bus, dispatches: new EventDispatches({ orm }, timed), queue, matcher, bound, settling },
+      { bus, dispatches: new EventDispatches({ orm }, timed), queue, matcher, bound, settling, metrics },
       { prefix: config.nats.prefix },
     ).start(),
     worker.start(delivery.concurrency, delivery.requestTimeoutMs),
@@ -112,6 +116,22 @@ export function startPipeline(
       logger,
     ),
   ];
+  metrics.read(() => metrics.openCircuits.set(gate.openCircuits()));
+  metrics.read(async () => {
+    const { retrying, paused } = await parking.counts();
+    metrics.parked.set({ reason: 'RETRYING' }, retrying);
+    metrics.parked.set({ reason: 'PAUSED' }, paused);
+  });
+  for (const [stream, consumer] of [
+    [eventStream.name, 'dispatcher'],
+    [deliveryStream.name, 'deliverer'],
+  ] as const) {
+    metrics.read(async () => {
+      const { pending, ackPending } = await bus.consumerState(stream, consumer);
+      metrics.consumerPending.set({ consumer }, pending);
+      metrics.consumerAckPending.set({ consumer }, ackPending);
+    });
+  }
   return {
     async stop() {
       invalidations.stop();

@@ -3,6 +3,7 @@ import type { BusMessage, Consumption, EventBus } from '../bus/bus.ts';
 import { deliveryMessageV1, streams, type DeliveryMessage } from '../bus/contracts.ts';
 import { newId } from '../db/ids.ts';
 import type { Logger } from '../logger.ts';
+import { responseClass, type Metrics } from '../metrics.ts';
 import type { OutboxRelay } from '../util/outbox-relay.ts';
 import type { MessageSettling } from './consumer.ts';
 import type { DeliveryAttempt } from './delivery.entity.ts';
@@ -25,6 +26,8 @@ export interface AttemptStore {
 
 type Stage = 'prepare' | 'park' | 'send' | 'record';
 
+type AttemptMetrics = Pick<Metrics, 'attempts' | 'attemptSeconds' | 'attemptsInFlight'>;
+
 /**
  * How soon the messages of a worker that died come back: the bus reports a message in progress
  * while its attempt runs (even one waiting 15 s on an endpoint), so a short wait costs no repeat.
@@ -46,6 +49,7 @@ export class DeliveryWorker {
   private readonly settling: MessageSettling;
   private readonly announcements: Pick<OutboxRelay<DeliveryAttempt>, 'publish'>;
   private readonly logger: Logger;
+  private readonly metrics: AttemptMetrics;
   private readonly prefix: string;
 
   constructor(
@@ -58,6 +62,7 @@ export class DeliveryWorker {
       settling: MessageSettling;
       announcements: Pick<OutboxRelay<DeliveryAttempt>, 'publish'>;
       logger: Logger;
+      metrics: AttemptMetrics;
     },
     options: { prefix: string },
   ) {
@@ -69,6 +74,7 @@ export class DeliveryWorker {
     this.settling = deps.settling;
     this.announcements = deps.announcements;
     this.logger = deps.logger;
+    this.metrics = deps.metrics;
     this.prefix = options.prefix;
   }
 
@@ -120,9 +126,11 @@ export class DeliveryWorker {
       stage = 'send';
       const at = new Date();
       let outcome: AttemptOutcome | undefined;
+      this.metrics.attemptsInFlight.inc();
       try {
         outcome = await this.send(prepared, at);
       } finally {
+        this.metrics.attemptsInFlight.dec();
         this.gate.release(endpoint, outcome ? succeeded(outcome) : false, outcome?.durationMs ?? Infinity);
       }
       stage = 'record';
@@ -203,6 +211,9 @@ export class DeliveryWorker {
 
   private async record(job: AttemptJob, attempt: number, outcome: AttemptOutcome, at: Date): Promise<void> {
     const settlement = decide(outcome, attempt, job.webhook!, this.policy, new Date());
+    const { status } = settlement;
+    this.metrics.attempts.inc({ status, response: responseClass(outcome) });
+    this.metrics.attemptSeconds.observe({ status }, outcome.durationMs / 1000);
     const row: DeliveryAttempt = {
       id: newId(),
       tenantId: job.delivery.tenantId,

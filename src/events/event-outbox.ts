@@ -52,5 +52,6 @@ export function eventOutbox(orm: Orm, bus: EventBus, prefix: string): Outbox<Pub
     async remove(ids) {
       await orm.em.fork().nativeDelete(EventOutboxEntity, { eventId: { $in: ids } });
     },
+    depth: () => orm.em.fork().count(EventOutboxEntity, {}, { filters: false }),
   };
 }

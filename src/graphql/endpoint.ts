@@ -4,6 +4,7 @@ import { useGraphQlJit } from '@envelop/graphql-jit';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import type { AuthService } from '../tenancy/auth.service.ts';
 import { RateLimits } from '../tenancy/rate-limits.ts';
 import { TokenSessions } from '../tenancy/token-sessions.ts';
@@ -11,6 +12,7 @@ import type { Authenticate, Context, Services } from './context.ts';
 import { logUnexpected, maskUnexpected, rateLimited, unauthenticated } from './errors.ts';
 import { checkedInput, disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
+import { measureOperations } from './measure.ts';
 import { readBody, useReadBody } from './request-body.ts';
 import { schema } from './schema.ts';
 import { serveWebSockets } from './ws.ts';
@@ -41,6 +43,7 @@ export function graphqlEndpoint(deps: {
   authenticate: Authenticate;
   /** Whether an error means the database did not answer (UNAVAILABLE rather than masked). */
   isUnavailable: (error: unknown) => boolean;
+  metrics: Pick<Metrics, 'graphqlOperations' | 'graphqlSeconds'>;
   logger: Logger;
 }): GraphqlEndpoint {
   const { config, services, authenticate, logger } = deps;
@@ -89,6 +92,7 @@ export function graphqlEndpoint(deps: {
     // Herald takes no file uploads.
     multipart: false,
     plugins: [
+      measureOperations(deps.metrics),
       useReadBody(),
       ...(production ? [disableIntrospection()] : []),
       limitAliases(30),

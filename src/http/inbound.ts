@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { InboundReceiver } from '../inbound/inbound-receiver.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 
 /** The path prefix of inbound sources' URLs: `/in/<token>`. */
 export const INBOUND_PREFIX = '/in/';
@@ -13,7 +14,7 @@ export const INBOUND_PREFIX = '/in/';
 export async function inboundRoute(
   req: IncomingMessage,
   res: ServerResponse,
-  deps: { receiver: InboundReceiver; logger: Logger },
+  deps: { receiver: InboundReceiver; metrics: Pick<Metrics, 'inboundRequests'>; logger: Logger },
 ): Promise<void> {
   const [path, query] = splitUrl(req.url ?? '/');
   const token = path.slice(INBOUND_PREFIX.length);
@@ -25,6 +26,7 @@ export async function inboundRoute(
     clientIp: req.socket.remoteAddress ?? null,
     body: req.iterator({ destroyOnReturn: false }),
   });
+  deps.metrics.inboundRequests.inc({ outcome: answer.outcome });
   const body = JSON.stringify(answer.body);
   res.writeHead(answer.status, {
     ...answer.headers,

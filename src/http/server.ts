@@ -1,15 +1,17 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Config } from '../config.ts';
 import type { GraphqlEndpoint } from '../graphql/endpoint.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { InboundReceiver } from '../inbound/inbound-receiver.ts';
 import { auditExport } from './audit-export.ts';
 import { INBOUND_PREFIX, inboundRoute } from './inbound.ts';
 import { requestIdOf } from './authenticate.ts';
 import { liveness, readiness, type Health } from './health.ts';
+import { listen } from './listen.ts';
+import { metricsRoute } from './metrics.ts';
 
 export interface Server {
   url: string;
@@ -31,9 +33,12 @@ export async function createServer(deps: {
   authenticate: (authorization: unknown, req: IncomingMessage) => Promise<Actor | null>;
   health: Health;
   inbound: InboundReceiver;
+  metrics: Metrics;
+  /** Serve /metrics (with the operator token): false when the metrics have a port of their own. */
+  serveMetrics: boolean;
   logger: Logger;
 }): Promise<Server> {
-  const { config, graphql, logger } = deps;
+  const { config, graphql, metrics, logger } = deps;
   let accepting = true;
 
   const routes: Record<string, Handler> = {
@@ -45,11 +50,14 @@ export async function createServer(deps: {
         if (!res.headersSent) res.writeHead(500).end();
       });
     },
+    ...(deps.serveMetrics && {
+      '/metrics': (req: IncomingMessage, res: ServerResponse) => void metricsRoute(req, res, deps),
+    }),
     // /graphql, and whatever else: yoga answers unknown paths with 404.
     '*': (req, res) => graphql.handle(req, res),
   };
   const inbound: Handler = (req, res) => {
-    void inboundRoute(req, res, { receiver: deps.inbound, logger }).catch((error: unknown) => {
+    void inboundRoute(req, res, { receiver: deps.inbound, metrics, logger }).catch((error: unknown) => {
       logger.error({ err: error, requestId: req.headers['x-request-id'] }, 'inbound request failed');
       // Nothing was stored: the sender is told to try again (5xx), as every provider does.
       if (!res.headersSent) res.writeHead(503, { connection: 'close', 'retry-after': '5' }).end();
@@ -62,12 +70,18 @@ export async function createServer(deps: {
     req.headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
     const path = req.url?.split('?', 1)[0] ?? '/';
+    const inboundPath = path.startsWith(INBOUND_PREFIX);
+    const handler = inboundPath ? inbound : routes[path];
     res.on('finish', () => {
+      // Bounded labels: a route of the table, never the path asked for.
+      const route = inboundPath ? 'inbound' : handler ? path : path === '/graphql' ? path : 'other';
+      metrics.httpRequests.inc({ route, code: `${Math.floor(res.statusCode / 100)}xx` });
+      metrics.httpSeconds.observe({ route }, (performance.now() - started) / 1000);
       const fields = {
         requestId,
         method: req.method,
         // An inbound URL's token lets anyone post: logs keep the prefix only.
-        url: path.startsWith(INBOUND_PREFIX) ? `${INBOUND_PREFIX}…` : req.url,
+        url: inboundPath ? `${INBOUND_PREFIX}…` : req.url,
         status: res.statusCode,
         ms: performance.now() - started,
       };
@@ -75,7 +89,7 @@ export async function createServer(deps: {
       else logger.debug(fields, 'request');
     });
     if (!accepting) res.setHeader('connection', 'close');
-    (path.startsWith(INBOUND_PREFIX) ? inbound : (routes[path] ?? routes['*']!))(req, res);
+    (handler ?? routes['*']!)(req, res);
   });
   // Registered before the WebSocket server's own upgrade listener, so it runs first.
   http.on('upgrade', (req: IncomingMessage) => {
@@ -83,15 +97,10 @@ export async function createServer(deps: {
   });
   graphql.listen(http);
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(config.server.port, config.server.host, () => resolve());
-  });
-  const { address, port } = http.address() as AddressInfo;
-  const host = address.includes(':') ? `[${address}]` : address;
+  const url = await listen(http, config.server.port, config.server.host);
 
   return {
-    url: `http://${host}:${port}`,
+    url,
     async close() {
       accepting = false;
       await graphql.closeSockets();

@@ -73,5 +73,6 @@ export function inboundOutbox(orm: Orm, bus: EventBus, prefix: string): Outbox<I
     async remove(ids) {
       await orm.em.fork().nativeDelete(InboundOutboxEntity, { requestId: { $in: ids } });
     },
+    depth: () => orm.em.fork().count(InboundOutboxEntity, {}, { filters: false }),
   };
 }

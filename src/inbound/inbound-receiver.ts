@@ -32,6 +32,8 @@ export interface IncomingInbound {
 
 export interface InboundAnswer {
   status: number;
+  /** What became of the request (an InboundOutcome, or NOT_FOUND / RATE_LIMITED when nothing was stored). */
+  outcome: string;
   headers: Record<string, string>;
   body: Record<string, unknown>;
   /** False when the answer came before the body was read to its end: the connection must close. */
@@ -362,7 +364,7 @@ function answer(
   bodyRead: boolean,
 ): InboundAnswer {
   const body = message ? { id, error: { code: outcome, message } } : { id, outcome };
-  return { status, headers: {}, body, bodyRead };
+  return { status, outcome, headers: {}, body, bodyRead };
 }
 
 function allowedIp(ip: string | null, cidrs: readonly string[]): boolean {

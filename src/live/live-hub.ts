@@ -2,6 +2,7 @@ import type { EventBus, LiveMessage, Subscription } from '../bus/bus.ts';
 import { ReplayRefusedError } from '../bus/bus.ts';
 import { CursorExpiredError, LiveUnavailableError, SlowSubscriberError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 
 /**
  * What a live stream yields: items, and at most one SlowSubscriberError as its last element (the
@@ -23,6 +24,8 @@ export interface LiveRequest<T> {
   onClose?: () => void;
 }
 
+type LiveMetrics = Pick<Metrics, 'liveFramesSent' | 'liveFramesDropped'>;
+
 export interface LiveLimits {
   bufferMessages: number;
   bufferBytes: number;
@@ -40,11 +43,13 @@ export class LiveHub {
   private readonly bus: EventBus;
   private readonly logger: Logger;
   private readonly limits: LiveLimits;
+  private readonly metrics: LiveMetrics;
   private readonly feeds = new Map<string, Feed>();
 
-  constructor(deps: { bus: EventBus; logger: Logger }, limits: LiveLimits) {
+  constructor(deps: { bus: EventBus; logger: Logger; metrics: LiveMetrics }, limits: LiveLimits) {
     this.bus = deps.bus;
     this.logger = deps.logger;
+    this.metrics = deps.metrics;
     this.limits = limits;
   }
 
@@ -56,7 +61,7 @@ export class LiveHub {
   async open<T>(request: LiveRequest<T>): Promise<LiveStream<T>> {
     const feed = this.feed(request.subject, request.decode);
     const accept = request.accept as ((value: unknown) => boolean) | undefined;
-    const listener = new Listener<T>(feed, accept, this.limits, request.onClose);
+    const listener = new Listener<T>(feed, accept, this.limits, this.metrics, request.onClose);
     feed.opening++;
     try {
       await withTimeout(feed.ready, this.limits.readyTimeoutMs);
@@ -223,6 +228,7 @@ class Listener<T> implements LiveStream<T> {
   private readonly feed: Feed;
   private readonly accept: ((value: unknown) => boolean) | undefined;
   private readonly limits: LiveLimits;
+  private readonly metrics: LiveMetrics;
   private queue: { seq: number; value: T; bytes: number }[] = [];
   /** Live messages that arrived while the replay was read. */
   private held: { seq: number; value: unknown; bytes: number }[] | null = [];
@@ -238,18 +244,20 @@ class Listener<T> implements LiveStream<T> {
     feed: Feed,
     accept: ((value: unknown) => boolean) | undefined,
     limits: LiveLimits,
+    metrics: LiveMetrics,
     onClose?: () => void,
   ) {
     this.feed = feed;
     this.accept = accept;
     this.limits = limits;
+    this.metrics = metrics;
     this.onClose = onClose;
   }
 
   offer(seq: number, value: unknown, bytes: number): void {
     if (!this.held) return this.enqueue(seq, value, bytes);
     this.held.push({ seq, value, bytes });
-    if (this.held.length > this.limits.bufferMessages) this.overflow();
+    if (this.held.length > this.limits.bufferMessages) this.overflow(0);
   }
 
   replayed(seq: number, value: unknown, bytes: number): void {
@@ -282,6 +290,7 @@ class Listener<T> implements LiveStream<T> {
       const item = this.queue.shift();
       if (item) {
         this.bytes -= item.bytes;
+        this.metrics.liveFramesSent.inc();
         return { done: false, value: item.value };
       }
       if (this.failure) {
@@ -313,7 +322,7 @@ class Listener<T> implements LiveStream<T> {
     this.lastSeq = seq;
     if (value === null || (this.accept && !this.accept(value))) return;
     if (this.queue.length >= this.limits.bufferMessages || this.bytes + bytes > this.limits.bufferBytes) {
-      return this.overflow();
+      return this.overflow(1);
     }
     this.queue.push({ seq, value: value as T, bytes });
     this.bytes += bytes;
@@ -326,8 +335,12 @@ class Listener<T> implements LiveStream<T> {
     onClose?.();
   }
 
-  /** What is queued is dropped at once: a subscriber this far behind cannot hold memory. */
-  private overflow(): void {
+  /**
+   * What is queued is dropped at once: a subscriber this far behind cannot hold memory. `refused`:
+   * the items dropped besides those queued and held (the one that did not fit).
+   */
+  private overflow(refused: number): void {
+    this.metrics.liveFramesDropped.inc(this.queue.length + (this.held?.length ?? 0) + refused);
     this.queue = [];
     this.held = this.held && [];
     this.bytes = 0;

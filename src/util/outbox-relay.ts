@@ -19,6 +19,8 @@ export interface Outbox<T> {
   send(item: T): Promise<void>;
   /** Deletes the entries of items the bus has. */
   remove(ids: string[]): Promise<void>;
+  /** How many entries wait: the metrics' herald_outbox_entries. */
+  depth(): Promise<number>;
 }
 
 /**
@@ -91,6 +93,11 @@ export class OutboxRelay<T> {
       { intervalMs: this.intervalMs, what: `outbox relay of ${this.outbox.what}` },
       this.logger,
     );
+  }
+
+  /** Entries not yet on the bus (or on it, and not yet cleared). */
+  depth(): Promise<number> {
+    return this.outbox.depth();
   }
 
   /** Waits for the publishes under way and the deletions of published entries. */

@@ -118,6 +118,18 @@ export class Parking {
       );
   }
 
+  /** Deliveries waiting in the database: the metrics' herald_deliveries_parked. Reads the partial indexes. */
+  async counts(): Promise<{ retrying: number; paused: number }> {
+    const [row] = await sqlRows<{ retrying: string; paused: string }>(
+      this.orm,
+      `select (select count(*) from deliveries where next_attempt_at is not null and status = 'RETRYING') as retrying,
+              (select count(*) from deliveries where status = 'PAUSED') as paused`,
+      [],
+      { timeoutMs: 5_000 },
+    );
+    return { retrying: Number(row!.retrying), paused: Number(row!.paused) };
+  }
+
   /**
    * Queues parked deliveries whose time came. The rows stay locked (SKIP LOCKED: schedulers on
    * several workers share the work) while `enqueue` publishes them, and become PENDING in the same
