@@ -10,6 +10,7 @@ import { RateLimits } from '../tenancy/rate-limits.ts';
 import { TokenSessions } from '../tenancy/token-sessions.ts';
 import type { Authenticate, Context, Services } from './context.ts';
 import { logUnexpected, maskUnexpected, rateLimited, unauthenticated } from './errors.ts';
+import { renderGraphiQL } from './graphiql.ts';
 import { checkedInput, disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
 import { measureOperations } from './measure.ts';
@@ -82,9 +83,10 @@ export function graphqlEndpoint(deps: {
       ? false
       : {
           title: 'Herald',
-          subscriptionsProtocol: 'WS',
           headers: JSON.stringify({ Authorization: 'Bearer <token: .data/admin-token in embedded mode>' }),
         },
+    // Served whole by Herald (no CDN); subscriptions in it go over graphql-ws.
+    renderGraphiQL,
     landingPage: false,
     logging: yogaLogger(logger.child({ component: 'graphql' })),
     // Bodies are read, within the limit, before yoga sees them (request-body.ts).
