@@ -42,6 +42,7 @@ import { InboundReceiver } from './inbound/inbound-receiver.ts';
 import { InboundRequestService } from './inbound/inbound-request.service.ts';
 import { inboundOutbox } from './inbound/inbound-outbox.ts';
 import { RateLimits } from './tenancy/rate-limits.ts';
+import { startTracing } from './tracing.ts';
 
 export interface Roles {
   /** Serve GraphQL over HTTP and WebSocket. */
@@ -98,7 +99,13 @@ export async function startApp(
   logger = createLogger(config.logLevel),
 ): Promise<App> {
   const role = roles.api && roles.worker ? 'all' : roles.api ? 'api' : 'worker';
+  const tracing = startTracing(config.tracing, role);
   const metrics = new Metrics({ logger }, { role });
+  // Listening before any work starts: a port taken stops the start with nothing running yet.
+  const metricsServer =
+    config.metrics.port === undefined
+      ? null
+      : await startMetricsServer(metrics, { host: config.metrics.host, port: config.metrics.port }, logger);
   const orm: Orm = await openOrm(config, logger);
   await migrate(orm, logger);
   const bus = await openBus(config, logger, role);
@@ -211,9 +218,11 @@ export async function startApp(
     : null;
   if (roles.worker) {
     const outboxes = { events: eventRelay, audit: auditRelay, inbound: inboundRelay, attempts: attemptRelay };
-    for (const [outbox, relay] of Object.entries(outboxes)) {
-      metrics.read(async () => metrics.outboxEntries.set({ outbox }, await relay.depth()));
-    }
+    metrics.read('outboxes', async () => {
+      for (const [outbox, relay] of Object.entries(outboxes)) {
+        metrics.outboxEntries.set({ outbox }, await relay.depth());
+      }
+    });
   }
   let server: Server | undefined;
   if (roles.api) {
@@ -242,12 +251,8 @@ export async function startApp(
       serveMetrics: config.metrics.port === undefined,
       logger,
     });
-    metrics.read(() => metrics.liveSubscribers.set(hub.stats().subscribers));
+    metrics.read('live', () => metrics.liveSubscribers.set(hub.stats().subscribers));
   }
-  const metricsServer =
-    config.metrics.port === undefined
-      ? null
-      : await startMetricsServer(metrics, { host: config.metrics.host, port: config.metrics.port }, logger);
   if (!roles.api && !metricsServer)
     logger.info('no metrics served: set HERALD_METRICS_PORT to scrape this worker');
   logger.info(
@@ -286,6 +291,8 @@ export async function startApp(
       );
       await step(() => bus.close());
       await step(() => orm.close());
+      // Last: the spans of everything stopped above are exported too.
+      await step(() => tracing?.stop());
       if (failures.length > 0) throw new AggregateError(failures, 'herald stopped with errors');
       logger.info({ role }, 'herald stopped');
     },

@@ -181,6 +181,53 @@ const metricsSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
 });
 
+/** `true` or `false`; unset or empty is `fallback`. */
+const flag = (fallback: 'true' | 'false') =>
+  z.preprocess(
+    unsetIfEmpty,
+    z
+      .enum(['true', 'false'])
+      .default(fallback)
+      .transform((v) => v === 'true'),
+  );
+
+/**
+ * OpenTelemetry tracing, off unless an OTLP endpoint is set: the standard OTEL_* variables. The
+ * exporter also reads its own (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, certificates).
+ */
+const tracingSchema = z.object({
+  /** OTLP/HTTP base URL; traces go to its /v1/traces. */
+  endpoint: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  /** The traces URL itself; wins over endpoint. */
+  tracesEndpoint: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  disabled: flag('false'),
+  /** Unset: herald-<role> (herald-api, herald-worker, herald-all). */
+  serviceName: optionalString,
+  /** `key=value,key=value` added to the resource. */
+  resourceAttributes: optionalString,
+  sampler: z.preprocess(
+    unsetIfEmpty,
+    z
+      .enum([
+        'always_on',
+        'always_off',
+        'traceidratio',
+        'parentbased_always_on',
+        'parentbased_always_off',
+        'parentbased_traceidratio',
+      ])
+      .default('parentbased_always_on'),
+  ),
+  /** The ratio of the traceidratio samplers. */
+  samplerArg: z.preprocess(unsetIfEmpty, z.coerce.number()).pipe(z.number().min(0).max(1)).default(1),
+  scheduleDelayMs: integer().pipe(z.number().min(0)).default(5_000),
+  exportTimeoutMs: integer().pipe(z.number().positive()).default(30_000),
+  maxQueueSize: integer().pipe(z.number().min(1)).default(2_048),
+  maxExportBatchSize: integer().pipe(z.number().min(1)).default(512),
+  /** Send traceparent/tracestate to webhook endpoints: off, so receivers learn nothing of Herald's traces. */
+  propagateToEndpoints: flag('false'),
+});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('.data'),
@@ -195,6 +242,7 @@ const configSchema = z
     audit: auditSchema,
     inbound: inboundSchema,
     metrics: metricsSchema,
+    tracing: tracingSchema,
   })
   .superRefine((config, ctx) => {
     if (config.audit.checkpointKey && config.audit.checkpointKey === config.webhooks.secretKey) {
@@ -214,6 +262,9 @@ const configSchema = z
         message:
           'must be at most half of HERALD_LIVE_BUFFER: a replay is queued whole, with room left for live items',
       });
+    }
+    if (config.metrics.port && config.metrics.port === config.server.port) {
+      ctx.addIssue({ code: 'custom', path: ['metrics', 'port'], message: 'must differ from PORT' });
     }
     if (config.server.production && !config.webhooks.secretKey) {
       ctx.addIssue({ code: 'custom', path: ['webhooks', 'secretKey'], message: 'required in production' });
@@ -287,6 +338,20 @@ const variables = {
     publicUrl: 'HERALD_PUBLIC_URL',
   },
   metrics: { port: 'HERALD_METRICS_PORT', host: 'HERALD_METRICS_HOST' },
+  tracing: {
+    endpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    tracesEndpoint: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    disabled: 'OTEL_SDK_DISABLED',
+    serviceName: 'OTEL_SERVICE_NAME',
+    resourceAttributes: 'OTEL_RESOURCE_ATTRIBUTES',
+    sampler: 'OTEL_TRACES_SAMPLER',
+    samplerArg: 'OTEL_TRACES_SAMPLER_ARG',
+    scheduleDelayMs: 'OTEL_BSP_SCHEDULE_DELAY',
+    exportTimeoutMs: 'OTEL_BSP_EXPORT_TIMEOUT',
+    maxQueueSize: 'OTEL_BSP_MAX_QUEUE_SIZE',
+    maxExportBatchSize: 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE',
+    propagateToEndpoints: 'HERALD_PROPAGATE_TRACE_TO_ENDPOINTS',
+  },
 } as const;
 
 type Variables = { readonly [key: string]: string | Variables };

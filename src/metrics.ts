@@ -1,8 +1,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from './logger.ts';
 
-/** A value read when Prometheus scrapes (a count in the database, a consumer's backlog). */
-type Reading = () => void | Promise<void>;
+/** Values read when Prometheus scrapes (counts in the database, consumers' backlogs), by name. */
+interface Reading {
+  name: string;
+  take: () => void | Promise<void>;
+}
+
+/** A reading still running after this is given up: the scrape answers with the last values. */
+const READING_DEADLINE_MS = 5_000;
 
 /** Seconds, from a fast local answer to the attempt timeout. */
 const ATTEMPT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30];
@@ -19,10 +25,14 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly readings: Reading[] = [];
   private readonly logger: Logger;
+  private readonly minReadingIntervalMs: number;
+  private reading: Promise<void> | null = null;
+  private readAt = -Infinity;
 
   readonly attempts: Counter<'status' | 'response'>;
   readonly attemptSeconds: Histogram<'status'>;
   readonly attemptsInFlight: Gauge;
+  readonly settled: Counter<'status'>;
   readonly parked: Gauge<'reason'>;
   readonly openCircuits: Gauge;
   readonly dispatched: Counter;
@@ -38,16 +48,22 @@ export class Metrics {
   readonly inboundRequests: Counter<'outcome'>;
   readonly httpRequests: Counter<'route' | 'code'>;
   readonly httpSeconds: Histogram<'route'>;
+  readonly readingFailures: Counter<'reading'>;
 
-  constructor(deps: { logger: Logger }, options: { role: string }) {
+  /**
+   * `minReadingIntervalMs`: scrapes closer together than this (several Prometheus servers, or a
+   * short interval) share one set of readings, so the database sees at most one set per interval.
+   */
+  constructor(deps: { logger: Logger }, options: { role: string; minReadingIntervalMs?: number }) {
     this.logger = deps.logger;
+    this.minReadingIntervalMs = options.minReadingIntervalMs ?? 1_000;
     const registers = [this.registry];
     this.registry.setDefaultLabels({ role: options.role });
     collectDefaultMetrics({ register: this.registry });
 
     this.attempts = new Counter({
       name: 'herald_delivery_attempts_total',
-      help: 'Delivery attempts made, by the delivery status they led to (SUCCEEDED, RETRYING, FAILED) and the response class (2xx…5xx) or error class (timeout, connect, dns, tls, ssrf, network).',
+      help: "Delivery attempts made (a repeat's included: each is a request sent), by the delivery status they led to (SUCCEEDED, RETRYING, FAILED) and the response class (2xx…5xx) or error class (timeout, connect, dns, tls, ssrf, network).",
       labelNames: ['status', 'response'],
       registers,
     });
@@ -63,6 +79,12 @@ export class Metrics {
       help: 'Attempts this worker is making now.',
       registers,
     });
+    this.settled = new Counter({
+      name: 'herald_deliveries_settled_total',
+      help: 'Deliveries that reached their end, by status: SUCCEEDED, or FAILED (given up after attempts, or ended without one: webhook deleted or disabled, event gone).',
+      labelNames: ['status'],
+      registers,
+    });
     this.parked = new Gauge({
       name: 'herald_deliveries_parked',
       help: 'Deliveries waiting in the database: RETRYING (due later) and PAUSED (tenant suspended).',
@@ -76,7 +98,7 @@ export class Metrics {
     });
     this.dispatched = new Counter({
       name: 'herald_deliveries_dispatched_total',
-      help: 'Deliveries created and queued by this dispatcher (one per event and subscribed webhook).',
+      help: 'Deliveries queued by this dispatcher, one per event and subscribed webhook (an event redelivered queues its unattempted deliveries again).',
       registers,
     });
     this.dispatchLagSeconds = new Histogram({
@@ -120,7 +142,7 @@ export class Metrics {
     });
     this.graphqlOperations = new Counter({
       name: 'herald_graphql_operations_total',
-      help: 'GraphQL operations by type, root field and result (ok, error: the response carried errors).',
+      help: 'GraphQL operations by type, first root field and result: ok, error (the response carried errors), invalid (did not parse or validate), refused (unauthenticated or rate-limited).',
       labelNames: ['type', 'field', 'result'],
       registers,
     });
@@ -150,28 +172,55 @@ export class Metrics {
       buckets: REQUEST_BUCKETS,
       registers,
     });
+    this.readingFailures = new Counter({
+      name: 'herald_metrics_reading_failures_total',
+      help: 'Scrape-time readings that failed or ran past 5 s, by reading (parked, consumers, outboxes…): their gauges keep the last values read.',
+      labelNames: ['reading'],
+      registers,
+    });
   }
 
-  /** Adds a reading taken on every scrape. */
-  read(reading: Reading): void {
-    this.readings.push(reading);
+  /** Adds a reading taken when scraped (`name`, a fixed word, labels its failures). */
+  read(name: string, take: () => void | Promise<void>): void {
+    this.readings.push({ name, take });
+  }
+
+  /** The exposition text, after the readings (unless taken within the interval, or under way). */
+  async text(): Promise<string> {
+    if (!this.reading && performance.now() - this.readAt >= this.minReadingIntervalMs) {
+      this.reading = this.readAll().finally(() => {
+        this.reading = null;
+        this.readAt = performance.now();
+      });
+    }
+    await this.reading;
+    return this.registry.metrics();
   }
 
   /**
-   * The exposition text. A reading that fails (the database is down) leaves its gauges as last
-   * read: the scrape still answers, and process metrics say what is wrong.
+   * Takes every reading. One that fails or runs past its deadline (the database is down or slow)
+   * leaves its gauges as last read and is counted: the scrape still answers.
    */
-  async text(): Promise<string> {
+  private async readAll(): Promise<void> {
     await Promise.all(
-      this.readings.map(async (reading) => {
+      this.readings.map(async ({ name, take }) => {
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`${name} took over ${READING_DEADLINE_MS} ms`)),
+            READING_DEADLINE_MS,
+          );
+        });
         try {
-          await reading();
+          await Promise.race([take(), deadline]);
         } catch (error) {
-          this.logger.debug({ err: error }, 'a metrics reading failed');
+          this.readingFailures.inc({ reading: name });
+          this.logger.warn({ err: error, reading: name }, 'a metrics reading failed');
+        } finally {
+          clearTimeout(timer);
         }
       }),
     );
-    return this.registry.metrics();
   }
 
   get contentType(): string {

@@ -73,6 +73,29 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
     expect(seen.sort()).toEqual(['one', 'two']);
   });
 
+  it('hands a consumer the headers a message was published with, on every delivery', async () => {
+    const { subject, consumer } = await freshStream();
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await bus.publish(subject('h'), text('with'), { msgId: 'with', headers: { traceparent } });
+    await bus.publish(subject('h'), text('without'), { msgId: 'without' });
+    const seen: { body: string; count: number; headers: BusMessage['headers'] }[] = [];
+    const consumption = bus.consume(
+      consumer(),
+      async (m) => {
+        seen.push({ body: read(m), count: m.deliveryCount, headers: m.headers });
+        if (m.deliveryCount === 1 && read(m) === 'with') m.nak();
+      },
+      { concurrency: 1 },
+    );
+    await waitFor(() => seen.length >= 3, { what: 'three deliveries' });
+    await consumption.stop();
+    expect(seen.filter((s) => s.body === 'with')).toEqual([
+      { body: 'with', count: 1, headers: { traceparent } },
+      { body: 'with', count: 2, headers: { traceparent } },
+    ]);
+    expect(seen.find((s) => s.body === 'without')?.headers).toEqual({});
+  });
+
   it('keeps the newest messages of each subject when told, and reads the last one', async () => {
     const token = `s${randomUUID().slice(0, 8)}`;
     const subject = (tail: string) => `${prefix}.${token}.${tail}`;

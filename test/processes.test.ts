@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { graphql } from './gql/index.ts';
 import { collect, httpExecutor, liveEvents, wsClient } from './support/app.ts';
 import { CreateTenant, CreateWebhook, PublishEvent, UpsertEventType } from './support/operations.ts';
+import { run, started, type Running } from './support/processes.ts';
 import { startReceiver, toLocalReceivers } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -22,43 +21,6 @@ const ReplicaAttempts = graphql(`
     }
   }
 `);
-
-const entry = (name: string) => fileURLToPath(new URL(`../src/main/${name}.ts`, import.meta.url));
-
-interface Running {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  stderr: string;
-  exit: Promise<number | null>;
-}
-
-function run(name: string, env: Record<string, string>): Running {
-  const child = spawn(process.execPath, [entry(name)], {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const running: Running = {
-    child,
-    lines: [],
-    stderr: '',
-    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
-  };
-  let buffer = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    const lines = buffer.split('\n');
-    buffer = lines.pop()!;
-    for (const line of lines) running.lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  child.stderr.on('data', (chunk: Buffer) => (running.stderr += chunk.toString()));
-  return running;
-}
-
-const started = (p: Running) =>
-  waitFor(() => p.lines.find((l) => l.msg === 'herald started') as { url?: string } | undefined, {
-    timeoutMs: 30_000,
-    what: 'herald started',
-  });
 
 describe('entry points', () => {
   const children: Running[] = [];

@@ -44,9 +44,14 @@ export interface PublishAck {
   duplicate: boolean;
 }
 
+/** Headers a publisher sets on a message (the W3C trace context): lower-case names, one value each. */
+export type MessageHeaders = Readonly<Record<string, string>>;
+
 export interface BusMessage {
   subject: string;
   data: Uint8Array;
+  /** The headers it was published with; empty when none. */
+  headers: MessageHeaders;
   /** Stream sequence. */
   seq: number;
   /** 1 on first delivery. */
@@ -101,7 +106,11 @@ export interface EventBus {
   readonly kind: 'nats' | 'memory';
   /** Creates the streams, or updates them to match; safe to call on every start. */
   declareStreams(streams: StreamSpec[]): Promise<void>;
-  publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck>;
+  publish(
+    subject: string,
+    data: Uint8Array,
+    options: { msgId: string; headers?: MessageHeaders },
+  ): Promise<PublishAck>;
   /** Loops until stopped, surviving disconnects, with at most `concurrency` handlers running. */
   consume(consumer: ConsumerSpec, handler: MessageHandler, options: { concurrency: number }): Consumption;
   /**

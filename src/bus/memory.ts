@@ -10,6 +10,7 @@ import {
   type EventBus,
   type LiveMessage,
   type MessageHandler,
+  type MessageHeaders,
   type PublishAck,
   type StreamSpec,
   type Subscription,
@@ -25,6 +26,7 @@ interface Stored {
   seq: number;
   subject: string;
   data: Uint8Array;
+  headers: MessageHeaders;
   at: number;
 }
 
@@ -91,13 +93,17 @@ export class MemoryBus implements EventBus {
     }
   }
 
-  async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
+  async publish(
+    subject: string,
+    data: Uint8Array,
+    options: { msgId: string; headers?: MessageHeaders },
+  ): Promise<PublishAck> {
     this.assertOpen();
-    return this.store(subject, data, options.msgId);
+    return this.store(subject, data, options.msgId, { ...options.headers });
   }
 
   /** Stores a message; one whose id was already seen within the window is dropped. */
-  private store(subject: string, data: Uint8Array, msgId: string): PublishAck {
+  private store(subject: string, data: Uint8Array, msgId: string, headers: MessageHeaders): PublishAck {
     const stream = this.streamOf(subject);
     const now = Date.now();
     this.expire(stream, now);
@@ -105,7 +111,7 @@ export class MemoryBus implements EventBus {
     if (seen) return { seq: seen.seq, duplicate: true };
 
     const seq = ++stream.lastSeq;
-    stream.messages.set(seq, { seq, subject, data, at: now });
+    stream.messages.set(seq, { seq, subject, data, headers, at: now });
     if (stream.spec.maxPerSubject !== undefined) this.trimSubject(stream, subject, stream.spec.maxPerSubject);
     stream.seen.set(msgId, { seq, at: now });
     for (const durable of stream.durables.values()) {
@@ -265,6 +271,7 @@ export class MemoryBus implements EventBus {
     const message: BusMessage = {
       subject: stored.subject,
       data: stored.data,
+      headers: stored.headers,
       seq: stored.seq,
       deliveryCount,
       ack: () => settle(done),

@@ -15,6 +15,7 @@ import {
   type JsMsg,
   type StreamConfig,
 } from '@nats-io/jetstream';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../logger.ts';
 import { retryBackoffMs } from '../util/backoff.ts';
@@ -28,6 +29,7 @@ import {
   type EventBus,
   type LiveMessage,
   type MessageHandler,
+  type MessageHeaders,
   type PublishAck,
   type StreamSpec,
   type Subscription,
@@ -124,11 +126,18 @@ export class NatsBus implements EventBus {
     }
   }
 
-  async publish(subject: string, data: Uint8Array, options: { msgId: string }): Promise<PublishAck> {
+  async publish(
+    subject: string,
+    data: Uint8Array,
+    options: { msgId: string; headers?: MessageHeaders },
+  ): Promise<PublishAck> {
     if (!this.connected || this.nc.isClosed()) throw new BusUnavailableError();
     const ack = await this.js.publish(subject, data, {
       msgID: options.msgId,
       timeout: this.options.publishTimeoutMs ?? 5000,
+      ...(options.headers && Object.keys(options.headers).length > 0
+        ? { headers: toNatsHeaders(options.headers) }
+        : {}),
     });
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
@@ -374,6 +383,7 @@ async function settle(
   const message: BusMessage = {
     subject: msg.subject,
     data: msg.data,
+    headers: fromNatsHeaders(msg.headers),
     seq: msg.seq,
     deliveryCount: msg.info.deliveryCount,
     ack: once(() => msg.ack()),
@@ -394,4 +404,19 @@ async function settle(
   } finally {
     inProgress.release(message);
   }
+}
+
+function toNatsHeaders(headers: MessageHeaders): MsgHdrs {
+  const converted = natsHeaders();
+  for (const [name, value] of Object.entries(headers)) converted.set(name, value);
+  return converted;
+}
+
+/** The publisher's headers; those NATS adds itself (Nats-Msg-Id and the like) are left out. */
+function fromNatsHeaders(headers: MsgHdrs | undefined): MessageHeaders {
+  const read: Record<string, string> = {};
+  for (const [name, values] of headers ?? []) {
+    if (!name.toLowerCase().startsWith('nats-') && values[0] !== undefined) read[name] = values[0];
+  }
+  return read;
 }

@@ -24,5 +24,6 @@ export const newId = (): string => v7({ random: random16() });
 /** The least UUIDv7 of `at`'s millisecond: every id Herald made before `at` sorts below it. */
 export const firstIdAt = (at: Date): string => v7({ msecs: at.getTime(), random: new Uint8Array(16) });
 
-/** The millisecond a UUIDv7 was made at: its first 48 bits. */
-export const idTime = (id: string): number => Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+/** The millisecond a UUIDv7 was made at (its first 48 bits); null for another version. */
+export const idTime = (id: string): number | null =>
+  id[14] === '7' ? Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16) : null;

@@ -3,6 +3,7 @@ import { eventMessageV1, streams, subjects } from '../bus/contracts.ts';
 import { idTime } from '../db/ids.ts';
 import { fromMessage } from '../events/published-event.ts';
 import type { Metrics } from '../metrics.ts';
+import { annotate, consuming, recordFailure } from '../tracing.ts';
 import type { WebhookMatcher } from '../webhooks/webhook-matcher.ts';
 import type { MessageSettling } from './consumer.ts';
 import type { QueueBound } from './queue-bound.ts';
@@ -69,7 +70,7 @@ export class Dispatcher {
         maxDeliver: 1_000,
         maxAckPending: concurrency * 4,
       },
-      (message) => this.handle(message),
+      (message) => consuming('dispatch', message, () => this.handle(message)),
       { concurrency },
     );
   }
@@ -79,6 +80,11 @@ export class Dispatcher {
     const read = this.settling.read(message, eventMessageV1, 'an event');
     if (!read) return;
     const event = fromMessage(read);
+    annotate({
+      'herald.event.id': event.id,
+      'herald.event.type': event.type,
+      'herald.tenant.id': event.tenantId,
+    });
     // The subject is what a tenant's stream filter and permissions see: a body naming another
     // tenant (or type) must not reach that tenant's webhooks.
     if (message.subject.toLowerCase() !== this.subjectOf(event).toLowerCase()) {
@@ -96,17 +102,22 @@ export class Dispatcher {
       try {
         stage = 'dispatch';
         const deliveries = await this.dispatches.create(event, webhookIds);
+        annotate({ 'herald.deliveries': deliveries.length });
         stage = 'queue';
         // Every publish settled before landed(): one still in flight would be counted nowhere.
         const queued = await Promise.allSettled(deliveries.map((delivery) => this.queue.enqueue(delivery)));
         const failed = queued.find((result) => result.status === 'rejected');
         if (failed) throw failed.reason;
         this.metrics.dispatched.inc(deliveries.length);
-        this.metrics.dispatchLagSeconds.observe((Date.now() - idTime(event.id)) / 1000);
+        // Herald's ids carry their time; a host publishing to the stream itself may use others.
+        const storedAt = idTime(event.id);
+        if (storedAt !== null)
+          this.metrics.dispatchLagSeconds.observe(Math.max(0, Date.now() - storedAt) / 1000);
       } finally {
         this.bound.landed(webhookIds.length);
       }
     } catch (error) {
+      recordFailure(error);
       this.settling.retryLater(message, { what: 'dispatch', stage, error }, { eventId: event.id });
     }
   }

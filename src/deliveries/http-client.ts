@@ -1,6 +1,15 @@
 import { isIP, type LookupFunction } from 'node:net';
+import { SpanKind, SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+} from '@opentelemetry/semantic-conventions';
 import { Agent, request } from 'undici';
 import { blockedAddress, systemResolve, type EndpointPolicy, type Resolve } from '../net/ssrf.ts';
+import { inSpan, traceHeaders } from '../tracing.ts';
 
 /** The one place Herald makes outgoing HTTP requests. */
 
@@ -24,6 +33,8 @@ export interface HttpClientOptions {
   maxResponseBytes: number;
   /** Keep-alive connections per endpoint origin. */
   connectionsPerOrigin: number;
+  /** Send the attempt's traceparent/tracestate: off, so receivers see nothing of Herald's traces. */
+  propagateTrace: boolean;
 }
 
 export const defaultHttpClientOptions: HttpClientOptions = {
@@ -31,6 +42,7 @@ export const defaultHttpClientOptions: HttpClientOptions = {
   totalTimeoutMs: 15_000,
   maxResponseBytes: 4_096,
   connectionsPerOrigin: 32,
+  propagateTrace: false,
 };
 
 class BlockedAddressError extends Error {
@@ -81,7 +93,17 @@ export class DeliveryHttpClient {
     });
   }
 
-  async post(url: string, headers: Record<string, string>, body: string): Promise<AttemptOutcome> {
+  /** One POST, in a client span of its own (the URL is not recorded: it may hold a secret). */
+  post(url: string, headers: Record<string, string>, body: string): Promise<AttemptOutcome> {
+    return inSpan('POST', { kind: SpanKind.CLIENT, attributes: requestAttributes(url) }, async (span) => {
+      const sent = this.options.propagateTrace ? { ...traceHeaders(), ...headers } : headers;
+      const outcome = await this.send(url, sent, body);
+      recordOutcome(span, outcome);
+      return outcome;
+    });
+  }
+
+  private async send(url: string, headers: Record<string, string>, body: string): Promise<AttemptOutcome> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     try {
@@ -135,6 +157,31 @@ export class DeliveryHttpClient {
       .subarray(0, this.options.maxResponseBytes)
       .toString('utf8')
       .replaceAll('\0', '');
+  }
+}
+
+function requestAttributes(url: string): Attributes {
+  const parsed = URL.parse(url);
+  return {
+    [ATTR_HTTP_REQUEST_METHOD]: 'POST',
+    ...(parsed && {
+      [ATTR_SERVER_ADDRESS]: parsed.hostname,
+      [ATTR_SERVER_PORT]: Number(parsed.port) || (parsed.protocol === 'https:' ? 443 : 80),
+    }),
+  };
+}
+
+/** As HTTP client spans do: a 4xx or 5xx is an error, as is no answer. */
+function recordOutcome(span: Span, outcome: AttemptOutcome): void {
+  if (outcome.kind === 'response') {
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, outcome.statusCode);
+    if (outcome.statusCode >= 400) {
+      span.setAttribute(ATTR_ERROR_TYPE, String(outcome.statusCode));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+  } else {
+    span.setAttribute(ATTR_ERROR_TYPE, outcome.errorClass);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.message });
   }
 }
 

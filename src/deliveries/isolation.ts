@@ -82,10 +82,10 @@ export class EndpointGate {
     return state.trial ? now + this.options.waitMs : null;
   }
 
-  /** Endpoints whose circuit is open or half-open: the metrics' herald_circuits_open. */
-  openCircuits(): number {
+  /** Endpoints whose circuit is open, or half-open with its trial running: herald_circuits_open. */
+  openCircuits(now = Date.now()): number {
     let open = 0;
-    for (const state of this.endpoints.values()) if (state.openUntil > 0) open++;
+    for (const state of this.endpoints.values()) if (state.openUntil > now || state.trial) open++;
     return open;
   }
 

@@ -69,6 +69,7 @@ export function startPipeline(
   const client = new DeliveryHttpClient(config.webhooks, {
     connectTimeoutMs: delivery.connectTimeoutMs,
     totalTimeoutMs: delivery.requestTimeoutMs,
+    propagateTrace: config.tracing.propagateToEndpoints,
   });
   // How late this worker runs, so that a busy worker is not taken for slow endpoints.
   const lag = new LoopLag();
@@ -116,22 +117,23 @@ export function startPipeline(
       logger,
     ),
   ];
-  metrics.read(() => metrics.openCircuits.set(gate.openCircuits()));
-  metrics.read(async () => {
+  metrics.read('circuits', () => metrics.openCircuits.set(gate.openCircuits()));
+  metrics.read('parked', async () => {
     const { retrying, paused } = await parking.counts();
     metrics.parked.set({ reason: 'RETRYING' }, retrying);
     metrics.parked.set({ reason: 'PAUSED' }, paused);
   });
-  for (const [stream, consumer] of [
+  const consumers = [
     [eventStream.name, 'dispatcher'],
     [deliveryStream.name, 'deliverer'],
-  ] as const) {
-    metrics.read(async () => {
+  ] as const;
+  metrics.read('consumers', async () => {
+    for (const [stream, consumer] of consumers) {
       const { pending, ackPending } = await bus.consumerState(stream, consumer);
       metrics.consumerPending.set({ consumer }, pending);
       metrics.consumerAckPending.set({ consumer }, ackPending);
-    });
-  }
+    }
+  });
   return {
     async stop() {
       invalidations.stop();

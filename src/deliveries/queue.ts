@@ -1,5 +1,7 @@
+import { SpanKind } from '@opentelemetry/api';
 import type { EventBus } from '../bus/bus.ts';
 import { deliveryMessageV1, encode, subjects } from '../bus/contracts.ts';
+import { inSpan, traceHeaders } from '../tracing.ts';
 import type { Delivery } from './delivery.entity.ts';
 
 /** A delivery as the queue needs it. */
@@ -21,18 +23,22 @@ export class DeliveryQueue {
     this.subjects = subjects(prefix);
   }
 
-  async enqueue(delivery: QueuedDelivery): Promise<void> {
+  /** In the active trace (the dispatch's): the message's headers carry it on to the attempt. */
+  enqueue(delivery: QueuedDelivery): Promise<void> {
     const attempt = delivery.attempts + 1;
-    await this.bus.publish(
-      this.subjects.delivery(delivery.tenantId, delivery.webhookId),
-      encode(deliveryMessageV1, {
-        v: 1,
-        deliveryId: delivery.id,
-        tenantId: delivery.tenantId,
-        webhookId: delivery.webhookId,
-        attempt,
-      }),
-      { msgId: `${delivery.id}:${attempt}:${delivery.updatedAt.getTime()}` },
-    );
+    const attributes = { 'herald.delivery.id': delivery.id, 'herald.attempt': attempt };
+    return inSpan('delivery.queue', { kind: SpanKind.PRODUCER, attributes }, async () => {
+      await this.bus.publish(
+        this.subjects.delivery(delivery.tenantId, delivery.webhookId),
+        encode(deliveryMessageV1, {
+          v: 1,
+          deliveryId: delivery.id,
+          tenantId: delivery.tenantId,
+          webhookId: delivery.webhookId,
+          attempt,
+        }),
+        { msgId: `${delivery.id}:${attempt}:${delivery.updatedAt.getTime()}`, headers: traceHeaders() },
+      );
+    });
   }
 }

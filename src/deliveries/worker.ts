@@ -4,6 +4,7 @@ import { deliveryMessageV1, streams, type DeliveryMessage } from '../bus/contrac
 import { newId } from '../db/ids.ts';
 import type { Logger } from '../logger.ts';
 import { responseClass, type Metrics } from '../metrics.ts';
+import { annotate, consuming, recordFailure } from '../tracing.ts';
 import type { OutboxRelay } from '../util/outbox-relay.ts';
 import type { MessageSettling } from './consumer.ts';
 import type { DeliveryAttempt } from './delivery.entity.ts';
@@ -26,7 +27,7 @@ export interface AttemptStore {
 
 type Stage = 'prepare' | 'park' | 'send' | 'record';
 
-type AttemptMetrics = Pick<Metrics, 'attempts' | 'attemptSeconds' | 'attemptsInFlight'>;
+type AttemptMetrics = Pick<Metrics, 'attempts' | 'attemptSeconds' | 'attemptsInFlight' | 'settled'>;
 
 /**
  * How soon the messages of a worker that died come back: the bus reports a message in progress
@@ -91,7 +92,7 @@ export class DeliveryWorker {
         maxDeliver: 10_000,
         maxAckPending: concurrency * 4,
       },
-      (message) => this.handle(message),
+      (message) => consuming('delivery.attempt', message, () => this.handle(message)),
       { concurrency },
     );
   }
@@ -100,6 +101,12 @@ export class DeliveryWorker {
   private async handle(message: BusMessage): Promise<void> {
     const job = this.settling.read(message, deliveryMessageV1, 'a delivery message');
     if (!job) return;
+    annotate({
+      'herald.delivery.id': job.deliveryId,
+      'herald.attempt': job.attempt,
+      'herald.webhook.id': job.webhookId,
+      'herald.tenant.id': job.tenantId,
+    });
     let stage: Stage = 'prepare';
     try {
       const prepared = await this.prepare(job);
@@ -136,6 +143,7 @@ export class DeliveryWorker {
       stage = 'record';
       await this.record(prepared, job.attempt, outcome, at);
     } catch (error) {
+      recordFailure(error);
       this.settling.retryLater(
         message,
         { what: 'a delivery attempt', stage, error },
@@ -158,14 +166,11 @@ export class DeliveryWorker {
       return null;
     }
     if (!webhook || !event) {
-      await this.store.parking.abandon(delivery, webhook ? 'the event is gone' : 'the webhook was deleted');
+      await this.abandon(delivery, webhook ? 'the event is gone' : 'the webhook was deleted');
       return null;
     }
     if (!webhook.isActive) {
-      await this.store.parking.abandon(
-        delivery,
-        `the webhook is disabled: ${webhook.disabledReason ?? 'no reason given'}`,
-      );
+      await this.abandon(delivery, `the webhook is disabled: ${webhook.disabledReason ?? 'no reason given'}`);
       return null;
     }
     if (prepared.tenantSuspended) {
@@ -173,6 +178,11 @@ export class DeliveryWorker {
       return null;
     }
     return prepared;
+  }
+
+  /** Ends a delivery without an attempt; counted once, by the call that ended it. */
+  private async abandon(delivery: AttemptJob['delivery'], reason: string): Promise<void> {
+    if (await this.store.parking.abandon(delivery, reason)) this.metrics.settled.inc({ status: 'FAILED' });
   }
 
   /** A slot of the endpoint's: at once, or after waiting in line; false when none came (park it). */
@@ -212,6 +222,7 @@ export class DeliveryWorker {
   private async record(job: AttemptJob, attempt: number, outcome: AttemptOutcome, at: Date): Promise<void> {
     const settlement = decide(outcome, attempt, job.webhook!, this.policy, new Date());
     const { status } = settlement;
+    annotate({ 'herald.delivery.status': status, 'herald.outcome': responseClass(outcome) });
     this.metrics.attempts.inc({ status, response: responseClass(outcome) });
     this.metrics.attemptSeconds.observe({ status }, outcome.durationMs / 1000);
     const row: DeliveryAttempt = {
@@ -237,6 +248,7 @@ export class DeliveryWorker {
       this.logger.debug({ deliveryId: job.delivery.id, attempt }, 'attempt already recorded by a repeat');
       return;
     }
+    if (status !== 'RETRYING') this.metrics.settled.inc({ status });
     // Stored with its outbox entry: announced now, without holding the message for the stream's
     // ack, or by the relay should this fail. Only the call that stored the attempt gets here.
     void this.announcements.publish([stored]);

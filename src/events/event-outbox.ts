@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
+import { SpanKind } from '@opentelemetry/api';
 import type { EventBus } from '../bus/bus.ts';
 import { encode, eventMessageV1, subjects } from '../bus/contracts.ts';
 import { firstIdAt } from '../db/ids.ts';
 import type { Orm } from '../db/orm.ts';
+import { inSpan, traceHeaders, traceparentContext } from '../tracing.ts';
 import type { Outbox } from '../util/outbox-relay.ts';
 import { EventEntity, EventOutboxEntity } from './event.entity.ts';
 import { fromEntity, toMessage, type PublishedEvent } from './published-event.ts';
@@ -44,11 +46,23 @@ export function eventOutbox(orm: Orm, bus: EventBus, prefix: string): Outbox<Pub
         gone: entries.map((entry) => entry.eventId).filter((id) => !found.has(id)),
       };
     },
-    async send(event) {
-      await bus.publish(subject.event(event.tenantId, event.type), encode(eventMessageV1, toMessage(event)), {
-        msgId: eventMessageId(event),
-      });
-    },
+    // In the trace the event was published in, whichever process relays it and however late.
+    send: (event) =>
+      inSpan(
+        'event.relay',
+        {
+          kind: SpanKind.PRODUCER,
+          parent: traceparentContext(event.traceparent),
+          attributes: { 'herald.event.id': event.id, 'herald.event.type': event.type },
+        },
+        async () => {
+          await bus.publish(
+            subject.event(event.tenantId, event.type),
+            encode(eventMessageV1, toMessage(event)),
+            { msgId: eventMessageId(event), headers: traceHeaders() },
+          );
+        },
+      ),
     async remove(ids) {
       await orm.em.fork().nativeDelete(EventOutboxEntity, { eventId: { $in: ids } });
     },

@@ -24,6 +24,11 @@ export const EventEntity = defineEntity({
     /** When the dispatcher matched it to webhooks, and to how many (0 is recorded too). */
     dispatchedAt: p.datetime().nullable(),
     deliveryCount: p.integer().nullable(),
+    /**
+     * The W3C traceparent of the request that published it, when traced: the outbox relay, maybe
+     * in another process, continues that trace.
+     */
+    traceparent: p.string().length(55).nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
   },
   uniques: [{ properties: ['tenantId', 'idempotencyKey'], name: 'events_tenant_idempotency_key_unique' }],

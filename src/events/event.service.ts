@@ -15,6 +15,7 @@ import { InvalidInputError } from '../errors.ts';
 import { parse, STORABLE_DATE_RANGE, storable, storableDate, UNSTORABLE_TEXT } from '../input.ts';
 import { createdWithin, findPage, type Cursor, type Page, type PageRequest } from '../pagination.ts';
 import type { Actor } from '../tenancy/actor.ts';
+import { annotate, currentTraceparent, inSpan } from '../tracing.ts';
 import type { OutboxRelay } from '../util/outbox-relay.ts';
 import { EventEntity } from './event.entity.ts';
 import { IdempotencyKeyReusedError } from './event.errors.ts';
@@ -76,9 +77,14 @@ export class EventService {
 
   /**
    * Stores the event with its outbox entry, then publishes it. Once this returns the event is
-   * accepted: if the bus is down the outbox relay publishes it later.
+   * accepted: if the bus is down the outbox relay publishes it later. A trace starts here, and
+   * follows the event to its deliveries.
    */
-  async publish(actor: Actor, raw: PublishEventInput): Promise<PublishResult> {
+  publish(actor: Actor, raw: PublishEventInput): Promise<PublishResult> {
+    return inSpan('publishEvent', { root: true }, () => this.publishTraced(actor, raw));
+  }
+
+  private async publishTraced(actor: Actor, raw: PublishEventInput): Promise<PublishResult> {
     const input = parse(publishEventInput, raw);
     const payloadBytes = Buffer.byteLength(JSON.stringify([input.current ?? null, input.previous ?? null]));
     if (payloadBytes > MAX_EVENT_PAYLOAD_BYTES) {
@@ -102,9 +108,12 @@ export class EventService {
       previous: input.previous ?? null,
       occurredAt: input.occurredAt ?? new Date(),
       idempotencyKey: input.idempotencyKey ?? id,
+      traceparent: currentTraceparent(),
     };
+    annotate({ 'herald.event.id': id, 'herald.event.type': input.type, 'herald.tenant.id': actor.tenantId });
     const stored = await this.inserts.load(published);
     if (!stored) {
+      annotate({ 'herald.duplicate': true });
       return { event: await this.replay(actor, published.idempotencyKey, input), duplicate: true };
     }
     await this.outbox.publish([published]);
@@ -116,9 +125,9 @@ export class EventService {
     const inserted = await sqlRows<{ id: string }>(
       this.orm,
       `with inserted as (
-         insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, created_at)
-         select x.id, x.tenant_id, x.type, x.module, x.model, x.action, x.current, x.previous, x.occurred_at, x.idempotency_key, $1::timestamptz
-         from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar)
+         insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, traceparent, created_at)
+         select x.id, x.tenant_id, x.type, x.module, x.model, x.action, x.current, x.previous, x.occurred_at, x.idempotency_key, x.traceparent, $1::timestamptz
+         from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, type varchar, module varchar, model varchar, action varchar, current jsonb, previous jsonb, occurred_at timestamptz, idempotency_key varchar, traceparent varchar)
          on conflict (tenant_id, idempotency_key) do nothing
          returning id
        ), queued as (
@@ -137,6 +146,7 @@ export class EventService {
             previous: event.previous,
             occurred_at: event.occurredAt,
             idempotency_key: event.idempotencyKey,
+            traceparent: event.traceparent,
           })),
         ),
       ],

@@ -11,6 +11,8 @@ export interface PublishedEvent {
   previous: unknown;
   occurredAt: Date;
   idempotencyKey: string;
+  /** The trace it was published in (events.traceparent): message headers carry it, not the body. */
+  traceparent?: string | null;
 }
 
 export function fromEntity(event: Event): PublishedEvent {
@@ -23,6 +25,7 @@ export function fromEntity(event: Event): PublishedEvent {
     previous: event.previous ?? null,
     occurredAt: event.occurredAt,
     idempotencyKey: event.idempotencyKey,
+    traceparent: event.traceparent ?? null,
   };
 }
 
@@ -30,6 +33,6 @@ export function fromMessage(message: EventMessage): PublishedEvent {
   return { ...message, occurredAt: new Date(message.occurredAt) };
 }
 
-export function toMessage(event: PublishedEvent): EventMessage {
+export function toMessage({ traceparent: _traceparent, ...event }: PublishedEvent): EventMessage {
   return { v: 1, ...event, occurredAt: event.occurredAt.toISOString() };
 }

@@ -13,7 +13,7 @@ import { logUnexpected, maskUnexpected, rateLimited, unauthenticated } from './e
 import { renderGraphiQL } from './graphiql.ts';
 import { checkedInput, disableIntrospection, limitAliases, limitTokens, yogaLogger } from './limits.ts';
 import { endLiveOverHttp, shareLiveExecution } from './live.ts';
-import { measureOperations } from './measure.ts';
+import { measureOperations, refusedOperation } from './measure.ts';
 import { readBody, useReadBody } from './request-body.ts';
 import { schema } from './schema.ts';
 import { serveWebSockets } from './ws.ts';
@@ -57,9 +57,15 @@ export function graphqlEndpoint(deps: {
     const authorization =
       initial.request.headers.get('authorization') ?? initial.connectionParams?.authorization;
     const actor = await authenticate(authorization, req);
-    if (!actor) throw unauthenticated();
+    if (!actor) {
+      refusedOperation(deps.metrics);
+      throw unauthenticated();
+    }
     const waitMs = limits.take(actor);
-    if (waitMs > 0) throw rateLimited(waitMs);
+    if (waitMs > 0) {
+      refusedOperation(deps.metrics);
+      throw rateLimited(waitMs);
+    }
     const requestId = req.headers['x-request-id'] as string;
     const baseUrl =
       config.inbound.publicUrl ??

@@ -16,15 +16,23 @@ function labelsOf({ document, operationName }: Pick<ExecutionArgs, 'document' | 
 
 const failed = (result: ExecutionResult) => (result.errors?.length ? 'error' : 'ok');
 
+const invalid = { type: 'unknown', field: 'unknown', result: 'invalid' } as const;
+
 /**
  * Counts GraphQL operations by type, root field and result, and times queries and mutations;
  * a subscription counts once, when it starts (ok) or is refused (error). A document that does not
- * validate counts as `invalid`.
+ * parse or validate counts as `invalid`; a caller refused before execution, as `refused`
+ * (refusedOperation, from the context).
  */
 export const measureOperations = (metrics: OperationMetrics): Plugin => ({
+  onParse() {
+    return ({ result }) => {
+      if (result instanceof Error) metrics.graphqlOperations.inc(invalid);
+    };
+  },
   onValidate() {
     return ({ valid }) => {
-      if (!valid) metrics.graphqlOperations.inc({ type: 'unknown', field: 'unknown', result: 'invalid' });
+      if (!valid) metrics.graphqlOperations.inc(invalid);
     };
   },
   onExecute({ args }) {
@@ -45,9 +53,10 @@ export const measureOperations = (metrics: OperationMetrics): Plugin => ({
         const outcome = Symbol.asyncIterator in result ? 'ok' : failed(result);
         metrics.graphqlOperations.inc({ ...labels, result: outcome });
       },
-      onSubscribeError() {
-        metrics.graphqlOperations.inc({ ...labels, result: 'error' });
-      },
     };
   },
 });
+
+/** Counts an operation refused before execution: no valid token, or over the rate limit. */
+export const refusedOperation = (metrics: OperationMetrics) =>
+  metrics.graphqlOperations.inc({ type: 'unknown', field: 'unknown', result: 'refused' });

@@ -72,11 +72,14 @@ export async function createServer(deps: {
     const path = req.url?.split('?', 1)[0] ?? '/';
     const inboundPath = path.startsWith(INBOUND_PREFIX);
     const handler = inboundPath ? inbound : routes[path];
-    res.on('finish', () => {
+    // On close, not finish: a response the client cut (an SSE stream ended by its reader) counts too.
+    res.once('close', () => {
       // Bounded labels: a route of the table, never the path asked for.
       const route = inboundPath ? 'inbound' : handler ? path : path === '/graphql' ? path : 'other';
       metrics.httpRequests.inc({ route, code: `${Math.floor(res.statusCode / 100)}xx` });
       metrics.httpSeconds.observe({ route }, (performance.now() - started) / 1000);
+    });
+    res.on('finish', () => {
       const fields = {
         requestId,
         method: req.method,

@@ -8,6 +8,7 @@ import type { PublishedEvent } from '../events/published-event.ts';
 import type { Logger } from '../logger.ts';
 import type { RateLimits } from '../tenancy/rate-limits.ts';
 import { TenantEntity } from '../tenancy/tenant.entity.ts';
+import { annotate, currentTraceparent, inSpan } from '../tracing.ts';
 import type { OutboxRelay } from '../util/outbox-relay.ts';
 import { InboundSourceEntity, type InboundSource } from './inbound-source.entity.ts';
 import { sha256Hex, type InboundSourceService } from './inbound-source.service.ts';
@@ -103,10 +104,23 @@ export class InboundReceiver {
     });
   }
 
-  async receive(incoming: IncomingInbound): Promise<InboundAnswer> {
+  /**
+   * A trace starts here and follows the request's event to its deliveries. A traceparent the
+   * sender sent is not continued: it comes from outside (it is kept with the request's headers).
+   */
+  receive(incoming: IncomingInbound): Promise<InboundAnswer> {
+    return inSpan('inbound.receive', { root: true }, async () => {
+      const answered = await this.answerTo(incoming);
+      annotate({ 'herald.inbound.outcome': answered.outcome, 'http.response.status_code': answered.status });
+      return answered;
+    });
+  }
+
+  private async answerTo(incoming: IncomingInbound): Promise<InboundAnswer> {
     const target = await this.target(incoming.token);
     if (!target) return answer(404, 'NOT_FOUND', 'no inbound source has this URL', null, false);
     const { source } = target;
+    annotate({ 'herald.inbound.source.id': source.id, 'herald.tenant.id': source.tenantId });
     const base = this.baseRow(target, incoming);
     const refuse = (outcome: InboundOutcome, status: number, reason: string, body?: Buffer) =>
       this.refuse(base, outcome, status, reason, body);
@@ -191,6 +205,7 @@ export class InboundReceiver {
       ...judgement.event,
       tenantId: row.tenantId,
       idempotencyKey: `inbound:${row.id}`,
+      traceparent: currentTraceparent(),
     };
     const full: InboundRequestRow = {
       ...row,

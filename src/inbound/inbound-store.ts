@@ -88,13 +88,14 @@ export async function insertAccepted(
         JSON.stringify(event.current),
         event.occurredAt,
         event.idempotencyKey,
+        event.traceparent ?? null,
       ]
     : [];
   const n = params.length;
   const routed = event
     ? `, e as (
-         insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, created_at)
-         select $${n + 1}::uuid, ${param('tenant_id')}::uuid, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}::jsonb, null, $${n + 7}::timestamptz, $${n + 8}, ${param('created_at')}::timestamptz
+         insert into events (id, tenant_id, type, module, model, action, current, previous, occurred_at, idempotency_key, traceparent, created_at)
+         select $${n + 1}::uuid, ${param('tenant_id')}::uuid, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}::jsonb, null, $${n + 7}::timestamptz, $${n + 8}, $${n + 9}, ${param('created_at')}::timestamptz
          from r
          returning id
        ), eo as (insert into event_outbox (event_id) select id from e)`

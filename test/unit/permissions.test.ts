@@ -32,16 +32,19 @@ describe('permissions', () => {
     expect(permits(token('events:publish'), 'events.read')).toBe(false);
   });
 
-  it('lets the operator create tenants, manage the catalog and apps and read audit logs, and nothing of a tenant', () => {
+  it('lets the operator create tenants, manage the catalog and apps, read audit logs and metrics, and nothing of a tenant', () => {
     expect(actions.filter((action) => permits(operator, action))).toEqual([
       'viewer.read',
       'tenants.manage',
       'catalog.manage',
       'audit.read',
       'apps.publish',
+      'metrics.read',
       'apps.read',
     ]);
-    expect(actions.filter((action) => permits(token(...scopes), action))).not.toContain('tenants.manage');
+    const tenantToken = actions.filter((action) => permits(token(...scopes), action));
+    expect(tenantToken).not.toContain('tenants.manage');
+    expect(tenantToken).not.toContain('metrics.read');
   });
 
   it('grants a token without scopes only what every caller may', () => {

@@ -107,8 +107,8 @@ export class Parking {
   }
 
   /** Ends a delivery whose webhook is gone or disabled. */
-  async abandon(delivery: Pick<Delivery, 'id' | 'attempts'>, reason: string): Promise<void> {
-    await this.orm.em
+  async abandon(delivery: Pick<Delivery, 'id' | 'attempts'>, reason: string): Promise<boolean> {
+    const updated = await this.orm.em
       .fork()
       .nativeUpdate(
         DeliveryEntity,
@@ -116,13 +116,17 @@ export class Parking {
         { status: 'FAILED', lastError: reason, nextAttemptAt: null, updatedAt: new Date() },
         { filters: false },
       );
+    return updated > 0;
   }
 
-  /** Deliveries waiting in the database: the metrics' herald_deliveries_parked. Reads the partial indexes. */
+  /**
+   * Deliveries waiting in the database: the metrics' herald_deliveries_parked. Each count reads a
+   * partial index only (a delivery has a next attempt time exactly while it is RETRYING).
+   */
   async counts(): Promise<{ retrying: number; paused: number }> {
     const [row] = await sqlRows<{ retrying: string; paused: string }>(
       this.orm,
-      `select (select count(*) from deliveries where next_attempt_at is not null and status = 'RETRYING') as retrying,
+      `select (select count(*) from deliveries where next_attempt_at is not null) as retrying,
               (select count(*) from deliveries where status = 'PAUSED') as paused`,
       [],
       { timeoutMs: 5_000 },
