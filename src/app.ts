@@ -99,13 +99,13 @@ export async function startApp(
   logger = createLogger(config.logLevel),
 ): Promise<App> {
   const role = roles.api && roles.worker ? 'all' : roles.api ? 'api' : 'worker';
-  const tracing = startTracing(config.tracing, role);
   const metrics = new Metrics({ logger }, { role });
   // Listening before any work starts: a port taken stops the start with nothing running yet.
   const metricsServer =
     config.metrics.port === undefined
       ? null
       : await startMetricsServer(metrics, { host: config.metrics.host, port: config.metrics.port }, logger);
+  const tracing = startTracing(config.tracing, role, logger);
   const orm: Orm = await openOrm(config, logger);
   await migrate(orm, logger);
   const bus = await openBus(config, logger, role);

@@ -181,10 +181,10 @@ const metricsSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
 });
 
-/** `true` or `false`; unset or empty is `fallback`. */
+/** `true` or `false` in any case (as OTEL_* flags are); unset or empty is `fallback`. */
 const flag = (fallback: 'true' | 'false') =>
   z.preprocess(
-    unsetIfEmpty,
+    (value) => (typeof value === 'string' ? unsetIfEmpty(value.toLowerCase()) : value),
     z
       .enum(['true', 'false'])
       .default(fallback)

@@ -25,6 +25,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
 
 /**
  * OpenTelemetry traces: one trace from publishEvent (or an inbound request) through the stream,
@@ -55,12 +56,21 @@ const samplers: Record<TracingConfig['sampler'], (ratio: number) => Sampler> = {
 export function tracesUrl(config: TracingConfig): string | undefined {
   if (config.disabled) return undefined;
   if (config.tracesEndpoint) return config.tracesEndpoint;
-  if (config.endpoint) return `${config.endpoint.replace(/\/?$/, '/')}v1/traces`;
-  return undefined;
+  if (!config.endpoint) return undefined;
+  const url = new URL(config.endpoint);
+  url.pathname = `${url.pathname.replace(/\/?$/, '/')}v1/traces`;
+  return url.href;
 }
 
-/** Registers the tracer provider, the W3C propagator and the context manager; null when tracing is off. */
-export function startTracing(config: TracingConfig, role: string): Tracing | null {
+/** How long a stop waits for the last spans to go: a collector that does not answer cannot hold it up. */
+const FLUSH_TIMEOUT_MS = 3_000;
+
+/**
+ * Registers the tracer provider, the W3C propagator and the context manager; null when tracing is
+ * off, or when this process has a tracer provider already (a second app in one process, or a host
+ * with its own SDK): its spans then go to that one, and nothing of it is touched.
+ */
+export function startTracing(config: TracingConfig, role: string, logger: Logger): Tracing | null {
   const url = tracesUrl(config);
   if (!url) return null;
   const attributes = parseKeyPairsIntoRecord(config.resourceAttributes);
@@ -83,17 +93,34 @@ export function startTracing(config: TracingConfig, role: string): Tracing | nul
       }),
     ],
   });
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  if (!trace.setGlobalTracerProvider(provider)) {
+    logger.warn('tracing: this process has a tracer provider already; its spans go there');
+    void provider.shutdown();
+    return null;
+  }
+  const contextManager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(contextManager);
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  trace.setGlobalTracerProvider(provider);
   return {
     async stop() {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${FLUSH_TIMEOUT_MS} ms`)),
+          FLUSH_TIMEOUT_MS,
+        );
+      });
       try {
-        await provider.shutdown();
+        await Promise.race([provider.shutdown(), timeout]);
+      } catch (error) {
+        // The spans are lost, not the work: the stop goes on.
+        logger.warn({ err: error, url }, 'tracing: the last spans could not be exported');
       } finally {
+        clearTimeout(timer);
         trace.disable();
         propagation.disable();
         context.disable();
+        contextManager.disable();
       }
     },
   };

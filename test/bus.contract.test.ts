@@ -73,10 +73,10 @@ describe.each(Object.keys(implementations))('EventBus contract: %s', (kind) => {
     expect(seen.sort()).toEqual(['one', 'two']);
   });
 
-  it('hands a consumer the headers a message was published with, on every delivery', async () => {
+  it('hands a consumer the headers a message was published with, named in lower case, on every delivery', async () => {
     const { subject, consumer } = await freshStream();
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-    await bus.publish(subject('h'), text('with'), { msgId: 'with', headers: { traceparent } });
+    await bus.publish(subject('h'), text('with'), { msgId: 'with', headers: { Traceparent: traceparent } });
     await bus.publish(subject('h'), text('without'), { msgId: 'without' });
     const seen: { body: string; count: number; headers: BusMessage['headers'] }[] = [];
     const consumption = bus.consume(

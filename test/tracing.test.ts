@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { DeliveryHttpClient } from '../src/deliveries/http-client.ts';
-import { inSpan, startTracing } from '../src/tracing.ts';
+import { inSpan, startTracing, tracesUrl } from '../src/tracing.ts';
 import { httpExecutor, newEventType, publishOrFail, webhookTo, type Gql } from './support/app.ts';
 import { post, sourceOf } from './support/inbound.ts';
+import { recordingLogger } from './support/logs.ts';
 import { CreateTenant } from './support/operations.ts';
 import { run, started, type Running } from './support/processes.ts';
 import { startReceiver, toLocalReceivers } from './support/receiver.ts';
@@ -221,7 +222,7 @@ describe('trace context sent to endpoints', () => {
     const collector = await startCollector();
     const receiver = await startReceiver();
     const config = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '100' });
-    const tracing = startTracing(config.tracing, 'test')!;
+    const tracing = startTracing(config.tracing, 'test', recordingLogger().logger)!;
     const policy = { allowHttp: true, allowedCidrs: ['127.0.0.0/8'] };
     const quiet = new DeliveryHttpClient(policy);
     const telling = new DeliveryHttpClient(policy, { propagateTrace: true });
@@ -251,13 +252,47 @@ describe('trace context sent to endpoints', () => {
   });
 
   it('is off unless an OTLP endpoint is configured', () => {
-    expect(startTracing(loadConfig({}).tracing, 'test')).toBeNull();
+    const { logger } = recordingLogger();
+    expect(startTracing(loadConfig({}).tracing, 'test', logger)).toBeNull();
+    for (const disabled of ['true', 'TRUE']) {
+      const config = loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+        OTEL_SDK_DISABLED: disabled,
+      });
+      expect(startTracing(config.tracing, 'test', logger), disabled).toBeNull();
+    }
+  });
+
+  it("sends traces to the endpoint's /v1/traces, keeping its query, or to the traces endpoint as given", () => {
+    const urlOf = (env: Record<string, string>) => tracesUrl(loadConfig(env).tracing);
+    expect(urlOf({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe('http://c:4318/v1/traces');
+    expect(urlOf({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318/otlp/?k=1' })).toBe(
+      'http://c:4318/otlp/v1/traces?k=1',
+    );
     expect(
-      startTracing(
-        loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' })
-          .tracing,
-        'test',
-      ),
-    ).toBeNull();
+      urlOf({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://t:1/x',
+      }),
+    ).toBe('http://t:1/x');
+  });
+
+  it('leaves a tracer provider already registered alone, and stops in time when the collector is gone', async () => {
+    const { logger, lines } = recordingLogger();
+    // Nothing listens on port 1: every export is refused.
+    const config = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1',
+      OTEL_BSP_SCHEDULE_DELAY: '60000',
+    });
+    const first = startTracing(config.tracing, 'first', logger)!;
+    expect(startTracing(config.tracing, 'second', logger)).toBeNull();
+    expect(lines.map((line) => line.msg)).toContain(
+      'tracing: this process has a tracer provider already; its spans go there',
+    );
+    await inSpan('lost', {}, async () => undefined);
+    const stopping = performance.now();
+    await first.stop();
+    expect(performance.now() - stopping).toBeLessThan(5_000);
+    expect(lines.map((line) => line.msg)).toContain('tracing: the last spans could not be exported');
   });
 });

@@ -99,7 +99,9 @@ export class MemoryBus implements EventBus {
     options: { msgId: string; headers?: MessageHeaders },
   ): Promise<PublishAck> {
     this.assertOpen();
-    return this.store(subject, data, options.msgId, { ...options.headers });
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value;
+    return this.store(subject, data, options.msgId, headers);
   }
 
   /** Stores a message; one whose id was already seen within the window is dropped. */

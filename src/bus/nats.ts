@@ -416,7 +416,9 @@ function toNatsHeaders(headers: MessageHeaders): MsgHdrs {
 function fromNatsHeaders(headers: MsgHdrs | undefined): MessageHeaders {
   const read: Record<string, string> = {};
   for (const [name, values] of headers ?? []) {
-    if (!name.toLowerCase().startsWith('nats-') && values[0] !== undefined) read[name] = values[0];
+    // Lower-cased, as the contract says: a host's `Traceparent` is the propagator's `traceparent`.
+    const lower = name.toLowerCase();
+    if (!lower.startsWith('nats-') && values[0] !== undefined) read[lower] = values[0];
   }
   return read;
 }
