@@ -9,11 +9,14 @@ import type { Behaviour } from './lib/receiver.ts';
 import { heraldLive, ledgerText, rawLive, versus, type LiveOptions, type LiveRun } from './scenarios/live.ts';
 import { listQueries, publishEvents } from './scenarios/api.ts';
 import { heraldInbound, rawInbound, type InboundOptions, type InboundRun } from './scenarios/inbound.ts';
+import { recordingNanosPerDelivery } from './scenarios/observability.ts';
+import { startOtlpSink } from './lib/otlp-sink.ts';
 import {
   heraldDrain,
   heraldPipeline,
   rawDrain,
   rawPipeline,
+  type DrainOptions,
   type DrainRun,
   type PipelineOptions,
   type PipelineRun,
@@ -182,6 +185,63 @@ const scenarios: Record<string, () => Promise<Row[]>> = {
         inboundRow(`S8 inbound requests, run ${round}`, 'Herald', herald, raw.throughput),
       );
     }
+    return rows;
+  },
+  /**
+   * S9: what metrics and tracing cost on S2's path (1 KB events, one endpoint), at saturation: the
+   * drain capacity of a 30,000-event backlog with the metrics not scraped (Herald's default), with
+   * every process scraped once a second (Prometheus scrapes every 15 s by default), and with traces
+   * exported to a local OTLP/HTTP sink as well; interleaved, twice each. The instrument calls
+   * themselves are always on: their cost is timed apart and set against the worker's CPU.
+   */
+  async S9() {
+    const sink = await startOtlpSink();
+    const scraped = { HERALD_METRICS_PORT: '0' };
+    const variants: [string, Partial<DrainOptions>][] = [
+      ['Herald, metrics not scraped', {}],
+      ['Herald, metrics scraped every second', { env: scraped, scrapeEveryMs: 1_000 }],
+      [
+        'Herald, scraped and traced (OTLP/HTTP)',
+        {
+          env: { ...scraped, OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_SERVICE_NAME: 'herald-bench' },
+          scrapeEveryMs: 1_000,
+        },
+      ],
+    ];
+    const rows: Row[] = [];
+    try {
+      for (let round = 1; round <= 2; round++) {
+        const scenario = `S9 observability cost, capacity of a 30,000-event backlog, run ${round}`;
+        let baseline: number | undefined;
+        for (const [system, variant] of variants) {
+          const run = await heraldDrain({
+            events: 30_000,
+            endpoints: ['ok'],
+            ...variant,
+            env: { ...env, ...variant.env },
+          });
+          rows.push(drainRow(scenario, system, run, baseline));
+          baseline ??= run.capacity;
+        }
+      }
+      const { exports, bytes } = sink.counts();
+      console.error(`  the OTLP sink took ${exports} exports, ${Math.round(bytes / 1e6)} MB`);
+    } finally {
+      await sink.close();
+    }
+    const nanos = recordingNanosPerDelivery();
+    rows.push({
+      scenario: 'S9 the instrument calls of one delivery, timed apart',
+      system: 'Herald metrics',
+      throughput: Math.round(nanos),
+      unit: 'ns/delivery',
+      p50: NaN,
+      p95: NaN,
+      p99: NaN,
+      cpu: '',
+      ledger: '6 calls: dispatched, dispatch lag, in flight ±1, attempts, attempt duration',
+      ratio: '',
+    });
     return rows;
   },
 };

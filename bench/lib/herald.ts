@@ -62,6 +62,8 @@ export interface HeraldProcess {
   child: ChildProcess;
   pid: number;
   url: string | undefined;
+  /** Its metrics, when HERALD_METRICS_PORT gives them a port of their own. */
+  metricsUrl: string | undefined;
   /** The last lines the process wrote (its JSON log, and stderr), to show when a run goes wrong. */
   tail(): string[];
   /** Kills it with SIGKILL, as a crash would, and waits for it to be gone. */
@@ -82,6 +84,7 @@ export async function startHerald(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let url: string | undefined;
+  let metricsUrl: string | undefined;
   let started = false;
   const lines: string[] = [];
   const keep = (line: string) => {
@@ -91,7 +94,7 @@ export async function startHerald(
   createInterface({ input: child.stdout }).on('line', (line) => {
     keep(line);
     if (started || !line.includes('"herald started"')) return;
-    url = (JSON.parse(line) as { url?: string }).url;
+    ({ url, metrics: metricsUrl } = JSON.parse(line) as { url?: string; metrics?: string });
     started = true;
   });
   createInterface({ input: child.stderr }).on('line', keep);
@@ -104,6 +107,7 @@ export async function startHerald(
     child,
     pid: child.pid!,
     url,
+    metricsUrl,
     tail: () => [...lines],
     async kill() {
       child.kill('SIGKILL');

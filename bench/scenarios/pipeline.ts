@@ -4,7 +4,15 @@ import { fileURLToPath } from 'node:url';
 import { DiscardPolicy, RetentionPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
-import { benchSpace, heraldEnv, rawId, services, setUpTenant, startHerald } from '../lib/herald.ts';
+import {
+  benchSpace,
+  heraldEnv,
+  rawId,
+  services,
+  setUpTenant,
+  startHerald,
+  type HeraldProcess,
+} from '../lib/herald.ts';
 import {
   CpuMeter,
   openLoad,
@@ -332,6 +340,8 @@ export interface DrainOptions {
   events: number;
   endpoints: Behaviour[];
   env?: Record<string, string>;
+  /** Scrape every process's metrics this often while the backlog drains (HERALD_METRICS_PORT must be set). */
+  scrapeEveryMs?: number;
 }
 
 export interface DrainRun {
@@ -424,6 +434,7 @@ export async function heraldDrain(options: DrainOptions): Promise<DrainRun> {
       idempotencyKey: id,
     }));
     const worker = await startHerald('worker', env);
+    const scraping = options.scrapeEveryMs ? scrapeEvery(options.scrapeEveryMs, [api, worker]) : null;
     try {
       const expected = options.events * receivers.length;
       const run = await drain(
@@ -431,6 +442,7 @@ export async function heraldDrain(options: DrainOptions): Promise<DrainRun> {
         expected,
         new CpuMeter({ worker: worker.pid, bench: process.pid, ...serverProcesses }),
       );
+      scraping?.stop();
       await worker.stop();
       const pending = await heraldPending(space.databaseUrl, options.events, tenant.webhookIds.map(rawId));
       return drained(receivers, run, { published: options.events, expected, pending });
@@ -442,6 +454,31 @@ export async function heraldDrain(options: DrainOptions): Promise<DrainRun> {
     await space.drop();
     await Promise.all(receivers.map((r) => r.close()));
   }
+}
+
+/** Scrapes the processes' metrics as Prometheus would, until stopped; a failed scrape fails the run. */
+function scrapeEvery(ms: number, processes: HeraldProcess[]) {
+  const urls = processes.map((p) => {
+    if (!p.metricsUrl) throw new Error('scraping needs HERALD_METRICS_PORT: the process serves no metrics');
+    return p.metricsUrl;
+  });
+  let failure: Error | undefined;
+  const timer = setInterval(() => {
+    for (const url of urls) {
+      fetch(url)
+        .then(async (response) => {
+          if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
+          await response.text();
+        })
+        .catch((error: unknown) => (failure ??= error instanceof Error ? error : new Error(String(error))));
+    }
+  }, ms);
+  return {
+    stop() {
+      clearInterval(timer);
+      if (failure) throw failure;
+    },
+  };
 }
 
 /** Deliveries to these webhooks not yet succeeded, and one per webhook for each event not yet dispatched. */
