@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Actor } from '../tenancy/actor.ts';
 import type { InboundReceiver } from '../inbound/inbound-receiver.ts';
 import { auditExport } from './audit-export.ts';
+import { CONSOLE_PREFIX, consoleRoute, isConsolePath } from './console.ts';
 import { INBOUND_PREFIX, inboundRoute } from './inbound.ts';
 import { requestIdOf } from './authenticate.ts';
 import { liveness, readiness, type Health } from './health.ts';
@@ -50,6 +51,13 @@ export async function createServer(deps: {
         if (!res.headersSent) res.writeHead(500).end();
       });
     },
+    // And every path under it: the console's files and its own client-side routes.
+    [CONSOLE_PREFIX]: (req, res) => {
+      void consoleRoute(req, res).catch((error: unknown) => {
+        logger.error({ err: error, requestId: req.headers['x-request-id'] }, 'console request failed');
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+    },
     ...(deps.serveMetrics && {
       '/metrics': (req: IncomingMessage, res: ServerResponse) => void metricsRoute(req, res, deps),
     }),
@@ -71,11 +79,12 @@ export async function createServer(deps: {
     res.setHeader('x-request-id', requestId);
     const path = req.url?.split('?', 1)[0] ?? '/';
     const inboundPath = path.startsWith(INBOUND_PREFIX);
-    const handler = inboundPath ? inbound : routes[path];
+    const routePath = isConsolePath(path) ? CONSOLE_PREFIX : path;
+    const handler = inboundPath ? inbound : routes[routePath];
     // On close, not finish: a response the client cut (an SSE stream ended by its reader) counts too.
     res.once('close', () => {
       // Bounded labels: a route of the table, never the path asked for.
-      const route = inboundPath ? 'inbound' : handler ? path : path === '/graphql' ? path : 'other';
+      const route = inboundPath ? 'inbound' : handler ? routePath : path === '/graphql' ? path : 'other';
       metrics.httpRequests.inc({ route, code: `${Math.floor(res.statusCode / 100)}xx` });
       metrics.httpSeconds.observe({ route }, (performance.now() - started) / 1000);
     });
