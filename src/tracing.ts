@@ -196,6 +196,11 @@ export function currentTraceparent(): string | null {
   return traceHeaders().traceparent ?? null;
 }
 
+/** Runs `work` in the trace of a stored traceparent: a retry queued later continues its event's. */
+export function inTraceOf<T>(traceparent: string | null, work: () => T): T {
+  return context.with(traceparentContext(traceparent), work);
+}
+
 /** The context of a stored traceparent (see currentTraceparent). */
 export function traceparentContext(traceparent: string | null | undefined): Context {
   return contextFrom(traceparent ? { traceparent } : {});

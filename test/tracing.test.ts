@@ -115,6 +115,8 @@ describe('tracing across an API and a worker process', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
       // Spans leave each process within 100 ms, not the default 5 s.
       OTEL_BSP_SCHEDULE_DELAY: '100',
+      // A failed attempt is tried again 100 ms later, from the database.
+      HERALD_RETRY_SCHEDULE_MS: '0,100',
     };
     const [api, worker] = [run('api', env), run('worker', env)];
     processes = [api, worker];
@@ -180,6 +182,39 @@ describe('tracing across an API and a worker process', () => {
     // Nothing of Herald's trace reaches the receiver unless configured.
     expect(delivered.headers.traceparent).toBeUndefined();
     expect(delivered.headers.tracestate).toBeUndefined();
+  });
+
+  it("keeps a retry queued later from the database in its event's trace", async () => {
+    const type = await newEventType(operator, 'Traced retry');
+    await webhookTo(gql, `${receiver.url}/retried`, [type]);
+    let calls = 0;
+    receiver.reply((req, res) => res.writeHead(req.path === '/retried' && ++calls === 1 ? 503 : 200).end());
+    await publishOrFail(gql, { type, current: { total: 2 } });
+    await waitFor(() => calls >= 2, { what: 'the retry' });
+
+    const trace = await waitFor(
+      () => {
+        const spans = traceOf(
+          collector.spans,
+          collector.spans.find(
+            (s) => s.name === 'publishEvent' && s.attributes['herald.event.type'] === type,
+          ),
+        );
+        return spans && spans.filter((s) => s.name === 'POST').length === 2 && spans;
+      },
+      { what: 'both attempts in the trace' },
+    );
+    const root = trace.find((s) => s.name === 'publishEvent')!;
+    const attempts = trace.filter((s) => s.name === 'delivery.attempt');
+    expect(attempts.map((s) => s.attributes['herald.attempt']).sort()).toEqual([1, 2]);
+    // The retry's queueing is a child of the publish the event's row remembers.
+    const retry = attempts.find((s) => s.attributes['herald.attempt'] === 2)!;
+    const queued = trace.find((s) => s.spanId === retry.parentSpanId)!;
+    expect(queued).toMatchObject({
+      name: 'delivery.queue',
+      parentSpanId: root.spanId,
+      service: 'herald-worker',
+    });
   });
 
   it("starts a trace of its own for an inbound request, whatever the sender's, and follows its event", async () => {

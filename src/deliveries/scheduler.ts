@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.ts';
+import { inTraceOf } from '../tracing.ts';
 import { pollLoop } from '../util/poll-loop.ts';
 import type { DeliveryQueue } from './queue.ts';
 import type { Parking } from './store/parking.ts';
@@ -22,7 +23,10 @@ export function startScheduler(
 ) {
   const loops = [
     pollLoop(
-      () => deps.parking.requeueDue(100, (delivery) => deps.queue.enqueue(delivery)),
+      () =>
+        deps.parking.requeueDue(100, (delivery, traceparent) =>
+          inTraceOf(traceparent, () => deps.queue.enqueue(delivery)),
+        ),
       { intervalMs: options.intervalMs ?? 250, what: 'delivery scheduler' },
       deps.logger,
     ),

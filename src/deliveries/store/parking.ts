@@ -2,6 +2,7 @@ import { LockMode } from '@mikro-orm/core';
 import { batchLoader } from '../../db/batch-loader.ts';
 import type { Orm } from '../../db/orm.ts';
 import { sqlRows } from '../../db/raw.ts';
+import { EventEntity } from '../../events/event.entity.ts';
 import { DeliveryEntity, type Delivery } from '../delivery.entity.ts';
 import { PIPELINE_BATCH } from './batching.ts';
 
@@ -140,7 +141,10 @@ export class Parking {
    * transaction: a failed publish rolls back and the next pass tries again, so no delivery is left
    * pending without a message.
    */
-  async requeueDue(limit: number, enqueue: (d: Delivery) => Promise<void>): Promise<number> {
+  async requeueDue(
+    limit: number,
+    enqueue: (d: Delivery, traceparent: string | null) => Promise<void>,
+  ): Promise<number> {
     return this.orm.em.fork().transactional(async (tx) => {
       const now = new Date();
       const due = await tx.find(
@@ -153,10 +157,20 @@ export class Parking {
           filters: false,
         },
       );
+      // Each goes out in its event's trace, when the event was traced: a retry is part of it.
+      const events =
+        due.length === 0
+          ? []
+          : await tx.find(
+              EventEntity,
+              { id: { $in: [...new Set(due.map((d) => d.eventId))] } },
+              { fields: ['id', 'traceparent'], filters: false },
+            );
+      const traceparents = new Map(events.map((event) => [event.id, event.traceparent ?? null]));
       await Promise.all(
         due.map((delivery) => {
           delivery.updatedAt = now;
-          return enqueue(delivery);
+          return enqueue(delivery, traceparents.get(delivery.eventId) ?? null);
         }),
       );
       if (due.length > 0) {
