@@ -5,7 +5,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { DeliveryHttpClient } from '../src/deliveries/http-client.ts';
 import { inSpan, startTracing, tracesUrl } from '../src/tracing.ts';
-import { httpExecutor, newEventType, publishOrFail, webhookTo, type Gql } from './support/app.ts';
+import {
+  httpExecutor,
+  newEventType,
+  publishOrFail,
+  startTestApp,
+  webhookTo,
+  type Gql,
+} from './support/app.ts';
 import { post, sourceOf } from './support/inbound.ts';
 import { recordingLogger } from './support/logs.ts';
 import { CreateTenant } from './support/operations.ts';
@@ -283,6 +290,38 @@ describe('trace context sent to endpoints', () => {
     } finally {
       await tracing.stop();
       await Promise.all([quiet.close(), telling.close(), receiver.close(), collector.close()]);
+    }
+  });
+
+  it("goes out from the pipeline when HERALD_PROPAGATE_TRACE_TO_ENDPOINTS is true, in the event's trace", async () => {
+    const collector = await startCollector();
+    const receiver = await startReceiver();
+    const h = await startTestApp('production', {
+      env: {
+        ...toLocalReceivers,
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        HERALD_PROPAGATE_TRACE_TO_ENDPOINTS: 'true',
+      },
+    });
+    try {
+      const type = await newEventType(h.operator, 'Told');
+      await webhookTo(h.gql, `${receiver.url}/told`, [type]);
+      await publishOrFail(h.gql, { type, current: {} });
+      const delivered = await waitFor(() => receiver.received.find((r) => r.path === '/told'), {
+        what: 'the delivery',
+      });
+      const [, traceId, spanId] = String(delivered.headers.traceparent).split('-');
+      const request = await waitFor(() => collector.spans.find((s) => s.spanId === spanId), {
+        what: 'the span the receiver was told of',
+      });
+      expect(request).toMatchObject({ name: 'POST', traceId });
+      await waitFor(() => collector.spans.some((s) => s.traceId === traceId && s.name === 'publishEvent'), {
+        what: 'the publish in the same trace',
+      });
+    } finally {
+      await h.stop();
+      await Promise.all([receiver.close(), collector.close()]);
     }
   });
 
