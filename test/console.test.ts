@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventType, publishOrFail, startTestApp, type TestApp } from './support/app.ts';
+import { CreateApiToken } from './support/operations.ts';
 import { startReceiver, toLocalReceivers } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -189,5 +190,48 @@ describe.skipIf(skipped)('the console in a browser', () => {
 
     expect(foreign, 'requests to hosts other than Herald').toEqual([]);
     expect(problems, 'console errors and page errors').toEqual([]);
+  });
+
+  it('shows a refused live subscription once, without subscribing again', async () => {
+    const created = (
+      await h.gql(CreateApiToken, { input: { name: 'console-no-deliveries', scopes: ['webhooks:read'] } })
+    ).data!.createApiToken;
+    if (created.__typename !== 'CreateApiTokenPayload') throw new Error('createApiToken failed');
+    // A tab of its own: the session (sessionStorage) is per tab.
+    const tab = await page.context().newPage();
+    tab.setDefaultTimeout(10_000);
+    let subscribes = 0;
+    let completes = 0;
+    tab.on('websocket', (ws) => {
+      ws.on('framesent', ({ payload }) => {
+        if ((JSON.parse(String(payload)) as { type: string }).type === 'subscribe') subscribes++;
+      });
+      ws.on('framereceived', ({ payload }) => {
+        if ((JSON.parse(String(payload)) as { type: string }).type === 'complete') completes++;
+      });
+    });
+    await tab.goto(`${h.url}/console/deliveries`);
+    await tab.getByLabel('Tenant token').fill(created.token);
+    await tab.getByRole('button', { name: 'Sign in' }).click();
+    await tab
+      .getByRole('status')
+      .filter({ hasText: /^Stopped: .*deliveries:read/ })
+      .waitFor();
+    // Herald completes the refused subscription: a client that resubscribed on that would do it at
+    // once, so by the end of a request to Herald from the page after the complete, it would have.
+    await waitFor(() => completes > 0, { what: 'the refused subscription completed' });
+    await tab.evaluate(async () => {
+      const response = await fetch('/graphql', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${sessionStorage.getItem('herald.token')}`,
+        },
+        body: JSON.stringify({ query: '{ __typename }' }),
+      });
+      return response.text();
+    });
+    expect(subscribes).toBe(1);
+    await tab.close();
   });
 });

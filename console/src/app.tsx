@@ -10,6 +10,7 @@ import { SignIn } from './pages/sign-in.tsx';
 import { WebhookPage } from './pages/webhook.tsx';
 import { WebhooksPage } from './pages/webhooks.tsx';
 import { Link, navigate, usePath } from './router.tsx';
+import { Empty } from './ui/states.tsx';
 
 const NAV = [
   { to: '/webhooks', label: 'Webhooks' },
@@ -18,9 +19,25 @@ const NAV = [
   { to: '/audit', label: 'Audit log' },
 ];
 
+/** An id from the address, or null when it is not valid %-encoding (decodeURIComponent would throw). */
+function decoded(id: string) {
+  try {
+    return decodeURIComponent(id);
+  } catch {
+    return null;
+  }
+}
+
 function page(path: string) {
   const [, section, id] = path.split('/');
-  const param = id ? decodeURIComponent(id) : undefined;
+  const param = id ? decoded(id) : undefined;
+  if (param === null) {
+    return (
+      <Empty>
+        This address names nothing: <Link to="/webhooks">Webhooks</Link>
+      </Empty>
+    );
+  }
   switch (section) {
     case 'webhooks':
       return param ? <WebhookPage key={param} id={param} /> : <WebhooksPage />;

@@ -12,6 +12,8 @@ function liveClient(): Client {
     // Herald reads the lower-case key.
     connectionParams: () => ({ authorization: `Bearer ${session.token() ?? ''}` }),
     retryAttempts: Infinity,
+    // Moving between pages ends one subscription and starts the next: the socket stays open meanwhile.
+    lazyCloseTimeout: 3_000,
     // 4401 and 4403: the token was revoked or lacks the scope; retrying would only fail again.
     shouldRetry: (event) => !(event instanceof CloseEvent && (event.code === 4401 || event.code === 4403)),
   });
@@ -27,17 +29,29 @@ export function closeLive() {
   connected = false;
 }
 
-export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'stopped';
+/** A refused subscription is stopped, with Herald's message. */
+export type LiveState = 'connecting' | 'live' | 'reconnecting' | { stopped: string };
 
 interface Resumable {
   streamCursor?: string | null;
 }
 
+interface Refusal {
+  message?: string;
+  extensions?: { code?: unknown };
+}
+
+/** UNAVAILABLE (the bus did not answer) is retried after 1 s, doubling up to 30 s. */
+const FIRST_RETRY_MS = 1_000;
+const LAST_RETRY_MS = 30_000;
+
 /**
  * Subscribes to a live field whose items carry a streamCursor, and resumes after reconnects
  * without a gap: graphql-ws sends the same payload object again when it resubscribes, so the
- * payload's `after` is kept at the last cursor received. A CURSOR_EXPIRED refusal (too long away)
- * starts over live, and says so through onGap.
+ * payload's `after` is kept at the last cursor received. Herald answers a refusal as a result
+ * with errors and no data, then completes: CURSOR_EXPIRED (too long away) starts over live and
+ * says so through onGap, UNAVAILABLE is retried with a backoff, and any other refusal stops the
+ * subscription (resubscribing at once would only be refused again, and spend the token's rate).
  */
 export function subscribeLive<R, V extends { after?: string | null }, Item extends Resumable>(
   document: TypedDocumentString<R, V>,
@@ -49,34 +63,59 @@ export function subscribeLive<R, V extends { after?: string | null }, Item exten
   const payload = { query: document.toString(), variables: { ...variables } };
   let stopped = false;
   let unsubscribe = () => {};
+  let retryIn = FIRST_RETRY_MS;
+  let retry: ReturnType<typeof setTimeout> | undefined;
   const offs = [
-    live.on('connected', () => handlers.onState('live')),
+    live.on('connected', () => {
+      if (!stopped) handlers.onState('live');
+    }),
     live.on('closed', () => {
       if (!stopped) handlers.onState('reconnecting');
     }),
   ];
+  const stop = (message = 'the subscription was refused') => {
+    stopped = true;
+    handlers.onState({ stopped: message });
+  };
   const start = () => {
+    /** What the `complete` ending this subscription does; by default (SLOW_SUBSCRIBER) it resumes from the cursor. */
+    let then = start;
+    const refused = (errors: readonly Refusal[]) => {
+      const [first] = errors;
+      switch (first?.extensions?.code) {
+        case 'SLOW_SUBSCRIBER':
+          return;
+        case 'CURSOR_EXPIRED':
+          payload.variables = { ...payload.variables, after: null };
+          return handlers.onGap();
+        case 'UNAVAILABLE':
+          handlers.onState('reconnecting');
+          then = () => {
+            retry = setTimeout(() => {
+              handlers.onState(connected ? 'live' : 'connecting');
+              start();
+            }, retryIn);
+            retryIn = Math.min(retryIn * 2, LAST_RETRY_MS);
+          };
+          return;
+        default:
+          stop(first?.message);
+      }
+    };
     unsubscribe = live.subscribe<R>(payload, {
       next: (result) => {
-        if (result.errors?.some((e) => e.extensions?.code === 'SLOW_SUBSCRIBER')) return;
-        if (!result.data) return;
+        if (!result.data) return refused(result.errors ?? []);
+        retryIn = FIRST_RETRY_MS;
         const item = pick(result.data);
         if (item.streamCursor) payload.variables = { ...payload.variables, after: item.streamCursor };
         handlers.onItem(item);
       },
+      // Refused before it ran (a rate limit, too many on the socket), or a socket closed for good (4401, 4403).
       error: (error) => {
-        if (stopped) return;
-        const expired =
-          Array.isArray(error) &&
-          error.some((e: { extensions?: { code?: string } }) => e.extensions?.code === 'CURSOR_EXPIRED');
-        if (!expired) return handlers.onState('stopped');
-        payload.variables = { ...payload.variables, after: null };
-        handlers.onGap();
-        start();
+        if (!stopped) stop(Array.isArray(error) ? (error as Refusal[])[0]?.message : undefined);
       },
-      // Herald completes a subscriber that fell behind (SLOW_SUBSCRIBER): it resumes from its cursor.
       complete: () => {
-        if (!stopped) start();
+        if (!stopped) then();
       },
     });
   };
@@ -84,6 +123,7 @@ export function subscribeLive<R, V extends { after?: string | null }, Item exten
   start();
   return () => {
     stopped = true;
+    clearTimeout(retry);
     unsubscribe();
     for (const off of offs) off();
   };

@@ -50,11 +50,11 @@ export function DeliveryStreamPage() {
   const [paused, setPaused] = useState(false);
   const [state, setState] = useState<LiveState>('connecting');
   const [gap, setGap] = useState(false);
-  /** Attempts received while paused: shown when the stream resumes, none dropped. */
+  /** The newest attempts received while paused, shown when the stream resumes; heldCount counts them all. */
   const held = useRef<Attempt[]>([]);
   const [heldCount, setHeldCount] = useState(0);
+  /** Read by the subscription's callback, so set with the toggle: an item arriving before the render is not held. */
   const pausedRef = useRef(paused);
-  pausedRef.current = paused;
   const { loaded: choices } = useQuery(WebhookChoices, {});
 
   useEffect(() => {
@@ -69,8 +69,8 @@ export function DeliveryStreamPage() {
       {
         onItem: (item) => {
           if (pausedRef.current) {
-            held.current.unshift(item);
-            setHeldCount(held.current.length);
+            held.current = [item, ...held.current].slice(0, KEPT);
+            setHeldCount((count) => count + 1);
           } else setRows((current) => [item, ...current].slice(0, KEPT));
         },
         onState: setState,
@@ -80,13 +80,15 @@ export function DeliveryStreamPage() {
   }, [webhookId, statuses]);
 
   const togglePause = () => {
-    if (paused) {
+    const resuming = pausedRef.current;
+    if (resuming) {
       const waiting = held.current;
       held.current = [];
       setHeldCount(0);
       setRows((current) => [...waiting, ...current].slice(0, KEPT));
     }
-    setPaused(!paused);
+    pausedRef.current = !resuming;
+    setPaused(!resuming);
   };
   const toggleStatus = (status: DeliveryStatus, on: boolean) =>
     setStatuses((current) => (on ? [...current, status] : current.filter((other) => other !== status)));

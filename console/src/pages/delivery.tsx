@@ -3,7 +3,7 @@ import { request } from '../api/client.ts';
 import { subscribeLive } from '../api/live.ts';
 import { graphql } from '../gql/gql.ts';
 import { Link } from '../router.tsx';
-import { FormMessage, formErrors, noErrors, type FormErrors } from '../ui/errors.tsx';
+import { failed, FormMessage, formErrors, noErrors, type FormErrors } from '../ui/errors.tsx';
 import { Badge, Empty, Show, Time, useQuery } from '../ui/states.tsx';
 
 const DeliveryDetail = graphql(`
@@ -72,6 +72,7 @@ export function DeliveryPage({ id }: { id: string }) {
   const { loaded, reload } = useQuery(DeliveryDetail, { id });
   const [errors, setErrors] = useState<FormErrors>(noErrors);
   const [queued, setQueued] = useState(false);
+  const [busy, setBusy] = useState(false);
   const webhookId = loaded.state === 'ready' ? loaded.data.delivery?.webhookId : undefined;
   useEffect(() => {
     if (!webhookId) return;
@@ -82,11 +83,18 @@ export function DeliveryPage({ id }: { id: string }) {
     });
   }, [webhookId, id, reload]);
   const redeliver = async () => {
-    const { redeliver: result } = await request(Redeliver, { input: { deliveryId: id } });
-    if (result.__typename !== 'DeliveryPayload') return setErrors(formErrors(result));
-    setErrors(noErrors);
-    setQueued(true);
-    reload();
+    setBusy(true);
+    try {
+      const { redeliver: result } = await request(Redeliver, { input: { deliveryId: id } });
+      if (result.__typename !== 'DeliveryPayload') return setErrors(formErrors(result, []));
+      setErrors(noErrors);
+      setQueued(true);
+      reload();
+    } catch (error) {
+      setErrors(failed(error));
+    } finally {
+      setBusy(false);
+    }
   };
 
   return (
@@ -103,7 +111,7 @@ export function DeliveryPage({ id }: { id: string }) {
                 Delivery of <code>{delivery.eventType}</code>
               </h1>
               <Badge value={delivery.status} />
-              <button type="button" onClick={() => void redeliver()}>
+              <button type="button" onClick={() => void redeliver()} disabled={busy}>
                 Redeliver
               </button>
               <button type="button" className="quiet" onClick={reload}>

@@ -1,18 +1,18 @@
 import type { LiveState } from '../api/live.ts';
 
-const LABEL: Record<LiveState | 'paused', string> = {
+const LABEL: Record<Exclude<LiveState, object> | 'paused', string> = {
   connecting: 'Connecting…',
   live: 'Live',
   reconnecting: 'Reconnecting… (resumes where it left off)',
-  stopped: 'Stopped: the subscription was refused',
   paused: 'Paused',
 };
 
 /** The state of a live subscription, announced politely to screen readers when it changes. */
 export function LiveIndicator({ state }: { state: LiveState | 'paused' }) {
+  const stopped = typeof state === 'object';
   return (
-    <span className={`live ${state}`} role="status" aria-live="polite">
-      {LABEL[state]}
+    <span className={`live ${stopped ? 'stopped' : state}`} role="status" aria-live="polite">
+      {stopped ? `Stopped: ${state.stopped}` : LABEL[state]}
     </span>
   );
 }

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { graphql } from '../gql/gql.ts';
 import { useQuery, Show } from '../ui/states.tsx';
-import { describedBy, FieldMessage, FormMessage, type FormErrors } from '../ui/errors.tsx';
+import { describedBy, failed, FieldMessage, FormMessage, type FormErrors } from '../ui/errors.tsx';
 
 const EventTypeGroups = graphql(`
   query ConsoleEventTypeGroups {
@@ -15,6 +15,9 @@ const EventTypeGroups = graphql(`
     }
   }
 `);
+
+/** The fields this form has an input for: a typed error naming another is shown as the form's. */
+export const DRAFT_FIELDS = ['url', 'name', 'subscribedEvents'];
 
 export interface WebhookDraft {
   name: string;
@@ -103,11 +106,15 @@ export function WebhookForm({
 }) {
   const [draft, setDraft] = useState(initial);
   const [busy, setBusy] = useState(false);
+  const [failure, setFailure] = useState<string>();
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setBusy(true);
+    setFailure(undefined);
     try {
       await onSubmit(draft);
+    } catch (error) {
+      setFailure(failed(error).form);
     } finally {
       setBusy(false);
     }
@@ -142,7 +149,7 @@ export function WebhookForm({
         onChange={(subscribedEvents) => setDraft({ ...draft, subscribedEvents })}
         error={errors.fields.subscribedEvents}
       />
-      <FormMessage message={errors.form} />
+      <FormMessage message={failure ?? errors.form} />
       <div className="actions">
         <button type="submit" disabled={busy}>
           {busy ? 'Saving…' : submitLabel}

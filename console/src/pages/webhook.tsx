@@ -4,6 +4,7 @@ import { graphql } from '../gql/gql.ts';
 import { Link } from '../router.tsx';
 import {
   describedBy,
+  failed,
   FieldMessage,
   FormMessage,
   formErrors,
@@ -12,7 +13,7 @@ import {
 } from '../ui/errors.tsx';
 import { Badge, Empty, Show, Time, useQuery } from '../ui/states.tsx';
 import { WebhookCharts } from './webhook-charts.tsx';
-import { SecretOnce, WebhookForm, type WebhookDraft } from './webhook-form.tsx';
+import { DRAFT_FIELDS, SecretOnce, WebhookForm, type WebhookDraft } from './webhook-form.tsx';
 
 const WebhookDetail = graphql(`
   query ConsoleWebhook($id: ID!) {
@@ -123,29 +124,42 @@ export function WebhookPage({ id }: { id: string }) {
     const { updateWebhook: result } = await request(UpdateWebhook, {
       input: { id, url: draft.url, name: draft.name || null, subscribedEvents: draft.subscribedEvents },
     });
-    if (result.__typename !== 'WebhookPayload') return setEditErrors(formErrors(result));
+    if (result.__typename !== 'WebhookPayload') return setEditErrors(formErrors(result, DRAFT_FIELDS));
     setEditErrors(noErrors);
     setEditing(false);
     reload();
   };
   const setActive = async (event: FormEvent, active: boolean) => {
     event.preventDefault();
-    const result = active
-      ? (await request(EnableWebhook, { input: { id } })).enableWebhook
-      : (await request(DisableWebhook, { input: { id, ...(reason && { reason }) } })).disableWebhook;
-    if (result.__typename !== 'WebhookPayload') return setStateErrors(formErrors(result));
-    setStateErrors(noErrors);
-    setReason('');
-    reload();
+    try {
+      const result = active
+        ? (await request(EnableWebhook, { input: { id } })).enableWebhook
+        : (await request(DisableWebhook, { input: { id, ...(reason && { reason }) } })).disableWebhook;
+      if (result.__typename !== 'WebhookPayload') return setStateErrors(formErrors(result, ['reason']));
+      setStateErrors(noErrors);
+      setReason('');
+      reload();
+    } catch (error) {
+      setStateErrors(failed(error));
+    }
   };
   const rotate = async (event: FormEvent) => {
     event.preventDefault();
-    const { rotateWebhookSecret: result } = await request(RotateSecret, {
-      input: { id, graceSeconds: Math.round(Number(graceHours) * 3600) },
-    });
-    if (result.__typename !== 'RotateWebhookSecretPayload') return setStateErrors(formErrors(result));
-    setStateErrors(noErrors);
-    setSecret(result.secret);
+    // Number('') is 0: an emptied field would end the old secret at once.
+    if (!graceHours.trim()) {
+      return setStateErrors({ fields: { graceSeconds: 'Enter how many hours, 0 to end it now' } });
+    }
+    try {
+      const { rotateWebhookSecret: result } = await request(RotateSecret, {
+        input: { id, graceSeconds: Math.round(Number(graceHours) * 3600) },
+      });
+      if (result.__typename !== 'RotateWebhookSecretPayload')
+        return setStateErrors(formErrors(result, ['graceSeconds']));
+      setStateErrors(noErrors);
+      setSecret(result.secret);
+    } catch (error) {
+      setStateErrors(failed(error));
+    }
   };
 
   return (

@@ -5,7 +5,7 @@ import type { WebhookFilter } from '../gql/graphql.ts';
 import { Link, navigate } from '../router.tsx';
 import { formErrors, noErrors, type FormErrors } from '../ui/errors.tsx';
 import { Badge, Empty, Show, Time, useQuery } from '../ui/states.tsx';
-import { SecretOnce, WebhookForm, type WebhookDraft } from './webhook-form.tsx';
+import { DRAFT_FIELDS, SecretOnce, WebhookForm, type WebhookDraft } from './webhook-form.tsx';
 
 const Webhooks = graphql(`
   query ConsoleWebhooks($filter: WebhookFilter, $after: String) {
@@ -71,6 +71,13 @@ export function WebhooksPage() {
     ...(active !== 'all' && { isActive: active === 'active' }),
   };
   const { loaded, reload } = useQuery(Webhooks, { filter, after });
+  /** A changed filter starts again from its first page. */
+  const refine =
+    <T,>(set: (value: T) => void) =>
+    (value: T) => {
+      setAfter(null);
+      set(value);
+    };
 
   const create = async (draft: WebhookDraft) => {
     const input = {
@@ -79,7 +86,7 @@ export function WebhooksPage() {
       ...(draft.name && { name: draft.name }),
     };
     const { createWebhook: result } = await request(CreateWebhook, { input });
-    if (result.__typename !== 'CreateWebhookPayload') return setErrors(formErrors(result));
+    if (result.__typename !== 'CreateWebhookPayload') return setErrors(formErrors(result, DRAFT_FIELDS));
     setErrors(noErrors);
     setCreating(false);
     setCreated({ id: result.webhook.id, secret: result.secret ?? '' });
@@ -132,19 +139,23 @@ export function WebhooksPage() {
             id="webhook-search"
             type="search"
             value={search}
-            onChange={(e) => setSearch(e.target.value)}
+            onChange={(e) => refine(setSearch)(e.target.value)}
           />
         </div>
         <div className="field">
           <label htmlFor="webhook-event-type">Receives event type</label>
-          <input id="webhook-event-type" value={eventType} onChange={(e) => setEventType(e.target.value)} />
+          <input
+            id="webhook-event-type"
+            value={eventType}
+            onChange={(e) => refine(setEventType)(e.target.value)}
+          />
         </div>
         <div className="field">
           <label htmlFor="webhook-active">State</label>
           <select
             id="webhook-active"
             value={active}
-            onChange={(e) => setActive(e.target.value as ActiveFilter)}
+            onChange={(e) => refine(setActive)(e.target.value as ActiveFilter)}
           >
             <option value="all">All</option>
             <option value="active">Active</option>

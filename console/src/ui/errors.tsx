@@ -7,6 +7,12 @@ export interface FormErrors {
 
 export const noErrors: FormErrors = { fields: {} };
 
+/** A request that failed as a whole (network, 429, top-level GraphQL errors): request() throws it. */
+export const failed = (error: unknown): FormErrors => ({
+  fields: {},
+  form: error instanceof Error ? error.message : String(error),
+});
+
 interface TypedError {
   __typename?: string;
   message?: string;
@@ -17,15 +23,27 @@ interface TypedError {
 /** The field an error path names, without the `input` argument: ["input", "url"] → "url". */
 const fieldOf = (path: string[]) => path.filter((part) => part !== 'input' && !/^\d+$/.test(part)).join('.');
 
-/** Maps a result union's error member to messages per field; a payload gives none. */
-export function formErrors(result: TypedError): FormErrors {
-  if (result.__typename === 'ValidationError' && result.fields?.length) {
-    return { fields: Object.fromEntries(result.fields.map((f) => [fieldOf(f.path), f.message])) };
-  }
-  if (result.__typename === 'MissingScopeError' && result.path) {
-    return { fields: { [fieldOf(result.path)]: result.message ?? 'Missing scope' } };
-  }
-  return { fields: {}, form: result.message ?? 'Refused' };
+/**
+ * Maps a result union's error member to messages per field; a payload gives none. A field the page
+ * has no input for (`shown`: the ones it has), or the input as a whole, goes to the form's message.
+ */
+export function formErrors(result: TypedError, shown: readonly string[]): FormErrors {
+  const named =
+    result.__typename === 'ValidationError'
+      ? (result.fields ?? []).map((f) => ({ field: fieldOf(f.path), message: f.message }))
+      : result.__typename === 'MissingScopeError' && result.path
+        ? [{ field: fieldOf(result.path), message: result.message ?? 'Missing scope' }]
+        : [];
+  if (named.length === 0) return { fields: {}, form: result.message ?? 'Refused' };
+  const unshown = named.filter(({ field }) => !shown.includes(field));
+  return {
+    fields: Object.fromEntries(
+      named.filter(({ field }) => shown.includes(field)).map(({ field, message }) => [field, message]),
+    ),
+    ...(unshown.length && {
+      form: unshown.map(({ field, message }) => (field ? `${field}: ${message}` : message)).join('; '),
+    }),
+  };
 }
 
 /** The message shown under a field, linked to its input by aria-describedby. */
